@@ -1,0 +1,1 @@
+"""Models that studies tune: PyTorch autoencoder/classifiers and scikit-learn baselines."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny seeded data made on the spot, PostgreSQL when reachable."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "HPO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_reachable(url: str) -> bool:
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the real PostgreSQL; skips where none is reachable (fails when HPO_REQUIRE_POSTGRES=1)."""
+    if not _postgres_reachable(POSTGRES_URL):
+        if os.environ.get("HPO_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL required but unreachable at {POSTGRES_URL}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A study name no other test (or earlier run against the shared PostgreSQL) uses."""
+    return f"test-{uuid.uuid4().hex[:12]}"
