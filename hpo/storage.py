@@ -1,0 +1,129 @@
+"""Where studies live: the run directory, storage URLs, heartbeats and the artifact store.
+
+The default storage is a SQLite file in the run directory (``$HPO_HOME``, default
+``./hpo-runs``) opened in WAL mode with a long busy timeout, so that several local
+worker processes, optuna-dashboard and the ``optuna`` CLI can share it. PostgreSQL
+URLs work as they are (``postgresql://`` is read as ``postgresql+psycopg://``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+DEFAULT_HOME = "hpo-runs"
+SQLITE_BUSY_TIMEOUT_S = 120
+DEFAULT_HEARTBEAT_INTERVAL_S = 10
+DEFAULT_GRACE_PERIOD_S = 30
+DEFAULT_MAX_RETRY = 3
+
+
+class StorageUnavailable(ConnectionError):
+    """The storage URL points to a database that cannot be reached or opened."""
+
+
+def run_directory() -> Path:
+    """The run directory (``$HPO_HOME`` or ``./hpo-runs``); created on demand."""
+    path = Path(os.environ.get("HPO_HOME", DEFAULT_HOME))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_storage_url() -> str:
+    return f"sqlite:///{(run_directory() / 'optuna.db').resolve()}"
+
+
+def resolve_storage_url(url: str | None = None) -> str:
+    """``url``, else ``$HPO_STORAGE``, else the SQLite file in the run directory."""
+    url = url or os.environ.get("HPO_STORAGE") or default_storage_url()
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    """Create the file's folder and switch it to WAL (persistent in the file)."""
+    database = sqlalchemy.engine.make_url(url).database
+    if not database or database == ":memory:":
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _engine_kwargs(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if url.startswith("postgresql"):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    return {}
+
+
+def open_storage(
+    url: str | None = None,
+    *,
+    heartbeat_interval: int | None = DEFAULT_HEARTBEAT_INTERVAL_S,
+    grace_period: int | None = DEFAULT_GRACE_PERIOD_S,
+    max_retry: int | None = DEFAULT_MAX_RETRY,
+) -> optuna.storages.BaseStorage:
+    """Open (and create) the storage behind ``url`` with heartbeats and retry of stale trials.
+
+    A trial whose worker died (no heartbeat for ``grace_period`` s) is marked failed and
+    re-enqueued by Optuna's :class:`RetryHeartbeatStaleTrialCallback`.
+    Raises :class:`StorageUnavailable` with a one-line reason when the database cannot be reached.
+    """
+    url = resolve_storage_url(url)
+    if not url.startswith(("sqlite", "postgresql", "mysql")):
+        raise ValueError(f"unsupported storage URL {url!r}: use sqlite:///FILE or postgresql://USER@HOST/DB")
+    try:
+        if url.startswith("sqlite"):
+            _prepare_sqlite_file(url)
+        with warnings.catch_warnings():
+            # heartbeats and the retry callback are "experimental" in Optuna; we rely on them knowingly
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb_storage(url, heartbeat_interval, grace_period, max_retry)
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlite3.Error) as error:
+        reason = str(getattr(error, "orig", error) or error).strip().splitlines()[0]
+        raise StorageUnavailable(f"cannot open storage {redact(url)}: {reason}") from None
+
+
+def _rdb_storage(
+    url: str, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
+) -> RDBStorage:
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat_interval else None
+    return RDBStorage(
+        url,
+        engine_kwargs=_engine_kwargs(url),
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        heartbeat_stale_trial_callback=retry,
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def artifact_directory() -> Path:
+    """Folder of the artifact store (``$HPO_ARTIFACTS``, else ``<run dir>/artifacts``).
+
+    With workers on several hosts, point ``HPO_ARTIFACTS`` at a shared file system.
+    """
+    path = Path(os.environ.get("HPO_ARTIFACTS") or run_directory() / "artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def artifact_store() -> FileSystemArtifactStore:
+    return FileSystemArtifactStore(str(artifact_directory()))
