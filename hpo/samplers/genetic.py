@@ -1,0 +1,347 @@
+"""A single-objective genetic algorithm as a first-class Optuna sampler.
+
+:class:`GeneticSampler` extends Optuna's :class:`~optuna.samplers.BaseGASampler`, which numbers
+the generations of trials and caches each generation's parents in the study's system attributes.
+Everything the algorithm needs therefore lives in the storage, so the sampler works with every
+storage, with several worker processes on one study, and shows in optuna-dashboard like any sampler.
+
+One generation is ``population_size`` completed trials. The mating pool of generation ``g`` is the
+completed trials of generation ``g - 1`` plus the ``elite_size`` best trials seen so far (elitism:
+the best trial never leaves the pool). Each child comes from two tournament-selected parents, a
+crossover (uniform for categorical parameters; simulated binary or blend crossover for numbers, in
+log space for log distributions) and a mutation (Gaussian, scaled to the parameter's range, for
+numbers; a different choice for categorical parameters). Integers and stepped floats are rounded to
+their step and every value is clipped to its bounds.
+
+The first generation, and every parameter that is not in all completed trials (conditional
+parameters) or whose distribution changed, are drawn by an independent sampler (random by default).
+Pruned and failed trials never become parents; enqueued trials keep their fixed parameters and,
+once complete, take part in selection like any other trial.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.samplers import BaseGASampler, BaseSampler, RandomSampler, TPESampler
+from optuna.search_space import IntersectionSearchSpace
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+CROSSOVERS = ("sbx", "blend")
+INDEPENDENT_SAMPLERS = ("random", "tpe")
+
+
+class GeneticSampler(BaseGASampler):
+    """Genetic algorithm: tournament selection, elitism, crossover and mutation.
+
+    Args:
+        population_size: completed trials per generation (>= 2).
+        tournament_size: trials drawn per tournament; the best of them becomes a parent (>= 1).
+        elite_size: best trials so far kept in every mating pool (>= 0, < population_size).
+        crossover: ``"sbx"`` (simulated binary crossover) or ``"blend"`` (BLX-alpha) for numbers.
+        crossover_prob: probability that a child is a crossover of two parents rather than a
+            copy of one (before mutation).
+        sbx_eta: distribution index of SBX; larger keeps children closer to their parents.
+        blend_alpha: how far beyond its parents a BLX-alpha child may go, as a fraction of their gap.
+        mutation_prob: probability that each parameter mutates; ``None`` means 1 / number of
+            parameters.
+        mutation_scale: standard deviation of the Gaussian mutation as a fraction of the range
+            (of the log range for log distributions).
+        seed: seed of the sampler's own random state and of the independent sampler.
+        independent_sampler: sampler for the first generation and for conditional parameters:
+            ``"random"``, ``"tpe"`` or any :class:`~optuna.samplers.BaseSampler`.
+    """
+
+    def __init__(
+        self,
+        *,
+        population_size: int = 20,
+        tournament_size: int = 3,
+        elite_size: int = 2,
+        crossover: str = "sbx",
+        crossover_prob: float = 0.9,
+        sbx_eta: float = 5.0,
+        blend_alpha: float = 0.5,
+        mutation_prob: float | None = None,
+        mutation_scale: float = 0.1,
+        seed: int | None = None,
+        independent_sampler: str | BaseSampler = "random",
+    ) -> None:
+        _check_int("population_size", population_size, minimum=2)
+        _check_int("tournament_size", tournament_size, minimum=1)
+        _check_int("elite_size", elite_size, minimum=0)
+        if elite_size >= population_size:
+            raise ValueError(
+                f"elite_size must be smaller than population_size: elite_size={elite_size}, "
+                f"population_size={population_size}"
+            )
+        if crossover not in CROSSOVERS:
+            raise ValueError(f"crossover must be one of {CROSSOVERS}, got {crossover!r}")
+        _check_fraction("crossover_prob", crossover_prob)
+        _check_positive("sbx_eta", sbx_eta, allow_zero=True)
+        _check_positive("blend_alpha", blend_alpha, allow_zero=True)
+        if mutation_prob is not None:
+            _check_fraction("mutation_prob", mutation_prob)
+        _check_positive("mutation_scale", mutation_scale)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}")
+
+        super().__init__(population_size=population_size)
+        self._tournament_size = tournament_size
+        self._elite_size = elite_size
+        self._crossover = crossover
+        self._crossover_prob = crossover_prob
+        self._sbx_eta = sbx_eta
+        self._blend_alpha = blend_alpha
+        self._mutation_prob = mutation_prob
+        self._mutation_scale = mutation_scale
+        self._seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._independent_sampler = _independent_sampler(independent_sampler, seed)
+        self._search_space = IntersectionSearchSpace()
+        # Parents of a generation never change once cached in the storage: keep them in-process too.
+        self._pool_cache: dict[tuple[int, int], list[FrozenTrial]] = {}
+
+    # -- BaseSampler ------------------------------------------------------------------------
+
+    def reseed_rng(self) -> None:
+        self._rng = np.random.default_rng()
+        self._independent_sampler.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {
+            name: distribution
+            for name, distribution in self._search_space.calculate(study, use_cache=True).items()
+            if not distribution.single()
+        }
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        _require_single_objective(study)
+        generation = self.get_trial_generation(study, trial)
+        pool = [
+            parent
+            for parent in self._mating_pool(study, generation)
+            if all(name in parent.params for name in search_space)
+        ]
+        if len(pool) < 2:
+            return {}
+        mother = self._tournament(pool, study.direction)
+        father = self._tournament(pool, study.direction, avoid=mother)
+        if self._rng.random() < self._crossover_prob:
+            child = self._cross(mother.params, father.params, search_space)
+        else:
+            child = {name: mother.params[name] for name in search_space}
+        child = self._mutate(child, search_space)
+        if child == {name: mother.params[name] for name in search_space}:
+            # A copy of a parent would spend a trial re-measuring a known point: change one gene.
+            name = list(search_space)[int(self._rng.integers(len(search_space)))]
+            child[name] = self._mutate_value(child[name], search_space[name])
+        return {
+            name: value
+            for name, value in child.items()
+            if search_space[name]._contains(search_space[name].to_internal_repr(value))
+        }
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._independent_sampler.sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        # Number the generation now, so enqueued trials whose parameters are all fixed (and thus
+        # never reach sample_relative) still belong to a generation and can become parents.
+        if not study._is_multi_objective():
+            self.get_trial_generation(study, trial)
+        self._independent_sampler.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._independent_sampler.after_trial(study, trial, state, values)
+
+    # -- BaseGASampler ----------------------------------------------------------------------
+
+    def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """Completed trials of the previous generation plus the best ``elite_size`` so far.
+
+        Only complete trials are ever population members (pruned and failed trials are not).
+        Sorted by trial number so the freshly computed and the storage-cached pool agree.
+        """
+        offspring = self.get_population(study, generation - 1)
+        candidates = {t.number: t for t in self.get_parent_population(study, generation - 1)}
+        candidates.update({t.number: t for t in offspring})
+        ranked = sorted(candidates.values(), key=lambda t: (_loss(t, study.direction), t.number))
+        pool = {t.number: t for t in offspring}
+        pool.update({t.number: t for t in ranked[: self._elite_size]})
+        return [pool[number] for number in sorted(pool)]
+
+    # -- the operators ----------------------------------------------------------------------
+
+    def _mating_pool(self, study: Study, generation: int) -> list[FrozenTrial]:
+        key = (study._study_id, generation)
+        if key not in self._pool_cache:
+            pool = self.get_parent_population(study, generation)
+            pool = sorted(pool, key=lambda t: t.number)
+            if not pool:
+                return []
+            self._pool_cache[key] = pool
+        return self._pool_cache[key]
+
+    def _tournament(
+        self, pool: list[FrozenTrial], direction: StudyDirection, avoid: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        candidates = [t for t in pool if avoid is None or t.number != avoid.number] or pool
+        size = min(self._tournament_size, len(candidates))
+        drawn = self._rng.choice(len(candidates), size=size, replace=False)
+        return min((candidates[int(i)] for i in drawn), key=lambda t: (_loss(t, direction), t.number))
+
+    def _cross(
+        self,
+        mother: dict[str, Any],
+        father: dict[str, Any],
+        search_space: dict[str, BaseDistribution],
+    ) -> dict[str, Any]:
+        child: dict[str, Any] = {}
+        for name, distribution in search_space.items():
+            a, b = mother[name], father[name]
+            if isinstance(distribution, CategoricalDistribution):
+                child[name] = a if self._rng.random() < 0.5 else b
+                continue
+            x, y = _to_internal(a, distribution), _to_internal(b, distribution)
+            if self._crossover == "sbx":
+                z = self._sbx(x, y)
+            else:
+                low, high = min(x, y), max(x, y)
+                gap = (high - low) * self._blend_alpha
+                z = self._rng.uniform(low - gap, high + gap)
+            child[name] = _from_internal(z, distribution)
+        return child
+
+    def _sbx(self, x: float, y: float) -> float:
+        u = self._rng.random()
+        if u <= 0.5:
+            beta = (2.0 * u) ** (1.0 / (self._sbx_eta + 1.0))
+        else:
+            beta = (1.0 / (2.0 * (1.0 - u))) ** (1.0 / (self._sbx_eta + 1.0))
+        sign = 1.0 if self._rng.random() < 0.5 else -1.0
+        return 0.5 * ((x + y) + sign * beta * (x - y))
+
+    def _mutate(
+        self, child: dict[str, Any], search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        rate = self._mutation_prob if self._mutation_prob is not None else 1.0 / len(search_space)
+        return {
+            name: self._mutate_value(value, search_space[name])
+            if self._rng.random() < rate
+            else value
+            for name, value in child.items()
+        }
+
+    def _mutate_value(self, value: Any, distribution: BaseDistribution) -> Any:
+        if isinstance(distribution, CategoricalDistribution):
+            current = distribution.to_internal_repr(value)
+            others = [i for i in range(len(distribution.choices)) if i != current]
+            if not others:
+                return value
+            return distribution.choices[others[int(self._rng.integers(len(others)))]]
+        low, high = _internal_bounds(distribution)
+        sigma = self._mutation_scale * (high - low)
+        step = getattr(distribution, "step", None)
+        if step is not None and not getattr(distribution, "log", False):
+            sigma = max(sigma, float(step))  # a mutation that always rounds back is no mutation
+        return _from_internal(_to_internal(value, distribution) + self._rng.normal(0.0, sigma), distribution)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _loss(trial: FrozenTrial, direction: StudyDirection) -> float:
+    value = float(trial.value)  # type: ignore[arg-type]
+    return -value if direction == StudyDirection.MAXIMIZE else value
+
+
+def _require_single_objective(study: Study) -> None:
+    if study._is_multi_objective():
+        raise ValueError(
+            "GeneticSampler is single-objective; use sampler 'nsga2' for multi-objective studies"
+        )
+
+
+def _independent_sampler(choice: str | BaseSampler, seed: int | None) -> BaseSampler:
+    if isinstance(choice, BaseSampler):
+        return choice
+    if choice == "random":
+        return RandomSampler(seed=seed)
+    if choice == "tpe":
+        return TPESampler(seed=seed)
+    raise ValueError(
+        f"independent_sampler must be one of {INDEPENDENT_SAMPLERS} or a sampler, got {choice!r}"
+    )
+
+
+def _internal_bounds(distribution: FloatDistribution | IntDistribution) -> tuple[float, float]:
+    if distribution.log:
+        return math.log(distribution.low), math.log(distribution.high)
+    return float(distribution.low), float(distribution.high)
+
+
+def _to_internal(value: float, distribution: FloatDistribution | IntDistribution) -> float:
+    return math.log(value) if distribution.log else float(value)
+
+
+def _from_internal(x: float, distribution: FloatDistribution | IntDistribution) -> float | int:
+    """Map back from (log) space: clip to the bounds and round to the step."""
+    low, high = _internal_bounds(distribution)
+    x = min(max(x, low), high)
+    value = math.exp(x) if distribution.log else x
+    if isinstance(distribution, IntDistribution):
+        steps = round((value - distribution.low) / distribution.step)
+        value = distribution.low + steps * distribution.step
+        return int(min(max(value, distribution.low), distribution.high))
+    if distribution.step is not None:
+        steps = round((value - distribution.low) / distribution.step)
+        value = distribution.low + steps * distribution.step
+    return float(min(max(value, distribution.low), distribution.high))
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def _check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
