@@ -1,1 +1,23 @@
-"""Models that studies tune: PyTorch autoencoder/classifiers and scikit-learn baselines."""
+"""Models that studies tune: PyTorch autoencoder/classifiers and scikit-learn baselines.
+
+Import from here: ``build_model``, ``load_model``, ``get_spec``, ``available_models``,
+``estimate_memory``; the model classes live in their own modules.
+"""
+
+from models.errors import DeviceOutOfMemory, TrainingDiverged, UnknownParameterError
+from models.memory import MemoryEstimate, count_parameters, estimate_memory
+from models.registry import ModelSpec, available_models, build_model, get_spec, load_model
+
+__all__ = [
+    "DeviceOutOfMemory",
+    "MemoryEstimate",
+    "ModelSpec",
+    "TrainingDiverged",
+    "UnknownParameterError",
+    "available_models",
+    "build_model",
+    "count_parameters",
+    "estimate_memory",
+    "get_spec",
+    "load_model",
+]

@@ -1,0 +1,94 @@
+"""Classic classifiers trained on autoencoder embeddings.
+
+One flat parameter set: the autoencoder's parameters prefixed ``ae_`` (e.g.
+``ae_latent_dim``, ``ae_max_epochs``) plus the classifier's own. ``fit`` trains the
+autoencoder on the training split first (its epochs are not reported), then the
+classifier, with its fidelity steps, on the latent codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from data_pipeline.dataset import PreparedDataset
+from models.autoencoder import AutoencoderModel
+from models.sklearn_models import KNNModel, RandomForestModel, SklearnModel, SVCModel
+
+AE_PREFIX = "ae_"
+AE_SUBDIRECTORY = "autoencoder"
+AE_OVERRIDES: dict[str, Any] = {"max_epochs": 30}
+"""Autoencoder defaults that differ here: a shorter run, since the classifier follows."""
+
+
+class EmbeddingModel(SklearnModel):
+    """Base: an autoencoder followed by ``classifier_class`` on its latent codes."""
+
+    classifier_class: type[SklearnModel]
+
+    def __init__(self, params: dict[str, Any], **options: Any) -> None:
+        super().__init__(params, **options)
+        self.autoencoder_: AutoencoderModel | None = None
+        own = {key: value for key, value in self.params.items() if not key.startswith(AE_PREFIX)}
+        self._classifier = self.classifier_class(own, seed=self.seed, num_threads=self.num_threads)
+
+    def _autoencoder_params(self) -> dict[str, Any]:
+        return {key[len(AE_PREFIX) :]: value for key, value in self.params.items() if key.startswith(AE_PREFIX)}
+
+    def make_estimator(self, n_rows: int) -> BaseEstimator:
+        return self._classifier.make_estimator(n_rows)
+
+    def _prepare(self, data: PreparedDataset, train_split: str) -> None:
+        autoencoder = AutoencoderModel(
+            self._autoencoder_params(), device=self.device, seed=self.seed, num_threads=self.num_threads
+        )
+        self.autoencoder_ = autoencoder.fit(data, train_split=train_split)
+        self.n_parameters_ = autoencoder.n_parameters_
+        self.device_ = autoencoder.device_
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        return self.embed(X)
+
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        """The autoencoder's latent codes of ``X``."""
+        if self.autoencoder_ is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit() first")
+        return self.autoencoder_.embed(X)
+
+    def save(self, directory: str | Path) -> Path:
+        directory = super().save(directory)
+        self.autoencoder_.save(directory / AE_SUBDIRECTORY)
+        return directory
+
+    def _load_extra(self, directory: Path, device: str) -> None:
+        self.autoencoder_ = AutoencoderModel.load(directory / AE_SUBDIRECTORY, device=device)
+        self.n_parameters_ = self.autoencoder_.n_parameters_
+        self.device_ = self.autoencoder_.device_
+
+
+def embedding_model(classifier_class: type[SklearnModel]) -> type[EmbeddingModel]:
+    """The ``<name>_on_embeddings`` model class for a classic classifier."""
+    ae_defaults = {**AutoencoderModel.DEFAULTS, **AE_OVERRIDES}
+    return type(
+        f"{classifier_class.__name__}OnEmbeddings",
+        (EmbeddingModel,),
+        {
+            "name": f"{classifier_class.name}_on_embeddings",
+            "classifier_class": classifier_class,
+            "DEFAULTS": {**{AE_PREFIX + k: v for k, v in ae_defaults.items()}, **classifier_class.DEFAULTS},
+            "CHOICES": {
+                **{AE_PREFIX + k: v for k, v in AutoencoderModel.CHOICES.items()},
+                **classifier_class.CHOICES,
+            },
+            "VALUE_TYPES": dict(classifier_class.VALUE_TYPES),
+            "__doc__": f"{classifier_class.name} on the latent codes of an autoencoder trained first.",
+        },
+    )
+
+
+SVCOnEmbeddings = embedding_model(SVCModel)
+KNNOnEmbeddings = embedding_model(KNNModel)
+RandomForestOnEmbeddings = embedding_model(RandomForestModel)

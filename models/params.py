@@ -1,0 +1,67 @@
+"""Check and coerce a flat parameter mapping against a model's defaults."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from models.errors import UnknownParameterError
+
+
+def resolve_params(
+    model_name: str,
+    defaults: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
+    *,
+    choices: Mapping[str, tuple[Any, ...]] | None = None,
+    value_types: Mapping[str, tuple[type, ...]] | None = None,
+) -> dict[str, Any]:
+    """Defaults overridden by ``params``, each value checked against its default's type.
+
+    Raises :class:`UnknownParameterError` for a key the model does not take and
+    :class:`ValueError` for a value of the wrong type or outside its choices.
+    """
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise UnknownParameterError(
+            f"model {model_name!r} takes no parameter {unknown[0]!r}"
+            f"{' (nor ' + ', '.join(map(repr, unknown[1:])) + ')' if len(unknown) > 1 else ''}; "
+            f"allowed: {', '.join(sorted(defaults))}"
+        )
+    choices = choices or {}
+    value_types = value_types or {}
+    resolved = dict(defaults)
+    for key, value in params.items():
+        allowed = value_types.get(key) or (type(defaults[key]),)
+        resolved[key] = _coerce(model_name, key, value, allowed, choices.get(key))
+    return resolved
+
+
+def _coerce(
+    model_name: str, key: str, value: Any, allowed: tuple[type, ...], key_choices: tuple[Any, ...] | None
+) -> Any:
+    where = f"parameter {key!r} of model {model_name!r}"
+    if isinstance(value, str) and str in allowed:
+        if key_choices is not None and value not in key_choices:
+            raise ValueError(f"{where} = {value!r}; expected one of {', '.join(map(repr, key_choices))}")
+        return value
+    if isinstance(value, bool) or value is None:
+        if type(value) in allowed:
+            return value
+    elif isinstance(value, numbers.Integral) and int in allowed:
+        return int(value)
+    elif isinstance(value, numbers.Real) and float in allowed:
+        return float(value)
+    elif isinstance(value, numbers.Real) and int in allowed and float(value).is_integer():
+        return int(value)
+    elif isinstance(value, (list, tuple)) and list in allowed:
+        items = list(value)
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in items):
+            raise ValueError(f"{where} = {value!r}; expected a list of positive integers")
+        return [int(v) for v in items]
+    names = " or ".join(t.__name__ for t in allowed)
+    if key_choices is not None and str in allowed:
+        names += f" (strings: {', '.join(map(repr, key_choices))})"
+    raise ValueError(f"{where} = {value!r} ({type(value).__name__}); expected {names}")

@@ -1,0 +1,294 @@
+"""scikit-learn baselines behind the same fit/evaluate contract as the deep models.
+
+Each model builds one estimator (or Pipeline) from its flat parameters. ``fidelity``
+decides how ``fit`` reports progress, so that Optuna pruners work on them too:
+
+- ``none``: one fit on the training split, one step.
+- ``subsets``: fit on nested stratified fractions 1/n ... n/n of the training split
+  (``n = fidelity_steps``), validation metrics after each; the last fit is the model.
+- ``folds``: stratified k-fold CV on the training split (the data set's fold
+  assignment when it has one), the held-out fold's metrics reported as ``val_*``
+  after each fold; then one fit on the whole training split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import joblib
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.decomposition import KernelPCA
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
+from threadpoolctl import threadpool_limits
+
+from data_pipeline.dataset import PreparedDataset
+from models.base import StepCallback
+from models.fidelity import nested_stratified_subsets, stratified_folds
+from models.metrics import classification_metrics
+from models.persistence import read_metadata, write_metadata
+
+ESTIMATOR_FILE = "estimator.joblib"
+FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 3}
+FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", "subsets", "folds")}
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+def _class_weight(value: str) -> str | None:
+    return None if value == "none" else value
+
+
+class SklearnModel:
+    """Base of the scikit-learn models: subclasses define ``make_estimator``."""
+
+    name: ClassVar[str]
+    task: ClassVar[str] = "classification"
+    DEFAULTS: ClassVar[dict[str, Any]]
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    VALUE_TYPES: ClassVar[dict[str, tuple[type, ...]]] = {}
+
+    def __init__(
+        self, params: Mapping[str, Any], *, device: str = "auto", seed: int = 0, num_threads: int | None = None
+    ) -> None:
+        self.params = dict(params)
+        self.device = device
+        self.seed = seed
+        self.num_threads = num_threads
+        self.estimator_: BaseEstimator | None = None
+        self.history_: list[dict[str, float]] = []
+        self.train_seconds_ = 0.0
+        self.n_steps_ = 0
+        self.n_parameters_ = 0
+        self.device_ = "cpu"
+
+    def make_estimator(self, n_rows: int) -> BaseEstimator:
+        """A fresh, unfitted estimator for a training set of ``n_rows`` rows."""
+        raise NotImplementedError
+
+    # hooks for models that learn a representation first (see EmbeddingModel)
+    def _prepare(self, data: PreparedDataset, train_split: str) -> None:
+        """Learn whatever the features need before the classifier (nothing here)."""
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X)
+
+    def _threads(self) -> contextlib.AbstractContextManager:
+        return threadpool_limits(self.num_threads) if self.num_threads else contextlib.nullcontext()
+
+    def fit(
+        self, data: PreparedDataset, *, train_split: str = "train", on_step: StepCallback | None = None
+    ) -> "SklearnModel":
+        started = time.perf_counter()
+        self.history_ = []
+        with self._threads():
+            self._prepare(data, train_split)
+            X_raw, y = data.split(train_split)
+            X = self._features(X_raw)
+            y = np.asarray(y)
+            X_val = self._features(data.split("val")[0])
+            y_val = np.asarray(data.split("val")[1])
+            fidelity, steps = self.params["fidelity"], self.params["fidelity_steps"]
+
+            def report(step: int, estimator: BaseEstimator, X_held: np.ndarray, y_held: np.ndarray, **extra: float) -> None:
+                metrics = {**classification_metrics(y_held, estimator.predict(X_held), "val"), **extra}
+                self.history_.append(metrics)
+                if on_step is not None:
+                    on_step(step, metrics)
+
+            if fidelity == "subsets":
+                for step, rows in enumerate(nested_stratified_subsets(y, steps, self.seed), start=1):
+                    estimator = self.make_estimator(len(rows)).fit(X[rows], y[rows])
+                    report(step, estimator, X_val, y_val, train_fraction=len(rows) / len(y))
+                self.estimator_ = estimator
+            else:
+                if fidelity == "folds":
+                    folds = data.folds if train_split == "train" else None
+                    for step, (fit_rows, held_rows) in enumerate(stratified_folds(y, steps, folds), start=1):
+                        estimator = self.make_estimator(len(fit_rows)).fit(X[fit_rows], y[fit_rows])
+                        report(step, estimator, X[held_rows], y[held_rows], fold=float(step - 1))
+                self.estimator_ = self.make_estimator(len(y)).fit(X, y)
+                if fidelity == "none":
+                    report(1, self.estimator_, X_val, y_val)
+        self.n_steps_ = len(self.history_)
+        self.train_seconds_ = time.perf_counter() - started
+        return self
+
+    def _estimator(self) -> BaseEstimator:
+        if self.estimator_ is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit() first")
+        return self.estimator_
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        with self._threads():
+            return np.asarray(self._estimator().predict(self._features(X)), dtype=np.int64)
+
+    def evaluate(self, data: PreparedDataset, split: str) -> dict[str, float]:
+        X, y = data.split(split)
+        return classification_metrics(np.asarray(y), self.predict(X), split)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.json`` and the fitted estimator (joblib pickle)."""
+        directory = Path(directory)
+        write_metadata(directory, name=self.name, params=self.params, seed=self.seed, n_steps=self.n_steps_)
+        joblib.dump(self._estimator(), directory / ESTIMATOR_FILE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: str = "auto") -> "SklearnModel":
+        directory = Path(directory)
+        meta = read_metadata(directory)
+        model = cls(meta["params"], device=device, seed=meta["seed"])
+        model._load_extra(directory, device)
+        model.estimator_ = joblib.load(directory / ESTIMATOR_FILE)
+        model.n_steps_ = int(meta.get("n_steps", 0))
+        return model
+
+    def _load_extra(self, directory: Path, device: str) -> None:
+        """Restore what ``_prepare`` learned (nothing here)."""
+
+
+def _svc(params: Mapping[str, Any], seed: int, prefix: str = "") -> SVC:
+    return SVC(
+        kernel=params[prefix + "kernel"],
+        C=params[prefix + "C"],
+        gamma=params[prefix + "gamma"],
+        degree=params[prefix + "degree"],
+        class_weight=_class_weight(params["class_weight"]),
+        cache_size=500,
+        random_state=seed,
+    )
+
+
+SVC_DEFAULTS: dict[str, Any] = {"kernel": "rbf", "C": 1.0, "gamma": "scale", "degree": 3, "class_weight": "balanced"}
+SVC_CHOICES: dict[str, tuple[str, ...]] = {
+    "kernel": ("linear", "rbf", "poly", "sigmoid"),
+    "gamma": ("scale", "auto"),
+    "class_weight": CLASS_WEIGHTS,
+}
+
+
+class SVCModel(SklearnModel):
+    """Support-vector classifier (kernel, C, gamma, class_weight)."""
+
+    name = "svc"
+    DEFAULTS = {**SVC_DEFAULTS, **FIDELITY_DEFAULTS}
+    CHOICES = {**SVC_CHOICES, **FIDELITY_CHOICES}
+    VALUE_TYPES = {"gamma": (str, float)}
+
+    def make_estimator(self, n_rows: int) -> BaseEstimator:
+        return _svc(self.params, self.seed)
+
+
+class RandomForestModel(SklearnModel):
+    """Random forest (max_depth 0 = unlimited; max_features a name or a fraction)."""
+
+    name = "random_forest"
+    DEFAULTS = {
+        "n_estimators": 300,
+        "max_depth": 0,
+        "max_features": "sqrt",
+        "min_samples_leaf": 1,
+        "class_weight": "balanced",
+        **FIDELITY_DEFAULTS,
+    }
+    CHOICES = {
+        "max_features": ("sqrt", "log2"),
+        "class_weight": ("none", "balanced", "balanced_subsample"),
+        **FIDELITY_CHOICES,
+    }
+    VALUE_TYPES = {"max_features": (str, float)}
+
+    def make_estimator(self, n_rows: int) -> BaseEstimator:
+        return RandomForestClassifier(
+            n_estimators=self.params["n_estimators"],
+            max_depth=self.params["max_depth"] or None,
+            max_features=self.params["max_features"],
+            min_samples_leaf=self.params["min_samples_leaf"],
+            class_weight=_class_weight(self.params["class_weight"]),
+            n_jobs=self.num_threads or 1,
+            random_state=self.seed,
+        )
+
+
+class KNNModel(SklearnModel):
+    """k-nearest neighbours (n_neighbors is capped at the training rows)."""
+
+    name = "knn"
+    DEFAULTS = {"n_neighbors": 5, "weights": "distance", "metric": "cosine", **FIDELITY_DEFAULTS}
+    CHOICES = {
+        "weights": ("uniform", "distance"),
+        "metric": ("euclidean", "manhattan", "cosine"),
+        **FIDELITY_CHOICES,
+    }
+
+    def make_estimator(self, n_rows: int) -> BaseEstimator:
+        return KNeighborsClassifier(
+            n_neighbors=max(1, min(self.params["n_neighbors"], n_rows)),
+            weights=self.params["weights"],
+            metric=self.params["metric"],
+            n_jobs=self.num_threads or 1,
+        )
+
+
+class LogisticRegressionModel(SklearnModel):
+    """Multinomial logistic regression (l1_ratio > 0 switches to the saga solver)."""
+
+    name = "logistic_regression"
+    DEFAULTS = {"C": 0.1, "l1_ratio": 0.0, "max_iter": 500, "class_weight": "balanced", **FIDELITY_DEFAULTS}
+    CHOICES = {"class_weight": CLASS_WEIGHTS, **FIDELITY_CHOICES}
+
+    def make_estimator(self, n_rows: int) -> BaseEstimator:
+        l1_ratio = self.params["l1_ratio"]
+        return LogisticRegression(
+            C=self.params["C"],
+            l1_ratio=l1_ratio,
+            solver="lbfgs" if l1_ratio == 0 else "saga",
+            max_iter=self.params["max_iter"],
+            class_weight=_class_weight(self.params["class_weight"]),
+            random_state=self.seed,
+        )
+
+
+class KernelPCASVCModel(SklearnModel):
+    """KernelPCA then SVC, one Pipeline (the projection is fitted on training rows only)."""
+
+    name = "kpca_svc"
+    DEFAULTS = {
+        "kpca_n_components": 128,
+        "kpca_kernel": "rbf",
+        "kpca_gamma": 0.0,
+        **{f"svc_{key}": value for key, value in SVC_DEFAULTS.items() if key != "class_weight"},
+        "class_weight": "balanced",
+        **FIDELITY_DEFAULTS,
+    }
+    CHOICES = {
+        "kpca_kernel": ("linear", "rbf", "poly", "sigmoid", "cosine"),
+        **{f"svc_{key}": value for key, value in SVC_CHOICES.items() if key != "class_weight"},
+        "class_weight": CLASS_WEIGHTS,
+        **FIDELITY_CHOICES,
+    }
+    VALUE_TYPES = {"svc_gamma": (str, float)}
+
+    def make_estimator(self, n_rows: int) -> BaseEstimator:
+        return Pipeline(
+            [
+                (
+                    "kpca",
+                    KernelPCA(
+                        n_components=max(1, min(self.params["kpca_n_components"], n_rows)),
+                        kernel=self.params["kpca_kernel"],
+                        gamma=self.params["kpca_gamma"] or None,
+                        random_state=self.seed,
+                    ),
+                ),
+                ("svc", _svc(self.params, self.seed, prefix="svc_")),
+            ]
+        )

@@ -1,0 +1,213 @@
+"""What every PyTorch model shares: device, seeding, fit via the training loop, batched inference, save/load."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from data_pipeline.dataset import PreparedDataset
+from models.base import StepCallback
+from models.device import release_memory, resolve_device
+from models.errors import DeviceOutOfMemory
+from models.memory import count_parameters
+from models.persistence import read_metadata, write_metadata
+from models.training import TrainingSettings, train_epochs
+
+logger = logging.getLogger(__name__)
+
+EVAL_BATCH_SIZE = 1024
+WEIGHTS_FILE = "weights.pt"
+
+
+def as_tensor(array: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One copy of a (possibly read-only, memory-mapped) array onto ``device``."""
+    return torch.tensor(np.asarray(array), dtype=dtype, device=device)
+
+
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
+    return torch.cat([fn(X[start : start + batch_size]) for start in range(0, len(X), batch_size)])
+
+
+class TorchModel:
+    """Base of the PyTorch models; subclasses define the network, the batch loss and the metrics."""
+
+    name: ClassVar[str]
+    task: ClassVar[str]
+    DEFAULTS: ClassVar[dict[str, Any]]
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    monitor_mode: ClassVar[str] = "min"
+
+    def __init__(
+        self, params: Mapping[str, Any], *, device: str = "auto", seed: int = 0, num_threads: int | None = None
+    ) -> None:
+        self.params = dict(params)
+        self.device = device
+        self.seed = seed
+        self.num_threads = num_threads
+        self.network_: nn.Module | None = None
+        self.architecture_: dict[str, Any] = dict(self.params)
+        self.history_: list[dict[str, float]] = []
+        self.train_seconds_ = 0.0
+        self.n_steps_ = 0
+        self.best_epoch_ = 0
+        self.n_parameters_ = 0
+        self.device_ = ""
+        self._shape = (0, 0)
+
+    # -- what subclasses define -------------------------------------------------------------
+    @classmethod
+    def build_network(cls, params: Mapping[str, Any], n_features: int, n_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _batch_loss(self, X: torch.Tensor, y: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _metrics(self, X: torch.Tensor, y: torch.Tensor, prefix: str) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _before_training(self, data: PreparedDataset, train_split: str, y_train: torch.Tensor) -> None:
+        """Hook: pretraining, class weights (runs after the network is on the device)."""
+
+    @property
+    def monitor(self) -> str:
+        return "val_loss"
+
+    # -- fit / evaluate ------------------------------------------------------------------------
+    def fit(
+        self, data: PreparedDataset, *, train_split: str = "train", on_step: StepCallback | None = None
+    ) -> "TorchModel":
+        """Train on ``train_split``; validation metrics come from the ``val`` split every epoch.
+
+        With ``train_split="train+val"`` the validation rows are part of training, so
+        early stopping is off and the loop runs ``max_epochs`` epochs. On any exception
+        (NaN loss, out of memory, or one raised by ``on_step``) the network and its
+        device tensors are released before the exception propagates.
+        """
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        device = resolve_device(self.device)
+        self.device_ = str(device)
+        settings = TrainingSettings.from_params(self.params)
+        X, y = data.split(train_split)
+        X_val, y_val = data.split("val")
+        tensors: dict[str, torch.Tensor] = {}
+        started = time.perf_counter()
+        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=fork_devices):
+                torch.manual_seed(self.seed)
+                tensors["X"] = as_tensor(X, device)
+                tensors["y"] = as_tensor(y, device, torch.long)
+                tensors["X_val"] = as_tensor(X_val, device)
+                tensors["y_val"] = as_tensor(y_val, device, torch.long)
+                self._shape = (data.n_features, data.n_classes)
+                self.architecture_ = self._resolve_architecture()
+                self.network_ = self.build_network(self.architecture_, *self._shape).to(device)
+                self._before_training(data, train_split, tensors["y"])
+                self.n_parameters_ = count_parameters(self.network_)
+                generator = torch.Generator().manual_seed(self.seed)
+                outcome = train_epochs(
+                    self.network_,
+                    n_train=len(tensors["X"]),
+                    batch_loss=lambda idx: self._batch_loss(tensors["X"], tensors["y"], idx),
+                    validate=lambda: self._metrics(tensors["X_val"], tensors["y_val"], "val"),
+                    settings=settings,
+                    device=device,
+                    generator=generator,
+                    monitor=self.monitor,
+                    monitor_mode=self.monitor_mode,
+                    early_stopping="val" not in train_split,
+                    on_step=on_step,
+                )
+        except torch.cuda.OutOfMemoryError as error:
+            self._release(tensors, device)
+            raise DeviceOutOfMemory(
+                f"{self.name}: out of memory on {device} (batch_size={settings.batch_size}); "
+                f"memory was released: {str(error).splitlines()[0]}"
+            ) from None
+        except MemoryError:
+            self._release(tensors, device)
+            raise DeviceOutOfMemory(f"{self.name}: out of host memory (batch_size={settings.batch_size})") from None
+        except BaseException:
+            self._release(tensors, device)
+            raise
+        tensors.clear()
+        self.network_.eval()
+        self.history_ = outcome.history
+        self.n_steps_ = len(outcome.history)
+        self.best_epoch_ = outcome.best_epoch
+        self.train_seconds_ = time.perf_counter() - started
+        logger.debug("%s: %d epochs in %.2fs on %s", self.name, self.n_steps_, self.train_seconds_, device)
+        return self
+
+    def _release(self, tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+        tensors.clear()
+        self.network_ = None
+        release_memory(device)
+
+    def _resolve_architecture(self) -> dict[str, Any]:
+        """The parameters the network is built from (a classifier may take them from a saved encoder)."""
+        return dict(self.params)
+
+    def _network(self) -> nn.Module:
+        if self.network_ is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit() first")
+        return self.network_
+
+    def _device(self) -> torch.device:
+        return next(self._network().parameters()).device
+
+    def evaluate(self, data: PreparedDataset, split: str) -> dict[str, float]:
+        X, y = data.split(split)
+        device = self._device()
+        network = self._network()
+        network.eval()
+        with torch.no_grad():
+            return self._metrics(as_tensor(X, device), as_tensor(y, device, torch.long), split)
+
+    def _infer(self, fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
+        network = self._network()
+        network.eval()
+        with torch.no_grad():
+            return batched(fn, as_tensor(X, self._device())).float().cpu().numpy()
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.json`` (name, parameters, architecture, shapes) and ``weights.pt``."""
+        directory = Path(directory)
+        network = self._network()
+        write_metadata(
+            directory,
+            name=self.name,
+            params=self.params,
+            seed=self.seed,
+            architecture=self.architecture_,
+            n_features=self._shape[0],
+            n_classes=self._shape[1],
+            n_steps=self.n_steps_,
+        )
+        torch.save(network.state_dict(), directory / WEIGHTS_FILE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: str = "auto") -> "TorchModel":
+        directory = Path(directory)
+        meta = read_metadata(directory)
+        model = cls(meta["params"], device=device, seed=meta["seed"])
+        resolved = resolve_device(device)
+        network = cls.build_network(meta["architecture"], meta["n_features"], meta["n_classes"])
+        network.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+        model.network_ = network.to(resolved).eval()
+        model.architecture_ = dict(meta["architecture"])
+        model._shape = (meta["n_features"], meta["n_classes"])
+        model.n_parameters_ = count_parameters(network)
+        model.n_steps_ = int(meta.get("n_steps", 0))
+        model.device_ = str(resolved)
+        return model

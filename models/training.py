@@ -1,0 +1,217 @@
+"""One training loop for every PyTorch model.
+
+Data lives on the device as tensors; mini-batches are drawn by index. The loop
+owns the optimiser, learning-rate schedule, gradient clipping, optional bf16
+autocast, the NaN/inf guard, early stopping on a validation metric and the
+per-epoch callback (which may raise; the exception propagates unchanged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.base import StepCallback
+from models.errors import TrainingDiverged
+
+logger = logging.getLogger(__name__)
+
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "momentum": 0.9,
+    "scheduler": "cosine",
+    "step_size": 10,
+    "gamma": 0.5,
+    "plateau_patience": 3,
+    "batch_size": 64,
+    "max_epochs": 50,
+    "early_stopping_patience": 8,
+    "min_delta": 0.0,
+    "grad_clip": 1.0,
+    "precision": "fp32",
+}
+TRAINING_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": ("adamw", "sgd"),
+    "scheduler": ("none", "cosine", "step", "plateau"),
+    "precision": ("fp32", "bf16"),
+}
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The training knobs of :data:`TRAINING_DEFAULTS`, checked."""
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    step_size: int = 10
+    gamma: float = 0.5
+    plateau_patience: int = 3
+    batch_size: int = 64
+    max_epochs: int = 50
+    early_stopping_patience: int = 8
+    min_delta: float = 0.0
+    grad_clip: float = 1.0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "momentum": 0 <= self.momentum < 1,
+            "step_size": self.step_size >= 1,
+            "gamma": 0 < self.gamma <= 1,
+            "plateau_patience": self.plateau_patience >= 0,
+            "batch_size": self.batch_size >= 1,
+            "max_epochs": self.max_epochs >= 1,
+            "early_stopping_patience": self.early_stopping_patience >= 0,
+            "min_delta": self.min_delta >= 0,
+            "grad_clip": self.grad_clip >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"training parameter {name}={getattr(self, name)!r} is out of range")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], prefix: str = "") -> "TrainingSettings":
+        return cls(**{name: params[prefix + name] for name in TRAINING_DEFAULTS})
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast when asked, nothing otherwise."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_optimizer(parameters: list[nn.Parameter], settings: TrainingSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay,
+            nesterov=settings.momentum > 0,
+        )
+    return torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainingSettings) -> Any:
+    if settings.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.max_epochs)
+    if settings.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.step_size, gamma=settings.gamma)
+    if settings.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=settings.gamma, patience=settings.plateau_patience
+        )
+    return None
+
+
+@dataclass
+class TrainingOutcome:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+
+def train_epochs(
+    network: nn.Module,
+    *,
+    n_train: int,
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    validate: Callable[[], dict[str, float]] | None,
+    settings: TrainingSettings,
+    device: torch.device,
+    generator: torch.Generator,
+    monitor: str = "val_loss",
+    monitor_mode: str = "min",
+    early_stopping: bool = True,
+    on_step: StepCallback | None = None,
+) -> TrainingOutcome:
+    """Train ``network`` in place; restore the best-epoch weights when early stopping is on.
+
+    ``batch_loss(indices)`` returns the mean loss of the training rows ``indices``
+    (a tensor on ``device``); ``validate()`` returns the validation metrics (it runs
+    in eval mode under ``torch.no_grad``). Raises :class:`TrainingDiverged` when
+    the training loss or the monitored metric is NaN or infinite.
+    """
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    optimizer = make_optimizer(trainable, settings)
+    scheduler = make_scheduler(optimizer, settings)
+    sign = 1.0 if monitor_mode == "min" else -1.0
+    best_value = math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    stale_epochs = 0
+    outcome = TrainingOutcome()
+    # BatchNorm cannot train on a batch of one row: a trailing single row is skipped.
+    min_batch = 2 if n_train >= 2 else 1
+
+    for epoch in range(1, settings.max_epochs + 1):
+        network.train()
+        order = torch.randperm(n_train, generator=generator).to(device)
+        loss_sum = torch.zeros((), device=device)
+        rows = 0
+        for start in range(0, n_train, settings.batch_size):
+            indices = order[start : start + settings.batch_size]
+            if indices.numel() < min_batch:
+                continue
+            with autocast(device, settings.precision):
+                loss = batch_loss(indices)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip > 0:
+                nn.utils.clip_grad_norm_(trainable, settings.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach().float() * indices.numel()
+            rows += indices.numel()
+        train_loss = float(loss_sum) / max(rows, 1)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"training loss became {train_loss} at epoch {epoch} (lr={settings.lr:g}, "
+                f"optimizer={settings.optimizer})"
+            )
+        metrics: dict[str, float] = {}
+        if validate is not None:
+            network.eval()
+            with torch.no_grad(), autocast(device, settings.precision):
+                metrics = dict(validate())
+        metrics["train_loss"] = train_loss
+        metrics["lr"] = float(optimizer.param_groups[0]["lr"])
+        value = metrics.get(monitor, train_loss if monitor_mode == "min" else -train_loss)
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"{monitor} became {value} at epoch {epoch} (lr={settings.lr:g})")
+        outcome.history.append(metrics)
+
+        if sign * value < best_value - settings.min_delta:
+            best_value = sign * value
+            outcome.best_epoch = epoch
+            stale_epochs = 0
+            if early_stopping:
+                best_state = copy.deepcopy(network.state_dict())
+        else:
+            stale_epochs += 1
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(sign * value)
+        elif scheduler is not None:
+            scheduler.step()
+
+        if on_step is not None:
+            on_step(epoch, metrics)
+        if early_stopping and settings.early_stopping_patience and stale_epochs >= settings.early_stopping_patience:
+            logger.debug("early stop at epoch %d (best %d)", epoch, outcome.best_epoch)
+            outcome.stopped_early = True
+            break
+
+    if early_stopping and best_state is not None:
+        network.load_state_dict(best_state)
+    return outcome
