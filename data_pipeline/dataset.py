@@ -41,6 +41,12 @@ class PreparedDataset:
     """The data settings that produced this data set (JSON-serialisable)."""
     directory: Path | None = None
     """Cache directory this data set was loaded from, if any."""
+    feature_mean: np.ndarray | None = None
+    """Per-gene mean of the training split (before z-scoring); val/test never contribute."""
+    feature_std: np.ndarray | None = None
+    """Per-gene standard deviation of the training split (before z-scoring)."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """Where the data came from: source, layout, input files and their hashes, counts dropped."""
 
     @property
     def n_features(self) -> int:

@@ -1,0 +1,249 @@
+"""``prepare_dataset``: the one function that turns a :class:`DataConfig` into a prepared data set."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_pipeline import synthetic
+from data_pipeline.cache import (
+    entry_directory,
+    entry_lock,
+    file_content_hash,
+    fingerprint,
+    load_prepared,
+    read_meta,
+    write_entry,
+)
+from data_pipeline.config import DataConfig
+from data_pipeline.dataset import SPLITS, PreparedDataset
+from data_pipeline.errors import DataError
+from data_pipeline.loader import METADATA_COLUMNS, LabelledData, load_labelled
+from data_pipeline.preprocess import ProcessedArrays, preprocess
+
+log = logging.getLogger(__name__)
+
+PIPELINE_VERSION = 1
+"""Bump when preprocessing changes the arrays, so that older cache entries are not reused."""
+
+JACCARD_GENES = 40
+"""Genes sampled for the summary's Jaccard heat map of expression presence."""
+
+# Settings that do not change the arrays (the inputs' own identity covers the source files).
+_NOT_FINGERPRINTED = {"cache_dir", "expression_path", "model_path", "preset", "synthetic_seed",
+                      "synthetic_layout", "synthetic_samples", "synthetic_genes", "synthetic_tissues"}
+
+
+@contextlib.contextmanager
+def _step(message: str, progress: bool) -> Iterator[None]:
+    """Log a long step's start and duration (INFO with progress, DEBUG otherwise)."""
+    level = logging.INFO if progress else logging.DEBUG
+    log.log(level, "%s ...", message)
+    started = time.perf_counter()
+    yield
+    log.log(level, "%s: done in %.1f s", message, time.perf_counter() - started)
+
+
+def synthetic_spec(config: DataConfig) -> synthetic.SyntheticSpec:
+    return synthetic.spec_for(
+        config.preset,
+        seed=config.synthetic_seed,
+        layout=config.synthetic_layout,
+        n_samples=config.synthetic_samples,
+        n_genes=config.synthetic_genes,
+        n_tissues=config.synthetic_tissues,
+    )
+
+
+def _input_identity(config: DataConfig, cache_dir: Path, progress: bool) -> dict[str, Any]:
+    if config.source == "synthetic":
+        return {"synthetic": synthetic_spec(config).key()}
+    identity: dict[str, Any] = {}
+    for role, raw in (("expression", config.expression_path), ("model", config.model_path)):
+        path = Path(str(raw)).expanduser()
+        if not path.is_file():
+            what = "expression" if role == "expression" else "model metadata"
+            raise DataError(f"{path}: {what} file not found" if not path.exists() else f"{path}: not a file")
+        with _step(f"fingerprinting {path.name}", progress):
+            try:
+                identity[role] = file_content_hash(path, cache_dir)
+            except OSError as error:
+                raise DataError(f"{path}: cannot read file ({error.strerror or error})") from None
+    return identity
+
+
+def config_fingerprint(config: DataConfig, *, progress: bool = False) -> str:
+    """The cache key of ``config``: input identity plus the settings that shape the arrays."""
+    cache_dir = Path(config.cache_dir).expanduser()
+    settings = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
+    settings["pipeline_version"] = PIPELINE_VERSION
+    return fingerprint(_input_identity(config, cache_dir, progress), settings)
+
+
+def prepare_dataset(config: DataConfig | None = None, *, progress: bool = False) -> PreparedDataset:
+    """Return the prepared data set for ``config`` (default: the full synthetic data set).
+
+    The first call generates synthetic files if needed, reads, filters, splits and normalises,
+    and writes the cache atomically; later calls with the same inputs and settings open the
+    cached arrays as memory maps without reading any CSV.
+    """
+    config = config or DataConfig()
+    cache_dir = Path(config.cache_dir).expanduser()
+    key = config_fingerprint(config, progress=progress)
+    directory = entry_directory(cache_dir, key)
+    cached = _try_load(directory)
+    if cached is not None:
+        log.debug("cache hit %s", directory)
+        return cached
+    with entry_lock(cache_dir, key):
+        cached = _try_load(directory)  # another worker may have prepared it while we waited
+        if cached is not None:
+            return cached
+        return _prepare_uncached(config, cache_dir, key, progress)
+
+
+def _try_load(directory: Path) -> PreparedDataset | None:
+    if not (directory / "meta.json").is_file():
+        return None
+    try:
+        return load_prepared(directory)
+    except (DataError, KeyError) as error:
+        log.warning("ignoring unusable cache entry %s: %s", directory, error)
+        broken = directory.with_name(f".tmp-broken-{directory.name}-{time.time_ns()}")
+        with contextlib.suppress(OSError):
+            directory.rename(broken)
+        return None
+
+
+def _prepare_uncached(config: DataConfig, cache_dir: Path, key: str, progress: bool) -> PreparedDataset:
+    if config.source == "synthetic":
+        spec = synthetic_spec(config)
+        with _step(f"making the synthetic {config.preset} data set ({spec.n_samples} x {spec.n_genes})", progress):
+            expression_path, model_path = synthetic.ensure_files(spec, cache_dir)
+    else:
+        expression_path = Path(str(config.expression_path)).expanduser()
+        model_path = Path(str(config.model_path)).expanduser()
+    with _step(f"reading {expression_path.name} and {model_path.name}", progress):
+        data = load_labelled(expression_path, model_path, config.label_column)
+    with _step("filtering, splitting and normalising", progress):
+        processed = preprocess(data, config, source=str(model_path))
+    arrays, meta = _cache_payload(config, data, processed, expression_path, model_path)
+    with _step("writing the cache", progress):
+        directory = write_entry(cache_dir, key, arrays, meta)
+    dataset = load_prepared(directory)
+    log.info(
+        "prepared %d samples x %d genes, %d tissues (train %d, val %d, test %d) in %s",
+        sum(len(ids) for ids in dataset.sample_ids.values()), dataset.n_features, dataset.n_classes,
+        len(dataset.y_train), len(dataset.y_val), len(dataset.y_test), directory,
+    )
+    return dataset
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _sample_info(data: LabelledData, rows: np.ndarray) -> dict[str, list[Any]]:
+    info: dict[str, list[Any]] = {"tissue": [data.labels[i] for i in rows]}
+    for column in METADATA_COLUMNS:
+        values = data.metadata[column].to_numpy(dtype=object)[rows]
+        if column == "Age":
+            info[column] = [_parse_age(v) for v in values]
+        else:
+            info[column] = [str(v) if v is not None else "" for v in values]
+    return info
+
+
+def _parse_age(value: Any) -> float | None:
+    try:
+        age = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(age) else age
+
+
+def _jaccard_sample(values: np.ndarray, gene_names: list[str], seed: int) -> dict[str, Any]:
+    """Jaccard similarity of expression presence (value > 0) between a seeded sample of genes."""
+    rng = np.random.default_rng(seed)
+    count = min(JACCARD_GENES, values.shape[1])
+    genes = np.sort(rng.choice(values.shape[1], size=count, replace=False))
+    present = (values[:, genes] > 0).astype(np.float64)
+    intersection = present.T @ present
+    totals = present.sum(axis=0)
+    union = totals[:, None] + totals[None, :] - intersection
+    jaccard = np.divide(intersection, union, out=np.ones_like(intersection), where=union > 0)
+    return {"genes": [gene_names[g] for g in genes], "matrix": np.round(jaccard, 4).tolist()}
+
+
+def _cache_payload(
+    config: DataConfig,
+    data: LabelledData,
+    processed: ProcessedArrays,
+    expression_path: Path,
+    model_path: Path,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays: dict[str, np.ndarray] = {}
+    for split in SPLITS:
+        arrays[f"X_{split}"] = processed.X[split]
+        arrays[f"y_{split}"] = processed.y[split]
+    arrays["feature_mean"] = processed.feature_mean
+    arrays["feature_std"] = processed.feature_std
+    if processed.folds is not None:
+        arrays["folds"] = processed.folds
+    zero_fraction = (data.values == 0).mean(axis=0, dtype=np.float64)
+    arrays["gene_zero_fraction"] = zero_fraction.astype(np.float32)
+
+    kept_rows = np.concatenate([processed.rows[s] for s in SPLITS])
+    summary = {
+        "n_expression_rows": data.n_expression_rows,
+        "n_unlabeled_dropped": data.n_unlabeled,
+        "n_labelled": len(data.labels),
+        "n_samples": int(kept_rows.size),
+        "n_genes_input": len(data.gene_names),
+        "n_genes_kept": int(processed.gene_index.size),
+        "tissue_counts_input": processed.tissue_counts_input,
+        "dropped_tissues": processed.dropped_tissues,
+        "sparsity": float((data.values == 0).mean(dtype=np.float64)),
+        "split_sizes": {s: int(processed.rows[s].size) for s in SPLITS},
+        "jaccard": _jaccard_sample(data.values[kept_rows], data.gene_names, config.split_seed),
+    }
+    provenance = {
+        "source": config.source,
+        "layout": data.layout,
+        "expression_file": str(expression_path.resolve()),
+        "model_file": str(model_path.resolve()),
+        "label_column": config.label_column,
+        "log_applied": processed.log_applied,
+        "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if config.source == "synthetic":
+        provenance["synthetic_spec"] = synthetic_spec(config).__dict__
+    meta = {
+        "tissues": processed.tissues,
+        "gene_names": [data.gene_names[g] for g in processed.gene_index],
+        "sample_ids": {s: [data.model_ids[i] for i in processed.rows[s]] for s in SPLITS},
+        "sample_info": {
+            s: {k: [_json_value(v) for v in vs] for k, vs in _sample_info(data, processed.rows[s]).items()}
+            for s in SPLITS
+        },
+        "settings": config.to_dict(),
+        "provenance": provenance,
+        "summary": summary,
+    }
+    return arrays, meta
+
+
+def load_summary(dataset: PreparedDataset) -> dict[str, Any]:
+    """The statistics recorded when ``dataset`` was prepared (counts, sparsity, Jaccard sample)."""
+    if dataset.directory is None:
+        raise DataError("this data set was not loaded from a cache directory; it has no summary")
+    return read_meta(dataset.directory)["summary"]

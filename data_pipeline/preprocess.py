@@ -1,0 +1,158 @@
+"""Filter, split and normalise: every statistic is fitted on the training split only."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from data_pipeline.config import DataConfig
+from data_pipeline.errors import DataError
+from data_pipeline.loader import LabelledData
+
+log = logging.getLogger(__name__)
+
+LOGGED_MAX = 50.0
+"""log2(TPM+1) never exceeds ~20; raw TPM/counts routinely exceed this."""
+
+
+@dataclass(frozen=True)
+class ProcessedArrays:
+    """Everything the cache stores, before it is written."""
+
+    X: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
+    """Row indices into the labelled data for each split."""
+    tissues: list[str]
+    gene_index: np.ndarray
+    """Indices of the kept genes among the input genes (input order)."""
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    folds: np.ndarray | None
+    log_applied: bool
+    tissue_counts_input: dict[str, int]
+    dropped_tissues: dict[str, int]
+
+
+def select_tissues(labels: list[str], min_samples: int, *, source: str, label_column: str) -> tuple[np.ndarray, dict[str, int]]:
+    """Mask of samples whose tissue has at least ``min_samples``; the dropped tissues' counts."""
+    counts = Counter(labels)
+    dropped = {t: n for t, n in sorted(counts.items()) if n < min_samples}
+    kept = sorted(set(counts) - set(dropped))
+    if dropped:
+        log.info("dropped %d tissue(s) with fewer than %d samples: %s", len(dropped), min_samples,
+                 ", ".join(f"{t} ({n})" for t, n in dropped.items()))
+    if len(kept) < 2:
+        raise DataError(
+            f"{source}: label column {label_column!r} leaves {len(kept)} tissue(s) with at least "
+            f"{min_samples} samples; at least two are needed to classify"
+        )
+    mask = np.array([label not in dropped for label in labels])
+    return mask, dropped
+
+
+def needs_log(values: np.ndarray, mode: str) -> bool:
+    """Whether to apply log2(x+1): ``auto`` decides from the value range."""
+    if mode == "yes":
+        return True
+    if mode == "no":
+        return False
+    return bool(np.nanmax(values) > LOGGED_MAX)
+
+
+def stratified_split(
+    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, *, source: str
+) -> dict[str, np.ndarray]:
+    """Sorted row indices for train/val/test, each stratified by ``y`` (scikit-learn)."""
+    indices = np.arange(y.size)
+    try:
+        rest, test = train_test_split(indices, test_size=test_fraction, stratify=y, random_state=seed)
+        train, val = train_test_split(
+            rest, test_size=val_fraction / (1.0 - test_fraction), stratify=y[rest], random_state=seed
+        )
+    except ValueError as error:
+        raise DataError(f"{source}: cannot split {y.size} samples in {np.unique(y).size} tissues "
+                        f"with val_fraction={val_fraction}, test_fraction={test_fraction}: {error}") from None
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def select_genes(X_train: np.ndarray, min_variance: float, top_k: int | None, *, source: str) -> np.ndarray:
+    """Indices (input order) of genes whose training variance passes ``min_variance``, top-k by variance."""
+    variance = X_train.var(axis=0, dtype=np.float64)
+    passing = np.flatnonzero(variance >= min_variance) if min_variance > 0 else np.flatnonzero(variance > 0)
+    if passing.size == 0:
+        raise DataError(f"{source}: no gene has training-split variance >= {min_variance}")
+    if top_k is not None and passing.size > top_k:
+        order = np.argsort(-variance[passing], kind="stable")[:top_k]
+        passing = np.sort(passing[order])
+    return passing
+
+
+def fold_assignment(y_train: np.ndarray, n_folds: int, seed: int, *, source: str) -> np.ndarray:
+    """Stratified k-fold index (0..n_folds-1) for each training row."""
+    smallest = int(np.bincount(y_train).min())
+    if smallest < n_folds:
+        raise DataError(f"{source}: n_folds={n_folds} but a tissue has only {smallest} training samples")
+    folds = np.empty(y_train.size, dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(y_train.size), y_train)):
+        folds[held_out] = fold
+    return folds
+
+
+def preprocess(data: LabelledData, config: DataConfig, *, source: str) -> ProcessedArrays:
+    """Drop rare tissues, split, log-transform if needed, filter genes and z-score (train-fitted)."""
+    counts_input = dict(sorted(Counter(data.labels).items()))
+    mask, dropped = select_tissues(
+        data.labels, config.min_samples_per_tissue, source=source, label_column=config.label_column
+    )
+    rows_kept = np.flatnonzero(mask)
+    labels = [data.labels[i] for i in rows_kept]
+    tissues = sorted(set(labels))
+    index_of = {t: i for i, t in enumerate(tissues)}
+    y = np.array([index_of[t] for t in labels], dtype=np.int64)
+
+    split_rows = stratified_split(y, config.val_fraction, config.test_fraction, config.split_seed, source=source)
+    log_applied = needs_log(data.values, config.log_transform)
+
+    def features(rows: np.ndarray) -> np.ndarray:
+        block = data.values[rows_kept[rows]]
+        if log_applied:
+            block = np.log2(np.maximum(block, 0.0) + 1.0, dtype=np.float32)
+        return block.astype(np.float32, copy=False)
+
+    X_train_all = features(split_rows["train"])
+    gene_index = select_genes(X_train_all, config.min_gene_variance, config.top_k_genes, source=source)
+    X_train = X_train_all[:, gene_index]
+    mean = X_train.mean(axis=0, dtype=np.float64)
+    std = X_train.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0
+    log.debug("kept %d of %d genes", gene_index.size, data.values.shape[1])
+
+    X: dict[str, np.ndarray] = {}
+    for name, rows in split_rows.items():
+        block = X_train if name == "train" else features(rows)[:, gene_index]
+        X[name] = ((block - mean) / std).astype(np.float32)
+    y_split = {name: y[rows] for name, rows in split_rows.items()}
+    folds = (
+        fold_assignment(y_split["train"], config.n_folds, config.split_seed, source=source)
+        if config.n_folds
+        else None
+    )
+    return ProcessedArrays(
+        X=X,
+        y=y_split,
+        rows={name: rows_kept[rows] for name, rows in split_rows.items()},
+        tissues=tissues,
+        gene_index=gene_index,
+        feature_mean=mean.astype(np.float32),
+        feature_std=std.astype(np.float32),
+        folds=folds,
+        log_applied=log_applied,
+        tissue_counts_input=counts_input,
+        dropped_tissues=dropped,
+    )
