@@ -16,6 +16,11 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "hpo.commands.data",
+    "hpo.commands.run",
+    "hpo.commands.worker",
+    "hpo.commands.studies",
+    "hpo.commands.show",
+    "hpo.commands.export",
 )
 
 

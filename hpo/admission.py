@@ -1,0 +1,140 @@
+"""Admission: may this worker start another trial? Makes "exactly N trials" hold across workers.
+
+Semantics (the same for 1 worker or 100 on many hosts):
+
+* ``n_trials`` counts *finished* trials: COMPLETE + PRUNED. The study ends with exactly
+  that many, however many workers share it.
+* A worker starts a trial only while ``finished + running < n_trials``. The count and
+  the ``study.ask()`` that creates (or takes a WAITING) trial happen under one lock shared
+  by all workers of the study, so two workers cannot both start trial N: a file lock
+  next to a SQLite database, a PostgreSQL advisory lock for PostgreSQL.
+* When the budget is taken by running trials, the worker waits instead of leaving: a
+  running trial may still fail (out of memory) or go stale (its worker was killed), and
+  then a replacement is needed. While waiting it fails stale trials, whose retries
+  (WAITING copies with the same parameters) it then runs.
+* FAILED trials do not count toward ``n_trials``; after ``max_failed_trials`` of them the
+  study stops (so a configuration that always crashes cannot loop forever).
+* ``timeout`` (seconds) stops a worker from *starting* trials after that time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.trial import TrialState
+
+logger = logging.getLogger(__name__)
+
+
+class Decision(enum.Enum):
+    RUN = "run"
+    WAIT = "wait"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Counts:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> "Counts":
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        return cls(
+            complete=states.count(TrialState.COMPLETE),
+            pruned=states.count(TrialState.PRUNED),
+            failed=states.count(TrialState.FAIL),
+            running=states.count(TrialState.RUNNING),
+            waiting=states.count(TrialState.WAITING),
+        )
+
+
+@dataclass(frozen=True)
+class TrialBudget:
+    """How many trials a study may finish, fail and for how long a worker may start them."""
+
+    n_trials: int | None
+    max_failed: int
+    timeout: float | None = None
+    started: float = 0.0
+    """``time.monotonic()`` when the worker started (for ``timeout``)."""
+
+    def decide(self, counts: Counts) -> tuple[Decision, str]:
+        if self.n_trials is not None and counts.finished >= self.n_trials:
+            return Decision.DONE, f"{counts.finished} of {self.n_trials} trials finished"
+        if counts.failed >= self.max_failed:
+            return Decision.DONE, f"{counts.failed} failed trials reached max_failed_trials={self.max_failed}"
+        if self.timeout is not None and time.monotonic() - self.started >= self.timeout:
+            return Decision.DONE, f"timeout of {self.timeout:g} s reached"
+        if self.n_trials is None or counts.finished + counts.running < self.n_trials:
+            return Decision.RUN, ""
+        return Decision.WAIT, f"{counts.running} running trial(s) hold the rest of the budget"
+
+
+class AdmissionLock:
+    """A lock all workers of one study share while they count trials and ask for one."""
+
+    def __init__(self, storage_url: str, study_name: str) -> None:
+        self._study_name = study_name
+        self._url = storage_url
+        self._engine: sqlalchemy.Engine | None = None
+        self._path: Path | None = None
+        if storage_url.startswith("sqlite"):
+            database = sqlalchemy.engine.make_url(storage_url).database
+            if database and database != ":memory:":
+                self._path = Path(f"{database}.{_safe(study_name)}.lock")
+        elif storage_url.startswith("postgresql"):
+            self._engine = sqlalchemy.create_engine(
+                storage_url, pool_size=1, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+            )
+            self._key = int.from_bytes(hashlib.sha256(f"tissue-hpo:{study_name}".encode()).digest()[:8], "big", signed=True)
+        else:
+            logger.warning(
+                "no cross-worker admission lock for %s: parallel workers may finish a few trials more than n_trials",
+                storage_url.split(":", 1)[0],
+            )
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        if self._path is not None:
+            with open(self._path, "a+") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        elif self._engine is not None:
+            with self._engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+                    connection.commit()
+        else:
+            yield
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,33 @@
+"""``hpo export STUDY --out best.toml``: the best configuration, ready for ``hpo train --config``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a study's best configuration (model, all parameters, data settings, provenance)",
+    )
+    parser.add_argument("study", help="study name (see `hpo studies`)")
+    parser.add_argument("--out", "-o", default="best.toml", help="output file (.toml, .json, .yaml; default best.toml)")
+    parser.add_argument("--format", choices=("toml", "json", "yaml"), help="format (default: by the extension)")
+    parser.add_argument("--trial", type=int, help="export this trial number instead of the best")
+    parser.add_argument("--storage", help="storage URL (default: $HPO_STORAGE, else sqlite in $HPO_HOME)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpo.commands.show import _load
+    from hpo.export import export_trial, write_config
+    from hpo.storage import open_storage, redact, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    study = _load(args.study, open_storage(url, heartbeat_interval=None))
+    config = export_trial(study, args.trial, storage_url=redact(url))
+    path = write_config(config, args.out, args.format)
+    source = config["source"]
+    print(f"exported trial {source['trial']} of {source['study']} ({source['metric']} = {source['value']:.4f}) to {path}")
+    print(f"retrain: hpo train --config {path}")
+    return 0

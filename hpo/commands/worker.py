@@ -1,0 +1,71 @@
+"""``hpo worker STUDY_FILE --storage URL``: one study worker (for other hosts, SLURM arrays, or ``hpo run``).
+
+Also runnable as ``python -m hpo.commands.worker`` (what ``hpo run`` starts), which
+does not depend on the other subcommands importing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from hpo.commands.study_args import add_study_arguments, overrides_from
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="run one worker of a study (start many, on many hosts, against one storage)",
+        description="Run trials of a study until its n_trials finished trials (in total, over all workers) exist.",
+    )
+    _add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_study_arguments(parser)
+    parser.add_argument(
+        "--worker-index", type=int,
+        help="this worker's index (offsets the sampler seed; default: from SLURM_ARRAY_TASK_ID, else the PID)",
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads for training (default: $HPO_NUM_THREADS or all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpo.studyfile import load_study_file
+    from hpo.worker import run_worker
+
+    spec = load_study_file(args.study_file, overrides_from(args))
+    index = args.worker_index
+    if index is None and os.environ.get("SLURM_ARRAY_TASK_ID", "").isdigit():
+        index = int(os.environ["SLURM_ARRAY_TASK_ID"])
+    threads = args.threads or (int(os.environ["HPO_NUM_THREADS"]) if os.environ.get("HPO_NUM_THREADS", "").isdigit() else None)
+    run_worker(spec, storage_url=args.storage, study_name=args.study_name, worker_index=index, num_threads=threads)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hpo worker", description="Run one worker of a study.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, OSError, LookupError) as error:
+        if args.verbose:
+            raise
+        print(f"hpo worker: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The objective: a thin closure over a study spec and the prepared data (loaded once per worker).
+
+It samples parameters from the parsed search space, builds the model through the
+registry, trains it with a step callback that reports the metric to Optuna and may
+raise :class:`optuna.TrialPruned`, and returns the validation metric. A NaN loss
+prunes the trial with its reason; out-of-memory fails it with its reason (the
+worker goes on). Every trial stores its metrics, steps, time, size and device as
+user attributes so that the dashboard describes itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import optuna
+
+from hpo.studyfile import StudySpec
+
+logger = logging.getLogger(__name__)
+
+
+def build_objective(
+    spec: StudySpec, data: Any, *, device: str | None = None, num_threads: int | None = None
+) -> Callable[[optuna.Trial], float]:
+    """The objective for ``spec`` on the prepared data set ``data``.
+
+    ``device`` overrides the study file's device; ``num_threads`` caps torch's CPU threads.
+    """
+    from models.errors import DeviceOutOfMemory, TrainingDiverged
+    from models.registry import build_model, get_spec
+
+    model_spec = get_spec(spec.model)
+    device = device or spec.device
+    higher_is_better = spec.direction == "maximize"
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
+        trial.set_user_attr("model_params", _jsonable(params))
+        progress = _Progress()
+        model = None
+        try:
+            model = build_model(spec.model, params, device=device, seed=spec.seed, num_threads=num_threads)
+            try:
+                model.fit(data, train_split="train", on_step=_reporter(trial, spec.metric, progress))
+            except TrainingDiverged as error:
+                reason = f"training diverged (NaN/inf loss) at step {progress.steps + 1}: {error}"
+                trial.set_user_attr("prune_reason", reason)
+                raise optuna.TrialPruned(reason) from None
+            except DeviceOutOfMemory as error:
+                trial.set_user_attr("fail_reason", f"out of memory: {error}")
+                raise
+            metrics = model.evaluate(data, "val")
+            _record(trial, model, metrics, progress)
+            value = metrics.get(spec.metric)
+            if value is None or not math.isfinite(value):
+                reason = f"{spec.metric} is {value!r} after training"
+                trial.set_user_attr("prune_reason", reason)
+                raise optuna.TrialPruned(reason)
+            if model_spec.task == "classification" and _beats_best(trial.study, value, higher_is_better):
+                _upload_confusion_matrix(trial, model, data)
+            return float(value)
+        finally:
+            _record_progress(trial, model, progress)
+            if model is not None and model_spec.family == "torch":
+                _upload_learning_curves(trial, getattr(model, "history_", None) or progress.history)
+
+    return objective
+
+
+class _Progress:
+    """What the step callback saw, kept for trials that end early (pruned, failed)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.history: list[dict[str, float]] = []
+        self.started = time.perf_counter()
+
+
+def _reporter(trial: optuna.Trial, metric: str, progress: _Progress) -> Callable[[int, Mapping[str, float]], None]:
+    def on_step(step: int, metrics: Mapping[str, float]) -> None:
+        progress.steps = step
+        progress.history.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
+        value = metrics.get(metric)
+        if value is None or not math.isfinite(value):
+            return
+        trial.report(float(value), step)
+        if trial.should_prune():
+            reason = f"pruned by {type(trial.study.pruner).__name__} at step {step}: {metric}={value:.4g}"
+            trial.set_user_attr("prune_reason", reason)
+            raise optuna.TrialPruned(reason)
+
+    return on_step
+
+
+def _record(trial: optuna.Trial, model: Any, metrics: Mapping[str, float], progress: _Progress) -> None:
+    history = getattr(model, "history_", None) or progress.history
+    last = history[-1] if history else {}
+    for key, value in {**last, **metrics}.items():
+        if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+            trial.set_user_attr(key, float(value))
+
+
+def _record_progress(trial: optuna.Trial, model: Any, progress: _Progress) -> None:
+    steps = getattr(model, "n_steps_", 0) or progress.steps
+    seconds = getattr(model, "train_seconds_", 0.0) or (time.perf_counter() - progress.started)
+    trial.set_user_attr("steps_run", int(steps))
+    trial.set_user_attr("train_seconds", round(float(seconds), 3))
+    if model is not None:
+        trial.set_user_attr("n_parameters", int(getattr(model, "n_parameters_", 0) or 0))
+        trial.set_user_attr("device", str(getattr(model, "device_", "") or "cpu"))
+
+
+def _beats_best(study: optuna.Study, value: float, higher_is_better: bool) -> bool:
+    try:
+        best = study.best_value
+    except ValueError:  # no completed trial yet
+        return True
+    return value > best if higher_is_better else value < best
+
+
+def _upload_learning_curves(trial: optuna.Trial, history: list[Mapping[str, float]]) -> None:
+    if not history:
+        return
+    try:
+        from hpo.artifacts import upload_learning_curves
+
+        upload_learning_curves(trial.study, trial, history)
+    except Exception as error:  # an artifact must never fail a trial
+        logger.warning("trial %d: learning curves not uploaded: %s", trial.number, error)
+
+
+def _upload_confusion_matrix(trial: optuna.Trial, model: Any, data: Any) -> None:
+    try:
+        from sklearn.metrics import confusion_matrix
+
+        from hpo.artifacts import upload_confusion_matrix
+
+        X_val, y_val = data.split("val")
+        predicted = model.predict(X_val)
+        confusion = confusion_matrix(y_val, predicted, labels=np.arange(data.n_classes))
+        upload_confusion_matrix(trial.study, trial, confusion, list(data.tissues))
+    except Exception as error:  # an artifact must never fail a trial
+        logger.warning("trial %d: confusion matrix not uploaded: %s", trial.number, error)
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}

@@ -1,0 +1,51 @@
+"""Pick a sampler by the name a study file gives; options go to its constructor unchanged."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+
+SAMPLERS: dict[str, str] = {
+    "tpe": "optuna.samplers:TPESampler",
+    "random": "optuna.samplers:RandomSampler",
+    "ga": "hpo.samplers.genetic:GeneticSampler",
+    "nsga2": "optuna.samplers:NSGAIISampler",
+    "cmaes": "optuna.samplers:CmaEsSampler",
+    "gp": "optuna.samplers:GPSampler",
+    "qmc": "optuna.samplers:QMCSampler",
+}
+"""Study-file sampler name -> ``module:class`` (imported lazily: ``ga`` lives in this project)."""
+
+
+def sampler_class(name: str) -> Callable[..., optuna.samplers.BaseSampler]:
+    """The sampler class for ``name``; ``ValueError`` for an unknown name, ``ImportError`` if missing."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; expected one of {sorted(SAMPLERS)}")
+    module_name, class_name = SAMPLERS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_sampler(name: str, options: Mapping[str, Any] | None = None, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """Build the sampler ``name`` with keyword ``options`` and ``seed``.
+
+    Raises ``ValueError`` naming the option when an option is unknown or has a bad value.
+    """
+    cls = sampler_class(name)
+    options = dict(options or {})
+    if "seed" in options:
+        raise ValueError("sampler.seed: give the seed as `seed`, not inside the options")
+    parameters = inspect.signature(cls).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if not takes_any:
+        for option in options:
+            if option not in parameters:
+                allowed = sorted(k for k in parameters if k != "seed")
+                raise ValueError(f"sampler.{option}: unknown option for sampler {name!r}; allowed: {allowed}")
+    try:
+        return cls(seed=seed, **options)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"sampler {name!r}: bad options {options}: {error}") from None

@@ -1,0 +1,239 @@
+"""One study worker: loads the data once, then asks, runs and tells trials until the budget is spent.
+
+Optuna's ``study.optimize`` cannot make "exactly N finished trials across K workers"
+hold (it counts per process and checks after the fact), so this loop does the
+counting under a shared lock (:mod:`hpo.admission`) and otherwise uses Optuna's
+machinery: ``study.ask``/``study.tell``, the storage heartbeat, ``fail_stale_trials`` and
+the :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` configured in
+:func:`hpo.storage.open_storage`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from hpo.admission import AdmissionLock, Counts, Decision, TrialBudget
+from hpo.provenance import worker_id
+from hpo.storage import open_storage, resolve_storage_url
+from hpo.studyfile import StudySpec
+from hpo.studysetup import open_study
+
+logger = logging.getLogger("hpo.worker")
+
+WAIT_POLL_S = 1.0
+
+
+@dataclass
+class WorkerReport:
+    """What one worker did."""
+
+    ran: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    stop_reason: str = ""
+
+
+def run_worker(
+    spec: StudySpec,
+    *,
+    storage_url: str | None = None,
+    study_name: str | None = None,
+    worker_index: int | None = None,
+    device: str | None = None,
+    num_threads: int | None = None,
+) -> WorkerReport:
+    """Run trials of ``spec`` against the storage until the study's budget is spent."""
+    from data_pipeline import prepare_dataset
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log one line per trial ourselves
+    url = resolve_storage_url(storage_url)
+    storage = open_storage(
+        url,
+        heartbeat_interval=spec.heartbeat.interval,
+        grace_period=spec.heartbeat.grace_period,
+        max_retry=spec.heartbeat.max_retry,
+    )
+    data = prepare_dataset(spec.data)
+    name = study_name or spec.name
+    study = open_study(
+        spec, storage, study_name=name, sampler_seed=_worker_seed(spec.sampler.seed, worker_index),
+        data_fingerprint=data.fingerprint,
+    )
+    device = _resolve_device(device or spec.device)
+    objective = _build_objective(spec, data, device, num_threads)
+    label = f"worker {worker_index}" if worker_index is not None else f"worker {worker_id()}"
+    budget = TrialBudget(spec.n_trials, spec.failure_cap, spec.timeout, time.monotonic())
+    lock = AdmissionLock(url, name)
+    report = WorkerReport()
+    logger.info("%s: study %r, %s on %s, data %s", label, name, spec.model, device, data.fingerprint[:12])
+    try:
+        while True:
+            _fail_stale_trials(study)
+            with lock.hold():
+                decision, why = budget.decide(Counts.of(study))
+                trial = _ask(study) if decision is Decision.RUN else None
+                if trial is not None:
+                    storage.record_heartbeat(trial._trial_id)  # stale detection covers it from now on
+            if decision is Decision.DONE:
+                report.stop_reason = why
+                break
+            if trial is None:
+                time.sleep(WAIT_POLL_S)
+                continue
+            state = _run_trial(study, trial, objective, storage, label, spec.metric)
+            report.ran += 1
+            report.complete += state == TrialState.COMPLETE
+            report.pruned += state == TrialState.PRUNED
+            report.failed += state == TrialState.FAIL
+            _free_memory()
+    finally:
+        lock.close()
+    logger.info(
+        "%s: done (%s); ran %d: %d complete, %d pruned, %d failed",
+        label, report.stop_reason, report.ran, report.complete, report.pruned, report.failed,
+    )
+    return report
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    with warnings.catch_warnings():
+        # Optuna warns that heartbeats are meant for study.optimize; this loop beats itself (_heartbeat).
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        return study.ask()
+
+
+def _build_objective(spec: StudySpec, data: Any, device: str, num_threads: int | None) -> Callable[[optuna.Trial], float]:
+    from hpo.objective import build_objective
+
+    return build_objective(spec, data, device=device, num_threads=num_threads)
+
+
+def _run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], float],
+    storage: optuna.storages.BaseStorage,
+    label: str,
+    metric: str,
+) -> TrialState:
+    started = time.perf_counter()
+    trial.set_user_attr("worker", worker_id())
+    retried = storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+    value: float | None = None
+    reason = ""
+    try:
+        with _heartbeat(storage, trial._trial_id):
+            value = objective(trial)
+        state = TrialState.COMPLETE
+    except optuna.TrialPruned as error:
+        state, reason = TrialState.PRUNED, str(error)
+    except KeyboardInterrupt:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as error:  # the worker goes on: one bad trial must not end the study
+        state, reason = TrialState.FAIL, f"{type(error).__name__}: {error}"
+        if "fail_reason" not in trial.user_attrs:
+            trial.set_user_attr("fail_reason", reason[:2000])
+        logger.debug("trial %d failed", trial.number, exc_info=True)
+    if state is TrialState.COMPLETE and (value is None or not math.isfinite(value)):
+        state, reason = TrialState.FAIL, f"objective returned {value!r}"
+    study.tell(trial, value if state is TrialState.COMPLETE else None, state=state)
+    seconds = time.perf_counter() - started
+    _log_trial(study, trial, state, value, reason, seconds, label, metric, retried)
+    return state
+
+
+def _log_trial(
+    study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None, reason: str,
+    seconds: float, label: str, metric: str, retried: int | None,
+) -> None:
+    params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+    again = f" (retry of trial {retried})" if retried is not None else ""
+    if state is TrialState.COMPLETE:
+        try:
+            best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = ""
+        logger.info("%s: trial %d%s complete %s=%.4f in %.1fs; %s [%s]", label, trial.number, again, metric, value, seconds, best, params)
+    elif state is TrialState.PRUNED:
+        logger.info("%s: trial %d%s pruned in %.1fs: %s [%s]", label, trial.number, again, seconds, reason, params)
+    else:
+        logger.warning("%s: trial %d%s failed in %.1fs: %s [%s]", label, trial.number, again, seconds, reason, params)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@contextlib.contextmanager
+def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval while it runs (what ``study.optimize`` does)."""
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception as error:  # a hiccup of the database must not kill the trial
+                logger.warning("heartbeat of trial id %d not recorded: %s", trial_id, error)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    """Fail trials whose worker stopped beating; the storage's retry callback re-enqueues them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _worker_seed(seed: int | None, worker_index: int | None) -> int | None:
+    """Distinct sampler seeds per worker, so parallel workers do not draw the same points."""
+    if seed is None:
+        return None
+    if worker_index is None:
+        import os
+
+        return (seed + os.getpid() * 7919) % (2**31)
+    return seed + 1000 * worker_index
+
+
+def _resolve_device(device: str) -> str:
+    """Resolve ``auto`` once per worker; torch is imported only here, after thread env is set."""
+    try:
+        from models.device import resolve_device
+    except ImportError:
+        return device
+    return str(resolve_device(device))
+
+
+def _free_memory() -> None:
+    """Between trials: drop garbage and cached accelerator memory so long workers do not grow."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
