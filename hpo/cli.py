@@ -16,11 +16,14 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "hpo.commands.data",
+    "hpo.commands.compare",
+    "hpo.commands.train",
     "hpo.commands.run",
     "hpo.commands.worker",
     "hpo.commands.studies",
     "hpo.commands.show",
     "hpo.commands.export",
+    "hpo.commands.dashboard",
 )
 
 

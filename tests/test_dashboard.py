@@ -1,0 +1,182 @@
+"""`hpo dashboard`: real optuna-dashboard over HTTP on a storage this project wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo.artifacts import upload_learning_curves
+from hpo.storage import open_storage
+
+STUDY = "browse-me"
+STUDY_ATTRS = {"model": "autoencoder_classifier", "metric": "val_balanced_accuracy", "fingerprint": "abc123",
+               "data": {"preset": "tiny"}}
+
+
+def _get(url: str, timeout: float = 10) -> tuple[int, bytes, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read(), response.headers.get("Content-Type", "")
+
+
+def _get_json(url: str) -> dict:
+    status, body, _ = _get(url)
+    assert status == 200
+    return json.loads(body)
+
+
+@pytest.fixture
+def project_storage(tmp_path, monkeypatch) -> str:
+    """A SQLite storage and artifact store written the way workers write them."""
+    monkeypatch.setenv("HPO_HOME", str(tmp_path / "runs"))
+    url = f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name=STUDY, direction="maximize")
+    for key, value in STUDY_ATTRS.items():
+        study.set_user_attr(key, value)
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        history = [{"train_loss": 1.0 / epoch, "val_balanced_accuracy": 0.2 * epoch} for epoch in (1, 2, 3)]
+        for epoch, metrics in enumerate(history, start=1):
+            trial.report(metrics["val_balanced_accuracy"], epoch)
+        trial.set_user_attr("epochs", 3)
+        upload_learning_curves(study, trial, history)
+        return 0.6 + lr
+
+    study.optimize(objective, n_trials=2)
+    return url
+
+
+@pytest.fixture
+def dashboard(project_storage, tmp_path):
+    """`hpo dashboard --port 0` in a subprocess; yields its URL; always killed afterwards."""
+    env = {**os.environ, "HPO_HOME": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hpo.cli", "dashboard", "--storage", project_storage, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    try:
+        deadline = time.monotonic() + 30
+        url = None
+        seen = []
+        while url is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if line.startswith("optuna-dashboard: http://"):
+                url = line.split()[1]
+        assert url, f"dashboard did not start: {''.join(seen)}"
+        assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
+        yield url.rstrip("/").rsplit("/dashboard", 1)[0], project_storage
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _study_id(base: str) -> int:
+    studies = _get_json(f"{base}/api/studies")["study_summaries"]
+    (study,) = [s for s in studies if s["study_name"] == STUDY]
+    return study["study_id"]
+
+
+def test_dashboard_serves_study_trials_and_artifacts(dashboard):
+    base, _ = dashboard
+    status, page, _ = _get(f"{base}/dashboard")
+    assert status == 200 and b"<html" in page.lower()
+
+    studies = _get_json(f"{base}/api/studies")["study_summaries"]
+    (summary,) = [s for s in studies if s["study_name"] == STUDY]
+    attrs = {a["key"]: a["value"] for a in summary["user_attrs"]}
+    assert attrs["model"] == "autoencoder_classifier" and attrs["fingerprint"] == "abc123"
+
+    detail = _get_json(f"{base}/api/studies/{summary['study_id']}")
+    assert [t["number"] for t in detail["trials"]] == [0, 1]
+    trial = detail["trials"][0]
+    assert [v["step"] for v in trial["intermediate_values"]] == [1, 2, 3]
+    assert {a["key"]: a["value"] for a in trial["user_attrs"]}["epochs"] == "3"
+    names = {a["filename"]: a for a in trial["artifacts"]}
+    assert set(names) == {"learning_curves.svg", "learning_curves.csv"}
+
+    svg = names["learning_curves.svg"]
+    status, body, content_type = _get(f"{base}/artifacts/{summary['study_id']}/{trial['trial_id']}/{svg['artifact_id']}")
+    assert status == 200 and content_type.startswith("image/svg+xml")
+    assert body.lstrip().startswith(b"<svg") and b"val_balanced_accuracy" in body
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time, optuna
+    from hpo.artifacts import upload_learning_curves
+    from hpo.storage import open_storage
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]))
+    def objective(trial):
+        x = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        for epoch in range(1, 4):
+            trial.report(x * epoch, epoch)
+            time.sleep(0.05)
+        upload_learning_curves(study, trial, [{"val_loss": 1.0 / e} for e in range(1, 4)])
+        return x
+    study.optimize(objective, n_trials=int(sys.argv[3]))
+    """
+)
+
+
+def test_dashboard_keeps_serving_while_a_worker_writes(dashboard, tmp_path):
+    base, url = dashboard
+    study_id = _study_id(base)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, url, STUDY, "12"],
+        env={**os.environ, "HPO_HOME": str(tmp_path / "runs")}, cwd=Path(__file__).resolve().parents[1],
+        stderr=subprocess.PIPE, text=True,
+    )
+    counts = []
+    try:
+        while writer.poll() is None:
+            detail = _get_json(f"{base}/api/studies/{study_id}")  # every poll must succeed
+            counts.append(len(detail["trials"]))
+            time.sleep(0.1)
+        assert writer.wait(timeout=60) == 0, writer.stderr.read()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    detail = _get_json(f"{base}/api/studies/{study_id}")
+    assert len(detail["trials"]) == 14
+    assert all(t["state"] == "Complete" for t in detail["trials"])
+    assert counts == sorted(counts) and len(counts) >= 3
+    assert any(2 < c < 14 for c in counts), f"no poll saw the study mid-run: {counts}"
+    last = detail["trials"][-1]
+    (svg,) = [a for a in last["artifacts"] if a["filename"] == "learning_curves.svg"]
+    status, body, _ = _get(f"{base}/artifacts/{study_id}/{last['trial_id']}/{svg['artifact_id']}")
+    assert status == 200 and b"val_loss" in body
+
+
+def test_missing_sqlite_file_is_a_one_line_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "hpo.cli", "dashboard", "--storage", f"sqlite:///{tmp_path / 'nope.db'}",
+         "--port", "0"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HPO_HOME": str(tmp_path / "runs")},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"hpo dashboard: error: no storage at sqlite:///{tmp_path / 'nope.db'}: the SQLite file "
+        f"{tmp_path / 'nope.db'} does not exist"
+    ]
+    assert not (tmp_path / "nope.db").exists()
