@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hpo.commands.show",
     "hpo.commands.export",
     "hpo.commands.dashboard",
+    "hpo.commands.report",
 )
 
 

@@ -111,6 +111,8 @@ class GeneticSampler(BaseGASampler):
         self._search_space = IntersectionSearchSpace()
         # Parents of a generation never change once cached in the storage: keep them in-process too.
         self._pool_cache: dict[tuple[int, int], list[FrozenTrial]] = {}
+        # Generation numbered in before_trial, by trial id: saves a second storage write per trial.
+        self._generations: dict[int, int] = {}
 
     # -- BaseSampler ------------------------------------------------------------------------
 
@@ -133,7 +135,9 @@ class GeneticSampler(BaseGASampler):
         if not search_space:
             return {}
         _require_single_objective(study)
-        generation = self.get_trial_generation(study, trial)
+        generation = self._generations.get(trial._trial_id)
+        if generation is None:
+            generation = self.get_trial_generation(study, trial)
         pool = [
             parent
             for parent in self._mating_pool(study, generation)
@@ -173,7 +177,7 @@ class GeneticSampler(BaseGASampler):
         # Number the generation now, so enqueued trials whose parameters are all fixed (and thus
         # never reach sample_relative) still belong to a generation and can become parents.
         if not study._is_multi_objective():
-            self.get_trial_generation(study, trial)
+            self._generations[trial._trial_id] = self.get_trial_generation(study, trial)
         self._independent_sampler.before_trial(study, trial)
 
     def after_trial(
@@ -183,6 +187,7 @@ class GeneticSampler(BaseGASampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
+        self._generations.pop(trial._trial_id, None)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     # -- BaseGASampler ----------------------------------------------------------------------

@@ -1,0 +1,405 @@
+"""Compare samplers side by side: one study per sampler x seed, then one table of all their trials.
+
+The engine is generic: a :class:`Problem` is an objective, a direction, an optional pruner and an
+optional target. A :class:`ProblemSource` names one (a built-in test function or a study file) in a
+picklable way, so that worker processes can rebuild it (loading the data once per process).
+
+Studies are named ``{prefix}/{sampler}/seed{seed}`` and carry the user attributes
+``comparison``, ``sampler``, ``seed`` (and ``sampler_options``), so the dashboard and reports can
+group them. Re-running with the same prefix resumes: a study that already has ``n_trials`` trials
+gets no more. Each sampler is wrapped in :class:`~hpo.samplers.timing.TimedSampler`, so the table
+holds the sampler's own time per trial apart from the objective's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import multiprocessing
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from hpo.samplers.factory import SAMPLERS, build_sampler
+from hpo.samplers.timing import SAMPLER_SECONDS_KEY, TimedSampler
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SAMPLERS = ("tpe", "ga", "random", "nsga2", "cmaes")
+QUIET_OPTIONS: dict[str, dict[str, Any]] = {"cmaes": {"warn_independent_sampling": False}}
+"""Defaults that only silence per-trial warnings (CMA-ES samples categorical parameters randomly)."""
+WORKER_SEED_STRIDE = 1000
+"""Worker ``k`` of a study seeded ``s`` seeds its sampler ``s + 1000 k`` (worker 0 gets ``s``)."""
+
+TRIAL_COLUMNS = (
+    "comparison", "problem", "sampler", "seed", "study", "number", "state", "value",
+    "best_so_far", "elapsed_s", "sampler_s",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What samplers are compared on."""
+
+    name: str
+    direction: str
+    objective: Callable[[optuna.Trial], float]
+    target: float | None = None
+    make_pruner: Callable[[], optuna.pruners.BasePruner] | None = None
+    """Builds a fresh pruner per study (some pruners keep per-study state)."""
+    study_attrs: Mapping[str, Any] = field(default_factory=dict)
+    default_sampler_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    catch: tuple[type[Exception], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProblemSource:
+    """A picklable name for a problem: ``kind`` is ``"function"`` or ``"study"``."""
+
+    kind: str
+    ref: str
+    overrides_json: str = "{}"
+    """Study-file overrides (``{"data.preset": "tiny"}``) as JSON, so the source stays hashable."""
+    device: str | None = None
+
+
+@functools.lru_cache(maxsize=4)
+def resolve_problem(source: ProblemSource) -> Problem:
+    """Build the problem ``source`` names (cached per process: a study's data loads once)."""
+    if source.kind == "function":
+        from hpo.benchmark_functions import get_function
+
+        function = get_function(source.ref)
+        return Problem(
+            name=function.name,
+            direction=function.direction,
+            objective=function.objective,
+            target=function.target,
+            study_attrs={"test_function": function.name, "direction": function.direction},
+        )
+    if source.kind == "study":
+        return _study_file_problem(source)
+    raise ValueError(f"unknown problem kind {source.kind!r}: use 'function' or 'study'")
+
+
+def _study_file_problem(source: ProblemSource) -> Problem:
+    """A study file's objective, direction, pruner and attributes, as ``hpo run`` builds them."""
+    from data_pipeline import prepare_dataset
+    from hpo.objective import build_objective
+    from hpo.pruners import build_pruner
+    from hpo.studyfile import load_study_file
+    from hpo.studysetup import study_attributes
+
+    spec = load_study_file(source.ref, json.loads(source.overrides_json))
+    data = prepare_dataset(spec.data)
+    objective = build_objective(spec, data, device=source.device)
+    return Problem(
+        name=spec.name,
+        direction=spec.direction,
+        objective=objective,
+        target=None,
+        make_pruner=functools.partial(build_pruner, spec.pruner.name, spec.pruner.options),
+        study_attrs=study_attributes(spec, data.fingerprint),
+        default_sampler_options={spec.sampler.name: dict(spec.sampler.options)},
+        # a trial that runs out of memory fails; the comparison goes on, as a worker would
+        catch=(Exception,),
+    )
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """Which samplers, seeds and budget; ``workers`` processes share each study."""
+
+    source: ProblemSource
+    samplers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    n_trials: int
+    prefix: str
+    workers: int = 1
+    sampler_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.samplers if name not in SAMPLERS]
+        if unknown or not self.samplers:
+            raise ValueError(f"unknown sampler(s) {unknown}; expected some of {sorted(SAMPLERS)}")
+        if len(set(self.samplers)) != len(self.samplers):
+            raise ValueError(f"samplers listed twice: {list(self.samplers)}")
+        if not self.seeds:
+            raise ValueError("seeds: give at least one seed")
+        if self.n_trials < 1:
+            raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-/]*", self.prefix):
+            raise ValueError(f"comparison name {self.prefix!r}: use letters, digits, '_', '-', '.', '/'")
+        for name in self.sampler_options:
+            if name not in self.samplers:
+                raise ValueError(f"options given for sampler {name!r}, which is not compared")
+
+    def study_name(self, sampler: str, seed: int) -> str:
+        return f"{self.prefix}/{sampler}/seed{seed}"
+
+    def options_for(self, sampler: str, problem: Problem) -> dict[str, Any]:
+        return {
+            **QUIET_OPTIONS.get(sampler, {}),
+            **problem.default_sampler_options.get(sampler, {}),
+            **self.sampler_options.get(sampler, {}),
+        }
+
+
+def worker_seed(seed: int, worker_index: int) -> int:
+    return seed + WORKER_SEED_STRIDE * worker_index
+
+
+def run_comparison(
+    plan: ComparisonPlan,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    *,
+    on_study_done: Callable[[str, pd.DataFrame], None] | None = None,
+) -> pd.DataFrame:
+    """Run every sampler x seed study of ``plan`` and return the table of their trials.
+
+    ``storage`` is a URL (workers open it themselves), a storage object (one worker only) or
+    ``None`` for a fresh in-memory storage (one worker only; nothing is kept).
+    """
+    if storage is None:
+        storage = optuna.storages.InMemoryStorage()
+    if plan.workers > 1 and not isinstance(storage, str):
+        raise ValueError("several workers need a storage URL (sqlite:///... or postgresql://...)")
+    problem = resolve_problem(plan.source)
+    for sampler in plan.samplers:  # fail on a bad option before any study runs
+        build_sampler(sampler, plan.options_for(sampler, problem), 0)
+    store = _open_storage(storage)
+    pool = (
+        ProcessPoolExecutor(plan.workers, mp_context=multiprocessing.get_context("spawn"))
+        if plan.workers > 1
+        else None
+    )
+    tables = []
+    try:
+        for sampler in plan.samplers:
+            for seed in plan.seeds:
+                name = plan.study_name(sampler, seed)
+                _create_study(store, name, plan, problem, sampler, seed)
+                started = time.perf_counter()
+                if pool is None:
+                    _optimize(problem, store, name, sampler, plan.options_for(sampler, problem),
+                              worker_seed(seed, 0), plan.n_trials)
+                else:
+                    futures = [
+                        pool.submit(_optimize_in_worker, plan.source, storage, name, sampler,
+                                    plan.options_for(sampler, problem), worker_seed(seed, k),
+                                    plan.n_trials)
+                        for k in range(plan.workers)
+                    ]
+                    for future in futures:
+                        future.result()
+                table = study_trials(store, name, plan, sampler, seed, problem)
+                tables.append(table)
+                logger.info(
+                    "%s: best %s after %d trials in %.1f s", name,
+                    _fmt(table["best_so_far"].iloc[-1] if len(table) else float("nan")),
+                    len(table), time.perf_counter() - started,
+                )
+                if on_study_done is not None:
+                    on_study_done(name, table)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return pd.concat(tables, ignore_index=True)
+
+
+def _open_storage(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    if not isinstance(storage, str):
+        return storage
+    from hpo.storage import open_storage
+
+    # Comparisons run trials in-process and finish them; a heartbeat thread per trial would only
+    # add the same overhead to every sampler.
+    return open_storage(storage, heartbeat_interval=None)
+
+
+def _create_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    plan: ComparisonPlan,
+    problem: Problem,
+    sampler: str,
+    seed: int,
+) -> None:
+    study = optuna.create_study(
+        study_name=name, storage=storage, direction=problem.direction, load_if_exists=True
+    )
+    if study.direction.name.lower() != problem.direction:
+        raise ValueError(f"study {name!r} exists with another direction; pick another comparison name")
+    attrs = {
+        **problem.study_attrs,
+        "comparison": plan.prefix,
+        "problem": problem.name,
+        "sampler": sampler,
+        "sampler_options": plan.options_for(sampler, problem),
+        "seed": seed,
+        "n_trials": plan.n_trials,
+    }
+    existing = study.user_attrs
+    for key, value in attrs.items():
+        if existing.get(key) != value:
+            study.set_user_attr(key, value)
+
+
+def _optimize(
+    problem: Problem,
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    sampler: str,
+    options: Mapping[str, Any],
+    seed: int,
+    n_trials: int,
+) -> None:
+    study = optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=TimedSampler(build_sampler(sampler, options, seed)),
+        pruner=problem.make_pruner() if problem.make_pruner else None,
+    )
+    if len(study.get_trials(deepcopy=False)) >= n_trials:
+        return
+    study.optimize(
+        problem.objective,
+        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None)],
+        catch=problem.catch,
+    )
+
+
+def _optimize_in_worker(
+    source: ProblemSource,
+    storage_url: str,
+    name: str,
+    sampler: str,
+    options: Mapping[str, Any],
+    seed: int,
+    n_trials: int,
+) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _optimize(resolve_problem(source), _open_storage(storage_url), name, sampler, options, seed, n_trials)
+
+
+def study_trials(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    plan: ComparisonPlan,
+    sampler: str,
+    seed: int,
+    problem: Problem,
+) -> pd.DataFrame:
+    """One row per trial of the first ``n_trials`` (extra trials of racing workers are cut)."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = [t for t in study.get_trials(deepcopy=False) if t.number < plan.n_trials]
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    origin = min(starts) if starts else None
+    rows = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        finished = trial.datetime_complete
+        rows.append({
+            "comparison": plan.prefix,
+            "problem": problem.name,
+            "sampler": sampler,
+            "seed": seed,
+            "study": name,
+            "number": trial.number,
+            "state": trial.state.name,
+            "value": trial.value if trial.state == TrialState.COMPLETE else np.nan,
+            "elapsed_s": (finished - origin).total_seconds() if finished and origin else np.nan,
+            "sampler_s": trial.system_attrs.get(SAMPLER_SECONDS_KEY, np.nan),
+        })
+    table = pd.DataFrame(rows, columns=[c for c in TRIAL_COLUMNS if c != "best_so_far"])
+    table["best_so_far"] = best_so_far(table["value"], problem.direction)
+    return table[list(TRIAL_COLUMNS)]
+
+
+def best_so_far(values: pd.Series, direction: str) -> pd.Series:
+    """Running best of ``values`` in trial order (NaN = not complete; carried forward)."""
+    values = values.astype(float)
+    running = values.cummax() if direction == "maximize" else values.cummin()
+    return running.ffill()
+
+
+def trials_to_target(trials: pd.DataFrame, direction: str, target: float | None) -> pd.DataFrame:
+    """Per study: the trial count at which the best value first reached ``target`` (NaN if never)."""
+    rows = []
+    for (sampler, seed), study in trials.groupby(["sampler", "seed"], sort=False):
+        needed = np.nan
+        if target is not None:
+            best = study["best_so_far"].to_numpy(dtype=float)
+            reached = best >= target if direction == "maximize" else best <= target
+            hits = np.flatnonzero(reached)
+            if hits.size:
+                needed = float(study["number"].to_numpy()[hits[0]] + 1)
+        rows.append({"sampler": sampler, "seed": seed, "trials_to_target": needed})
+    return pd.DataFrame(rows, columns=["sampler", "seed", "trials_to_target"])
+
+
+def best_at(trials: pd.DataFrame, budgets: Sequence[int]) -> pd.DataFrame:
+    """Best value found within the first ``budget`` trials, mean/std/median over seeds."""
+    rows = []
+    for sampler, by_sampler in trials.groupby("sampler", sort=False):
+        for budget in budgets:
+            per_seed = (
+                by_sampler[by_sampler["number"] < budget].groupby("seed")["best_so_far"].last()
+            )
+            rows.append({
+                "sampler": sampler,
+                "budget": budget,
+                "seeds": int(per_seed.notna().sum()),
+                "mean": per_seed.mean(),
+                "std": per_seed.std(ddof=1) if len(per_seed) > 1 else np.nan,
+                "median": per_seed.median(),
+            })
+    return pd.DataFrame(rows)
+
+
+def summarize(trials: pd.DataFrame, direction: str, target: float | None) -> pd.DataFrame:
+    """One row per sampler: final best (mean, std, median, range), target reached, pruned and
+    failed fractions, the sampler's own milliseconds per trial and wall time per study."""
+    to_target = trials_to_target(trials, direction, target)
+    rows = []
+    for sampler, by_sampler in trials.groupby("sampler", sort=False):
+        final = by_sampler.groupby("seed")["best_so_far"].last()
+        needed = to_target.loc[to_target["sampler"] == sampler, "trials_to_target"]
+        rows.append({
+            "sampler": sampler,
+            "seeds": int(final.size),
+            "trials": int(by_sampler.groupby("seed").size().mean()),
+            "best_mean": final.mean(),
+            "best_std": final.std(ddof=1) if final.size > 1 else np.nan,
+            "best_median": final.median(),
+            "best_min": final.min(),
+            "best_max": final.max(),
+            "target": target,
+            "reached_target": int(needed.notna().sum()) if target is not None else np.nan,
+            "trials_to_target_median": needed.median() if needed.notna().any() else np.nan,
+            "pruned_fraction": float((by_sampler["state"] == "PRUNED").mean()),
+            "failed_fraction": float((by_sampler["state"] == "FAIL").mean()),
+            "sampler_ms_per_trial_mean": 1000 * by_sampler["sampler_s"].mean(),
+            "sampler_ms_per_trial_median": 1000 * by_sampler["sampler_s"].median(),
+            "wall_s_per_study": by_sampler.groupby("seed")["elapsed_s"].max().mean(),
+        })
+    return pd.DataFrame(rows)
+
+
+def default_prefix(problem_name: str) -> str:
+    return f"compare-{re.sub(r'[^A-Za-z0-9_.-]', '-', problem_name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _fmt(value: float) -> str:
+    return "none" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"

@@ -1,0 +1,130 @@
+"""The sampler comparison: engine, tables, report and the ``hpo compare`` command."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from hpo.cli import main
+from hpo.compare import (
+    ComparisonPlan,
+    ProblemSource,
+    best_at,
+    run_comparison,
+    summarize,
+    trials_to_target,
+)
+from hpo.compare_report import comparison_figure, write_report
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPHERE = ProblemSource("function", "sphere")
+
+
+def _plan(prefix: str, samplers=("tpe", "ga", "random"), seeds=(0, 1), n_trials=12, **kwargs) -> ComparisonPlan:
+    return ComparisonPlan(SPHERE, tuple(samplers), tuple(seeds), n_trials, prefix, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sphere_trials() -> pd.DataFrame:
+    return run_comparison(_plan("t", n_trials=30, sampler_options={"ga": {"population_size": 6}}))
+
+
+def test_one_study_per_sampler_and_seed_with_running_best_and_sampler_time(sphere_trials) -> None:
+    counts = sphere_trials.groupby(["sampler", "seed"]).size()
+    assert counts.to_dict() == {(s, seed): 30 for s in ("ga", "random", "tpe") for seed in (0, 1)}
+    assert set(sphere_trials["study"]) == {f"t/{s}/seed{seed}" for s in ("tpe", "ga", "random") for seed in (0, 1)}
+    for _, study in sphere_trials.groupby("study"):
+        best = study.sort_values("number")["best_so_far"].to_numpy()
+        assert np.all(np.diff(best) <= 0)
+        assert best[-1] == study["value"].min()
+    assert (sphere_trials["sampler_s"] > 0).all()
+    # TPE fits a model per trial; random draws numbers: its overhead must be clearly larger
+    per_sampler = sphere_trials.groupby("sampler")["sampler_s"].median()
+    assert per_sampler["tpe"] > 3 * per_sampler["random"]
+
+
+def test_summary_and_budget_tables(sphere_trials) -> None:
+    summary = summarize(sphere_trials, "minimize", target=5.0).set_index("sampler")
+    finals = sphere_trials.groupby(["sampler", "seed"])["best_so_far"].last()
+    assert summary.loc["ga", "best_mean"] == pytest.approx(finals["ga"].mean())
+    assert summary.loc["random", "best_std"] == pytest.approx(finals["random"].std(ddof=1))
+    assert (summary["pruned_fraction"] == 0).all()
+    budgets = best_at(sphere_trials, [10, 30]).set_index(["sampler", "budget"])
+    assert budgets.loc[("tpe", 30), "mean"] <= budgets.loc[("tpe", 10), "mean"]
+    assert budgets.loc[("tpe", 30), "mean"] == pytest.approx(summary.loc["tpe", "best_mean"])
+
+
+def test_trials_to_target_counts_trials_until_first_reached() -> None:
+    table = pd.DataFrame({
+        "sampler": ["a"] * 4 + ["b"] * 4,
+        "seed": [0] * 8,
+        "number": [0, 1, 2, 3] * 2,
+        "best_so_far": [5.0, 3.0, 0.9, 0.1, 5.0, 4.0, 4.0, 2.0],
+    })
+    needed = trials_to_target(table, "minimize", 1.0).set_index("sampler")["trials_to_target"]
+    assert needed["a"] == 3 and np.isnan(needed["b"])
+    needed = trials_to_target(table, "maximize", 4.5).set_index("sampler")["trials_to_target"]
+    assert needed.to_dict() == {"a": 1.0, "b": 1.0}
+
+
+def test_report_has_one_curve_per_sampler(sphere_trials, tmp_path) -> None:
+    figure = comparison_figure(sphere_trials, "minimize", 5.0, "t")
+    curves = [t.name for t in figure.data if t.type == "scatter" and t.mode == "lines" and t.xaxis == "x"]
+    assert sorted(curves) == ["ga", "random", "tpe"]
+    by_time = [t.name for t in figure.data if t.type == "scatter" and t.xaxis == "x2"]
+    assert sorted(by_time) == ["ga", "random", "tpe"]
+    paths = write_report(sphere_trials, summarize(sphere_trials, "minimize", 5.0), tmp_path,
+                         direction="minimize", target=5.0, title="t")
+    page = paths["report"].read_text()
+    assert "best so far vs trial" in page and page.count('"name":"tpe"') >= 3
+    assert len(pd.read_csv(paths["trials"])) == len(sphere_trials)
+
+
+def test_hpo_compare_command_writes_grouped_studies_and_report(tmp_path, unique_name, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'cmp.db'}"
+    args = ["compare", "--function", "classifier-surrogate", "--samplers", "ga,random", "--seeds", "2",
+            "--n-trials", "8", "--storage", url, "--name", unique_name, "--out", str(tmp_path / "out"),
+            "--sampler-option", "ga.population_size=4"]
+    assert main(args) == 0
+    storage = optuna.storages.RDBStorage(url)
+    studies = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
+    assert set(studies) == {f"{unique_name}/{s}/seed{n}" for s in ("ga", "random") for n in (0, 1)}
+    attrs = studies[f"{unique_name}/ga/seed1"].user_attrs
+    assert attrs["comparison"] == unique_name and attrs["sampler"] == "ga" and attrs["seed"] == 1
+    assert attrs["sampler_options"]["population_size"] == 4
+    assert studies[f"{unique_name}/ga/seed1"].direction == optuna.study.StudyDirection.MAXIMIZE
+    assert len(pd.read_csv(tmp_path / "out" / "trials.csv")) == 32
+    assert "report.html" in capsys.readouterr().out
+    # the same name again resumes: every study already has its trials, none are added
+    assert main(args) == 0
+    assert len(optuna.load_study(study_name=f"{unique_name}/ga/seed0", storage=storage).trials) == 8
+
+
+def test_two_workers_share_each_study(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    trials = run_comparison(_plan("w", samplers=("ga",), seeds=(3,), n_trials=24, workers=2,
+                                  sampler_options={"ga": {"population_size": 4}}), url)
+    assert len(trials) == 24 and (trials["state"] == "COMPLETE").all()
+    study = optuna.load_study(study_name="w/ga/seed3", storage=url)
+    points = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(points) == len(study.trials) >= 24  # workers are seeded apart: no point drawn twice
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compare", "--function", "nope"], "unknown test function 'nope'"),
+        (["compare", "--function", "sphere", "--samplers", "tpe,anneal", "--storage", "memory"], "anneal"),
+        (["compare"], "either a study file or --function"),
+        (["compare", "--function", "sphere", "--storage", "memory", "--sampler-option", "ga.bogus=1",
+          "--samplers", "ga"], "bogus"),
+        (["compare", "no/such/study.toml"], "no such study file"),
+    ],
+)
+def test_bad_input_gets_a_one_line_error(args, message, capsys) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
