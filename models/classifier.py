@@ -67,6 +67,8 @@ class ClassifierModel(TorchModel):
         "pretrain_epochs": 0,
         "freeze_encoder": False,
         **TRAINING_DEFAULTS,
+        "batch_size": 32,
+        "lr": 3e-3,
     }
     CHOICES = {**ENCODER_CHOICES, **LOSS_CHOICES, **TRAINING_CHOICES}
 
@@ -176,9 +178,9 @@ class ConvClassifierModel(ClassifierModel):
         "conv_layers": 2,
         "conv_channels": 8,
         "channel_growth": 2.0,
-        "kernel_size": 9,
-        "pool_size": 4,
-        "pooled_length": 32,
+        "kernel_size": 5,
+        "pool_size": 2,
+        "pooled_length": 0,
         "head_layers": 1,
         "head_dim": 128,
         "activation": "relu",
@@ -187,6 +189,8 @@ class ConvClassifierModel(ClassifierModel):
         "input_noise": 0.0,
         **LOSS_DEFAULTS,
         **TRAINING_DEFAULTS,
+        "batch_size": 32,
+        "lr": 3e-3,
     }
     CHOICES = {"activation": tuple(ACTIVATIONS), **LOSS_CHOICES, **TRAINING_CHOICES}
 

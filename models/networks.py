@@ -7,6 +7,7 @@ so that the same builder serves training, loading and memory estimation (on the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -178,9 +179,9 @@ class ConvClassifierNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if conv_layers < 1 or conv_channels < 1 or kernel_size < 1 or pool_size < 1 or pooled_length < 1:
+        if conv_layers < 1 or conv_channels < 1 or kernel_size < 1 or pool_size < 1 or pooled_length < 0:
             raise ValueError(
-                "conv_layers, conv_channels, kernel_size, pool_size and pooled_length must be >= 1; got "
+                "conv_layers, conv_channels, kernel_size, pool_size must be >= 1 and pooled_length >= 0; got "
                 f"{conv_layers}, {conv_channels}, {kernel_size}, {pool_size}, {pooled_length}"
             )
         blocks: list[nn.Module] = []
@@ -198,8 +199,13 @@ class ConvClassifierNet(nn.Module):
             blocks.append(nn.Sequential(*block))
             in_channels = out_channels
         self.conv = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool1d(pooled_length)
-        flat = in_channels * pooled_length
+        # pooled_length 0 keeps every position: gene order is arbitrary, so the head must
+        # still see *where* a pattern occurred; > 0 averages down to that many positions.
+        length = n_features
+        for _ in range(conv_layers):
+            length = math.ceil(length / pool_size) if pool_size > 1 else length
+        self.pool = nn.AdaptiveAvgPool1d(pooled_length) if pooled_length else nn.Identity()
+        flat = in_channels * (pooled_length or length)
         self.head = mlp(flat, head_sizes, activation=activation, batch_norm=batch_norm, dropout=dropout)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.output = nn.Linear(head_sizes[-1] if head_sizes else flat, n_classes)

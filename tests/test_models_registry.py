@@ -1,0 +1,122 @@
+"""The model registry: names, parameter checking, specs, memory estimates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import (
+    UnknownParameterError,
+    available_models,
+    build_model,
+    count_parameters,
+    estimate_memory,
+    get_spec,
+)
+from models.registry import torch_model_class
+
+REQUIRED = {
+    "autoencoder",
+    "classifier",
+    "conv_classifier",
+    "svc",
+    "random_forest",
+    "knn",
+    "logistic_regression",
+    "kpca_svc",
+    "svc_on_embeddings",
+}
+
+
+def test_every_required_model_is_registered_with_a_complete_spec() -> None:
+    names = available_models()
+    assert REQUIRED <= set(names)
+    for name in names:
+        spec = get_spec(name)
+        assert spec.family in ("torch", "sklearn")
+        assert spec.task in ("classification", "reconstruction")
+        assert spec.description
+        # the defaults are a complete, valid parameter set: passing them all back is accepted unchanged
+        model = build_model(name, dict(spec.defaults), device="cpu")
+        assert model.params == dict(spec.defaults)
+
+
+def test_embedding_models_take_prefixed_autoencoder_parameters() -> None:
+    spec = get_spec("svc_on_embeddings")
+    assert spec.defaults["ae_latent_dim"] == get_spec("autoencoder").defaults["latent_dim"]
+    assert "C" in spec.defaults and "ae_max_epochs" in spec.defaults
+
+
+def test_unknown_model_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown model 'transformer'.*classifier.*svc"):
+        get_spec("transformer")
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("transformer")
+
+
+def test_unknown_parameter_names_the_key_and_the_allowed_ones() -> None:
+    with pytest.raises(UnknownParameterError, match=r"'learning_rate'.*allowed: .*\blr\b"):
+        build_model("classifier", {"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("classifier", {"lr": "fast"}, "'lr'.*expected float"),
+        ("classifier", {"batch_norm": 1}, "'batch_norm'.*expected bool"),
+        ("classifier", {"n_layers": 1.5}, "'n_layers'.*expected int"),
+        ("classifier", {"hidden_sizes": [256, -1]}, "positive integers"),
+        ("classifier", {"activation": "swish2"}, "'activation'.*one of"),
+        ("svc", {"kernel": "cubic"}, "'kernel'.*one of"),
+        ("svc", {"gamma": "sometimes"}, "'gamma'"),
+    ],
+)
+def test_wrong_values_are_rejected_with_the_parameter_named(name: str, params: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_model(name, params)
+
+
+def test_values_are_coerced_to_the_parameter_type() -> None:
+    model = build_model("classifier", {"lr": 1, "n_layers": 2.0, "hidden_sizes": (64, 32)})
+    assert model.params["lr"] == 1.0 and isinstance(model.params["lr"], float)
+    assert model.params["n_layers"] == 2 and isinstance(model.params["n_layers"], int)
+    assert model.params["hidden_sizes"] == [64, 32]
+    # SVC gamma takes a float as well as 'scale'/'auto'
+    assert build_model("svc", {"gamma": 0.01}).params["gamma"] == 0.01
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "classifier", "conv_classifier"])
+def test_memory_estimate_counts_exactly_the_parameters_of_the_built_network(name: str) -> None:
+    params = {"hidden_sizes": [64, 32], "latent_dim": 16} if name != "conv_classifier" else {"conv_channels": 4}
+    estimate = estimate_memory(name, params, n_features=300, n_classes=7, n_samples=100)
+    resolved = build_model(name, params).params
+    network = torch_model_class(name).build_network(resolved, 300, 7)
+    assert estimate.parameters == count_parameters(network) == sum(p.numel() for p in network.parameters())
+    assert estimate.weights_bytes == 4 * estimate.parameters
+    assert estimate.optimizer_bytes == 2 * estimate.weights_bytes  # AdamW: two moments
+    assert estimate.data_bytes == 100 * 300 * 4
+    assert estimate.total_bytes == (
+        estimate.weights_bytes + estimate.gradient_bytes + estimate.optimizer_bytes
+        + estimate.activation_bytes + estimate.data_bytes
+    )
+
+
+def test_memory_estimate_scales_with_batch_size_and_precision() -> None:
+    small = estimate_memory("classifier", {"batch_size": 16}, 1000, 10)
+    large = estimate_memory("classifier", {"batch_size": 64}, 1000, 10)
+    bf16 = estimate_memory("classifier", {"batch_size": 64, "precision": "bf16"}, 1000, 10)
+    sgd = estimate_memory("classifier", {"optimizer": "sgd"}, 1000, 10)
+    assert large.activation_bytes == 4 * small.activation_bytes
+    assert bf16.activation_bytes * 2 == large.activation_bytes
+    assert sgd.optimizer_bytes * 2 == large.optimizer_bytes
+
+
+def test_memory_estimate_at_full_size_needs_no_memory_and_is_plausible() -> None:
+    estimate = estimate_memory("autoencoder", None, n_features=18_000, n_classes=39)
+    first_layer = 18_000 * 1024 + 1024
+    assert estimate.parameters > 2 * first_layer  # encoder and mirrored decoder
+    assert 0.1e9 < estimate.total_bytes < 2e9
+    assert torch.empty(0).device.type == "cpu"  # the meta device did not leak into the default
+    embeddings = estimate_memory("svc_on_embeddings", {"ae_latent_dim": 64}, 500, 5)
+    assert embeddings.parameters == estimate_memory("autoencoder", {"latent_dim": 64}, 500, 5).parameters
+    assert estimate_memory("svc", None, 500, 5).parameters == 0

@@ -1,0 +1,95 @@
+"""scikit-learn baselines: fit, predict every tissue, fidelity steps, embeddings, save/load."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from data_pipeline import PreparedDataset
+from models import build_model, load_model
+from models.fidelity import nested_stratified_subsets
+
+BASELINES = ["svc", "random_forest", "knn", "logistic_regression", "kpca_svc"]
+SMALL_AE = {"ae_hidden_sizes": [64], "ae_latent_dim": 16, "ae_max_epochs": 3}
+
+
+def fit(name: str, data: PreparedDataset, params: dict | None = None):
+    steps: list[tuple[int, dict]] = []
+    model = build_model(name, params, device="cpu", num_threads=1)
+    model.fit(data, on_step=lambda step, metrics: steps.append((step, dict(metrics))))
+    return model, steps
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baseline_fits_and_predicts_every_tissue(tiny_dataset: PreparedDataset, name: str) -> None:
+    params = {"n_estimators": 50} if name == "random_forest" else {}
+    model, steps = fit(name, tiny_dataset, params)
+    assert set(np.unique(model.predict(tiny_dataset.X_train))) == set(range(tiny_dataset.n_classes))
+    metrics = model.evaluate(tiny_dataset, "val")
+    assert set(metrics) == {"val_accuracy", "val_balanced_accuracy", "val_macro_f1"}
+    assert metrics["val_balanced_accuracy"] > 2 / tiny_dataset.n_classes
+    assert [step for step, _ in steps] == [1] and steps[0][1] == metrics  # fidelity "none": one step
+    assert model.n_steps_ == 1 and model.n_parameters_ == 0 and model.train_seconds_ > 0
+
+
+def test_subsets_fidelity_reports_each_growing_subset(tiny_dataset: PreparedDataset) -> None:
+    model, steps = fit("svc", tiny_dataset, {"fidelity": "subsets", "fidelity_steps": 4})
+    assert [step for step, _ in steps] == [1, 2, 3, 4]
+    fractions = [metrics["train_fraction"] for _, metrics in steps]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] < 0.4
+    # the final model is the one fitted on the whole training split
+    assert model.evaluate(tiny_dataset, "val")["val_accuracy"] == steps[-1][1]["val_accuracy"]
+
+
+def test_nested_subsets_are_stratified_and_nested() -> None:
+    y = np.repeat(np.arange(3), [30, 12, 3])
+    subsets = nested_stratified_subsets(y, 3, seed=0)
+    assert [len(s) for s in subsets][-1] == len(y)
+    for smaller, larger in zip(subsets, subsets[1:]):
+        assert set(smaller) < set(larger)
+    assert set(y[subsets[0]]) == {0, 1, 2}  # every class in the smallest subset
+    assert np.bincount(y[subsets[0]]).tolist() == [10, 4, 1]
+
+
+def test_folds_fidelity_reports_one_step_per_fold_then_fits_everything(tiny_dataset: PreparedDataset) -> None:
+    model, steps = fit("logistic_regression", tiny_dataset, {"fidelity": "folds", "fidelity_steps": 3})
+    assert [step for step, _ in steps] == [1, 2, 3]
+    assert [metrics["fold"] for _, metrics in steps] == [0.0, 1.0, 2.0]
+    assert all("val_balanced_accuracy" in metrics for _, metrics in steps)
+    # the held-out folds differ from the validation split: the scores are not all the validation score
+    final = model.evaluate(tiny_dataset, "val")["val_balanced_accuracy"]
+    assert len({round(metrics["val_balanced_accuracy"], 6) for _, metrics in steps} | {round(final, 6)}) > 1
+
+
+def test_folds_fidelity_uses_the_data_sets_fold_assignment(tiny_dataset: PreparedDataset) -> None:
+    folds = np.arange(len(tiny_dataset.y_train)) % 4
+    with_folds = dataclasses.replace(tiny_dataset, folds=folds)
+    _, steps = fit("knn", with_folds, {"fidelity": "folds", "fidelity_steps": 2})
+    assert len(steps) == 4
+
+
+@pytest.mark.parametrize("name", ["svc_on_embeddings", "knn_on_embeddings"])
+def test_classifier_on_autoencoder_embeddings(tiny_dataset: PreparedDataset, name: str) -> None:
+    model, steps = fit(name, tiny_dataset, {**SMALL_AE, "fidelity": "subsets", "fidelity_steps": 2})
+    assert len(steps) == 2
+    assert model.embed(tiny_dataset.X_val).shape == (len(tiny_dataset.y_val), 16)
+    assert model.n_parameters_ > 0
+    assert model.evaluate(tiny_dataset, "val")["val_balanced_accuracy"] > 1.5 / tiny_dataset.n_classes
+
+
+@pytest.mark.parametrize(
+    ("name", "params"), [("random_forest", {"n_estimators": 20}), ("kpca_svc", {}), ("svc_on_embeddings", SMALL_AE)]
+)
+def test_save_and_load_give_identical_predictions(tiny_dataset: PreparedDataset, tmp_path, name: str, params: dict) -> None:
+    model, _ = fit(name, tiny_dataset, params)
+    model.save(tmp_path / name)
+    loaded = load_model(tmp_path / name, device="cpu")
+    assert type(loaded) is type(model) and loaded.params == model.params
+    assert np.array_equal(loaded.predict(tiny_dataset.X_test), model.predict(tiny_dataset.X_test))
+
+
+def test_load_model_of_a_missing_directory_fails_clearly(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="model.json"):
+        load_model(tmp_path / "nothing")
