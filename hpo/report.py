@@ -1,0 +1,300 @@
+"""Static HTML reports of studies: Optuna's plotly figures and the table of top trials.
+
+One self-contained page (plotly.js embedded once, nothing fetched from the network) holds,
+per study: its description (user attributes), optimisation history, parameter importances,
+parallel coordinates, slice plot, intermediate values (what pruning cut), timeline (what the
+workers did in parallel) and the top trials. Where a figure cannot say anything yet (no
+completed trial, a single one, no intermediate values), the page says so instead.
+
+A comparison group from ``hpo compare`` (studies ``{prefix}/{sampler}/seed{seed}`` with user
+attribute ``comparison``) gets the comparison figure and summary of :mod:`hpo.compare_report`
+first, then one folded section per study.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+logger = logging.getLogger(__name__)
+
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("history", "Optimisation history"),
+    ("importances", "Parameter importances"),
+    ("parallel", "Parallel coordinates"),
+    ("slice", "Slice plot"),
+    ("intermediate", "Intermediate values (pruning)"),
+    ("timeline", "Timeline (workers in parallel)"),
+)
+"""Figure key and heading, in page order; each study's figure ``key`` has the element id ``{slug}-{key}``."""
+
+TOP_TRIALS_DEFAULT = 10
+PAGE_STYLE = (
+    "body{font-family:sans-serif;margin:1.5em;max-width:1400px}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}"
+    "th{background:#f3f3f3}.note{color:#8a5a00;background:#fff8e5;padding:.5em 1em;border-left:4px solid #f0b400}"
+    "details>summary{font-size:1.2em;cursor:pointer;margin:.8em 0}h2{border-bottom:1px solid #ddd}"
+)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A rendered figure (``figure`` set) or the reason there is none (``note`` set)."""
+
+    key: str
+    title: str
+    figure: Any | None = None
+    note: str | None = None
+
+
+def find_studies(storage: optuna.storages.BaseStorage, name: str) -> list[optuna.Study]:
+    """The study called ``name``, else every study of the comparison group ``name``.
+
+    Raises :class:`LookupError` naming the studies that do exist when nothing matches.
+    """
+    frozen = storage.get_all_studies()
+    names = [study.study_name for study in frozen]
+    if name in names:
+        return [optuna.load_study(study_name=name, storage=storage)]
+    group = sorted(
+        study.study_name for study in frozen
+        if study.user_attrs.get("comparison") == name or study.study_name.startswith(f"{name.rstrip('/')}/")
+    )
+    if not group:
+        shown = ", ".join(sorted(names)[:20]) or "none"
+        raise LookupError(f"no study or comparison named {name!r}; studies in this storage: {shown}")
+    return [optuna.load_study(study_name=study_name, storage=storage) for study_name in group]
+
+
+def _completed(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _target(study: optuna.Study) -> tuple[Callable[[FrozenTrial], float] | None, str]:
+    """Single objective: Optuna's default. Several: the first objective, named."""
+    metric = str(study.user_attrs.get("metric") or "Objective Value")
+    if len(study.directions) == 1:
+        return None, metric
+    return (lambda trial: trial.values[0]), f"{metric} (objective 0)"
+
+
+def _varying_params(trials: Sequence[FrozenTrial]) -> list[str]:
+    names = sorted({name for trial in trials for name in trial.params})
+    return [
+        name for name in names
+        if len({json.dumps(trial.params.get(name), default=str) for trial in trials if name in trial.params}) > 1
+    ]
+
+
+def study_figures(study: optuna.Study) -> list[Figure]:
+    """Every figure of :data:`FIGURES` for ``study``, or a note saying why it has none."""
+    from optuna import visualization as vis
+    from optuna.importance import FanovaImportanceEvaluator
+
+    trials = study.get_trials(deepcopy=False)
+    completed = _completed(study)
+    target, target_name = _target(study)
+    targeted = {"target": target, "target_name": target_name}
+    varying = _varying_params(completed)
+    no_completed = f"no completed trial yet ({len(trials)} trials in other states)"
+
+    def importances() -> Any:
+        evaluator = FanovaImportanceEvaluator(seed=0)
+        return vis.plot_param_importances(study, evaluator=evaluator, params=varying, **targeted)
+
+    def intermediate() -> Any:
+        return vis.plot_intermediate_values(study)
+
+    builders: dict[str, tuple[str | None, Callable[[], Any]]] = {
+        "history": (no_completed if not completed else None,
+                    lambda: vis.plot_optimization_history(study, **targeted)),
+        "importances": (
+            no_completed if not completed
+            else "parameter importances need at least 2 completed trials" if len(completed) < 2
+            else "no parameter took more than one value among the completed trials" if not varying
+            else None,
+            importances,
+        ),
+        "parallel": (no_completed if not completed else "the study has no parameters" if not varying else None,
+                     lambda: vis.plot_parallel_coordinate(study, params=varying, **targeted)),
+        "slice": (no_completed if not completed else "the study has no parameters" if not varying else None,
+                  lambda: vis.plot_slice(study, params=varying, **targeted)),
+        "intermediate": (
+            "several objectives: Optuna records no intermediate values" if len(study.directions) > 1
+            else "no trial reported intermediate values (this model has no per-step reports)"
+            if not any(trial.intermediate_values for trial in trials) else None,
+            intermediate,
+        ),
+        "timeline": ("no trial yet" if not trials else None, lambda: vis.plot_timeline(study)),
+    }
+    figures = []
+    for key, title in FIGURES:
+        note, build = builders[key]
+        if note is not None:
+            figures.append(Figure(key, title, note=note))
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                figures.append(Figure(key, title, figure=build()))
+        except Exception as error:  # a figure Optuna cannot draw for this study must not cost the report
+            logger.warning("%s: %s not drawn: %s", study.study_name, title, error)
+            figures.append(Figure(key, title, note=f"not drawn: {error}"))
+    return figures
+
+
+def top_trials(study: optuna.Study, top: int = TOP_TRIALS_DEFAULT) -> pd.DataFrame:
+    """The ``top`` best completed trials: number, value(s), duration, parameters, recorded metrics."""
+    completed = _completed(study)
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    best = sorted(completed, key=lambda trial: sign * trial.values[0])[:top]
+    rows = []
+    for trial in best:
+        row: dict[str, Any] = {"trial": trial.number}
+        if len(trial.values) == 1:
+            row["value"] = trial.values[0]
+        else:
+            row.update({f"value {index}": value for index, value in enumerate(trial.values)})
+        row["seconds"] = trial.duration.total_seconds() if trial.duration else np.nan
+        row.update({f"param {name}": value for name, value in trial.params.items()})
+        row.update({
+            name: value for name, value in trial.user_attrs.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        })
+        if "device" in trial.user_attrs:
+            row["device"] = trial.user_attrs["device"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "study"
+
+
+def _format_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 400 else text[:400] + "…"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0)
+
+
+def _study_header(study: optuna.Study) -> str:
+    trials = study.get_trials(deepcopy=False)
+    counts = pd.Series([trial.state.name for trial in trials]).value_counts().to_dict() if trials else {}
+    directions = ", ".join(direction.name.lower() for direction in study.directions)
+    attrs = {"directions": directions, "trials": ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "0"}
+    attrs.update({key: _format_value(value) for key, value in sorted(study.user_attrs.items())})
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in attrs.items())
+    return f"<table>{rows}</table>"
+
+
+def study_section(study: optuna.Study, *, top: int = TOP_TRIALS_DEFAULT, level: int = 2) -> str:
+    """HTML of one study: description, each figure (or its note), the top trials."""
+    slug = _slug(study.study_name)
+    parts = [f"<h{level} id='{slug}'>Study {html.escape(study.study_name)}</h{level}>", _study_header(study)]
+    for figure in study_figures(study):
+        parts.append(f"<h{level + 1}>{html.escape(figure.title)}</h{level + 1}>")
+        if figure.figure is not None:
+            parts.append(figure.figure.to_html(full_html=False, include_plotlyjs=False,
+                                               div_id=f"{slug}-{figure.key}"))
+        else:
+            parts.append(f"<p class='note' id='{slug}-{figure.key}-note'>{html.escape(figure.note or '')}</p>")
+    parts.append(f"<h{level + 1}>Top trials</h{level + 1}>")
+    table = top_trials(study, top)
+    parts.append(_table(table) if not table.empty else "<p class='note'>no completed trial yet</p>")
+    return "\n".join(parts)
+
+
+def comparison_section(studies: Sequence[optuna.Study], name: str) -> str:
+    """The sampler comparison figure and summary of :mod:`hpo.compare_report` for a group."""
+    from hpo.compare import TRIAL_COLUMNS, best_so_far, summarize
+    from hpo.compare_report import comparison_figure
+    from hpo.samplers.timing import SAMPLER_SECONDS_KEY
+
+    directions = {study.directions[0].name.lower() for study in studies}
+    if len(directions) != 1 or any(len(study.directions) != 1 for study in studies):
+        return "<p class='note'>the group mixes directions or objectives: no common comparison figure</p>"
+    direction = directions.pop()
+    tables = []
+    for study in studies:
+        trials = sorted(study.get_trials(deepcopy=False), key=lambda trial: trial.number)
+        starts = [trial.datetime_start for trial in trials if trial.datetime_start is not None]
+        origin = min(starts) if starts else None
+        frame = pd.DataFrame([{
+            "comparison": name,
+            "problem": study.user_attrs.get("problem", ""),
+            "sampler": str(study.user_attrs.get("sampler", study.study_name)),
+            "seed": study.user_attrs.get("seed", 0),
+            "study": study.study_name,
+            "number": trial.number,
+            "state": trial.state.name,
+            "value": trial.value if trial.state == TrialState.COMPLETE else np.nan,
+            "elapsed_s": (trial.datetime_complete - origin).total_seconds()
+            if trial.datetime_complete and origin else np.nan,
+            "sampler_s": trial.system_attrs.get(SAMPLER_SECONDS_KEY, np.nan),
+        } for trial in trials], columns=[c for c in TRIAL_COLUMNS if c != "best_so_far"])
+        frame["best_so_far"] = best_so_far(frame["value"], direction)
+        tables.append(frame[list(TRIAL_COLUMNS)])
+    trials = pd.concat(tables, ignore_index=True)
+    target = studies[0].user_attrs.get("target")
+    target = float(target) if isinstance(target, (int, float)) else None
+    figure = comparison_figure(trials, direction, target, f"comparison {name}")
+    summary = summarize(trials, direction, target)
+    return (
+        f"<h2 id='comparison'>Comparison {html.escape(name)} ({len(studies)} studies)</h2>"
+        f"{_table(summary)}"
+        f"{figure.to_html(full_html=False, include_plotlyjs=False, div_id='comparison-figure')}"
+    )
+
+
+def render_report(studies: Sequence[optuna.Study], *, title: str, top: int = TOP_TRIALS_DEFAULT,
+                  comparison: str | None = None) -> str:
+    """The whole page as a string (plotly.js embedded once)."""
+    from plotly.offline import get_plotlyjs
+
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if comparison is not None:
+        try:
+            body.append(comparison_section(studies, comparison))
+        except Exception as error:
+            logger.warning("comparison %s: figure not drawn: %s", comparison, error)
+            body.append(f"<p class='note'>comparison figure not drawn: {html.escape(str(error))}</p>")
+        for study in studies:
+            body.append(f"<details><summary>{html.escape(study.study_name)}</summary>"
+                        f"{study_section(study, top=top, level=3)}</details>")
+    else:
+        body += [study_section(study, top=top) for study in studies]
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        + "\n".join(body) + "</body></html>"
+    )
+
+
+def write_report(storage: optuna.storages.BaseStorage, name: str, out_dir: str | Path, *,
+                 top: int = TOP_TRIALS_DEFAULT) -> Path:
+    """Write ``out_dir/report.html`` for the study or comparison group ``name``; returns its path."""
+    studies = find_studies(storage, name)
+    is_group = len(studies) > 1 or studies[0].study_name != name
+    page = render_report(studies, title=f"{'Comparison' if is_group else 'Study'} {name}", top=top,
+                         comparison=name if is_group else None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
