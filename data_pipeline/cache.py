@@ -54,17 +54,22 @@ def file_content_hash(path: Path, cache_dir: Path) -> str:
     if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
         return str(entry["sha256"])
     started = time.perf_counter()
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(8 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
+    value = hash_file(path)
     log.debug("hashed %s (%d bytes) in %.2f s", path, stat.st_size, time.perf_counter() - started)
     registry[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
     with contextlib.suppress(OSError):
         cache_dir.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(registry_path, registry)
     return value
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 8 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fingerprint(inputs: dict[str, Any], settings: dict[str, Any]) -> str:

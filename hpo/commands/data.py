@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +111,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.set_defaults(handler=run_generate)
 
 
+@contextlib.contextmanager
+def _progress_to_stdout() -> Iterator[None]:
+    """Send the pipeline's progress lines to stdout while a command runs: stderr then carries only
+    the one-line error of a failure."""
+    logger = logging.getLogger("data_pipeline")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def run_prepare(args: argparse.Namespace) -> int:
     from data_pipeline import prepare_dataset
 
-    dataset = prepare_dataset(config_from_args(args), progress=True)
+    with _progress_to_stdout():
+        dataset = prepare_dataset(config_from_args(args), progress=True)
     print(
         f"prepared {dataset.n_classes} tissues, {dataset.n_features} genes: "
         f"train {len(dataset.y_train)}, val {len(dataset.y_val)}, test {len(dataset.y_test)}"
@@ -125,7 +145,8 @@ def run_summary(args: argparse.Namespace) -> int:
     from data_pipeline import prepare_dataset
     from data_pipeline.summary import format_summary, write_report
 
-    dataset = prepare_dataset(config_from_args(args), progress=True)
+    with _progress_to_stdout():
+        dataset = prepare_dataset(config_from_args(args), progress=True)
     print(format_summary(dataset))
     out = args.out or os.path.join(os.environ.get("HPO_HOME", "hpo-runs"), "data-summary.html")
     path = write_report(dataset, out)
