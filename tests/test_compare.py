@@ -128,3 +128,22 @@ def test_bad_input_gets_a_one_line_error(args, message, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=50 keeps it quick
+def test_study_file_mode_reuses_the_study_objective_pruner_and_attributes(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["compare", "studies/logistic_regression.toml", "--set", "data.preset=tiny", "--set",
+            "fixed.max_iter=50", "--samplers", "ga,random", "--seeds", "1", "--n-trials", "3",
+            "--storage", url, "--name", "lr", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    study = optuna.load_study(study_name="lr/ga/seed0", storage=url)
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert study.user_attrs["model"] == "logistic_regression" and study.user_attrs["sampler"] == "ga"
+    assert study.user_attrs["comparison"] == "lr"
+    assert len(study.trials) == 3
+    # the file's Wilcoxon pruner is in use: trials report fold-wise intermediate values
+    assert all(t.intermediate_values for t in study.trials)
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(summary["sampler"]) == ["ga", "random"]
