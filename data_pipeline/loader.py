@@ -9,7 +9,10 @@ Two expression layouts are recognised from the header (never from the file name)
   ``SequencingID, ModelConditionID, ModelID, IsDefaultEntryForMC, IsDefaultEntryForModel``,
   several rows per model; the rows with ``IsDefaultEntryForModel == "Yes"`` are kept.
 
-Model.csv columns are read by name. Files may be gzip-compressed (detected from the content).
+Model.csv columns are read by name. The older ``CCLE_expression.csv`` + ``sample_info.csv`` pair
+(up to 22Q2) also loads: its matrix has the classic shape and ``DepMap_ID``, ``primary_disease``,
+``age``, ``sex`` stand in for the Model.csv names (the label column is then e.g. ``lineage``).
+Files may be gzip-compressed (detected from the content).
 The matrix is parsed by pyarrow's multithreaded CSV reader straight into float32.
 """
 
@@ -33,6 +36,11 @@ ID_COLUMN_NAMES = ("", "ModelID", "Unnamed: 0", "DepMap_ID")
 Q3_2025_LEADING = ("SequencingID", "ModelConditionID", "ModelID", "IsDefaultEntryForMC", "IsDefaultEntryForModel")
 METADATA_COLUMNS = ("OncotreePrimaryDisease", "OncotreeSubtype", "Age", "Sex")
 """Model.csv columns carried into the prepared data set's sample_info (when present)."""
+LEGACY_METADATA_NAMES = {
+    "DepMap_ID": "ModelID", "primary_disease": "OncotreePrimaryDisease", "Subtype": "OncotreeSubtype",
+    "age": "Age", "sex": "Sex",
+}
+"""sample_info.csv (releases up to 22Q2) names -> Model.csv names, used only where the latter are absent."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,8 @@ def read_models(path: str | Path, label_column: str) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         raise DataError(f"{path}: not a valid CSV metadata file: {str(error).splitlines()[0]}") from None
     table.columns = [str(c).strip() for c in table.columns]
+    renames = {old: new for old, new in LEGACY_METADATA_NAMES.items() if old in table.columns and new not in table.columns}
+    table = table.rename(columns=renames)
     if "ModelID" not in table.columns:
         raise DataError(f"{path}: metadata file has no 'ModelID' column")
     if label_column not in table.columns:

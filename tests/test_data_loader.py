@@ -69,6 +69,20 @@ def test_generated_files_round_trip(tmp_path: Path, layout: str) -> None:
     assert not set(unlabelled) & set(data.model_ids)
 
 
+def test_pre_22q4_sample_info_file_loads(tmp_path: Path) -> None:
+    """CCLE_expression.csv + sample_info.csv (DepMap_ID, lineage, primary_disease, age, sex)."""
+    expression = samples.write(tmp_path / "CCLE_expression.csv", samples.classic_expression_text())
+    rows = ["DepMap_ID,cell_line_name,sex,primary_disease,Subtype,age,lineage"]
+    rows += [f"ACH-{i:06d},L{i},Male,Lung Cancer,NSCLC,{40 + i},lung" for i in range(1, 7)]
+    rows += [f"ACH-{i:06d},L{i},Female,Skin Cancer,Melanoma,,skin" for i in range(7, 14)]
+    info = samples.write(tmp_path / "sample_info.csv", "\n".join(rows) + "\n")
+    data = load_labelled(expression, info, "lineage")
+    assert data.labels == ["lung"] * 6 + ["skin"] * 7
+    assert data.metadata.loc["ACH-000002", "OncotreePrimaryDisease"] == "Lung Cancer"
+    assert data.metadata.loc["ACH-000002", "Age"] == "42"
+    assert data.metadata.loc["ACH-000008", "Sex"] == "Female"
+
+
 def test_label_column_is_configurable(tmp_path: Path) -> None:
     expression, model = samples.write_pair(tmp_path)
     data = load_labelled(expression, model, "OncotreeCode")
