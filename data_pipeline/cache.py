@@ -55,7 +55,8 @@ def file_content_hash(path: Path, cache_dir: Path) -> str:
         return str(entry["sha256"])
     started = time.perf_counter()
     value = hash_file(path)
-    log.debug("hashed %s (%d bytes) in %.2f s", path, stat.st_size, time.perf_counter() - started)
+    log.info("fingerprinted %s (%.0f MB) in %.1f s; remembered until the file changes",
+             path.name, stat.st_size / 1e6, time.perf_counter() - started)
     registry[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
     with contextlib.suppress(OSError):
         cache_dir.mkdir(parents=True, exist_ok=True)

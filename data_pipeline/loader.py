@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +156,10 @@ def read_expression(path: str | Path) -> ExpressionMatrix:
     except pa.ArrowInvalid as error:
         message = str(error).splitlines()[0]
         if "conversion error to float" in message:
-            raise DataError(f"{path}: non-numeric expression value: {message}") from None
+            found = re.search(r"column #(\d+)", message)
+            column = header[int(found.group(1))] if found and int(found.group(1)) < len(header) else "?"
+            value = message.split("invalid value", 1)[-1].strip()
+            raise DataError(f"{path}: non-numeric expression value {value} in column {column!r}") from None
         raise DataError(f"{path}: not a valid CSV expression matrix: {message}") from None
     except (OSError, pa.ArrowException) as error:
         raise DataError(f"{path}: cannot read expression file: {str(error).splitlines()[0]}") from None

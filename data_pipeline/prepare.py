@@ -71,11 +71,10 @@ def _input_identity(config: DataConfig, cache_dir: Path, progress: bool) -> dict
         if not path.is_file():
             what = "expression" if role == "expression" else "model metadata"
             raise DataError(f"{path}: {what} file not found" if not path.exists() else f"{path}: not a file")
-        with _step(f"fingerprinting {path.name}", progress):
-            try:
-                identity[role] = file_content_hash(path, cache_dir)
-            except OSError as error:
-                raise DataError(f"{path}: cannot read file ({error.strerror or error})") from None
+        try:
+            identity[role] = file_content_hash(path, cache_dir)
+        except OSError as error:
+            raise DataError(f"{path}: cannot read file ({error.strerror or error})") from None
     return identity
 
 
