@@ -107,14 +107,14 @@ def classifier_surrogate(trial: optuna.Trial) -> float:
 FUNCTIONS: dict[str, BenchmarkFunction] = {
     f.name: f
     for f in (
-        BenchmarkFunction("sphere", "5 floats, smooth bowl", "minimize", sphere, 0.0, 0.5),
+        BenchmarkFunction("sphere", "5 floats, smooth bowl", "minimize", sphere, 0.0, 1.0),
         BenchmarkFunction(
             "rosenbrock-mixed",
             "Rosenbrock valley; floats, int, log float, categorical",
             "minimize",
             rosenbrock_mixed,
             0.0,
-            1.0,
+            3.0,
         ),
         BenchmarkFunction(
             "rastrigin-mixed",
@@ -122,7 +122,7 @@ FUNCTIONS: dict[str, BenchmarkFunction] = {
             "minimize",
             rastrigin_mixed,
             0.0,
-            15.0,
+            25.0,
         ),
         BenchmarkFunction(
             "classifier-surrogate",
@@ -130,7 +130,7 @@ FUNCTIONS: dict[str, BenchmarkFunction] = {
             "maximize",
             classifier_surrogate,
             0.93,
-            0.88,
+            0.90,
         ),
     )
 }

@@ -228,3 +228,16 @@ def test_two_worker_processes_share_one_sqlite_study(tmp_path, unique_name) -> N
 @pytest.mark.postgres
 def test_two_worker_processes_share_one_postgresql_study(postgres_url, unique_name) -> None:
     _assert_bred_in_parallel(_run_two_workers(postgres_url, unique_name))
+
+
+def test_study_files_pick_the_ga_by_name_with_its_options() -> None:
+    from hpo.samplers.factory import build_sampler
+    from hpo.studyfile import load_study_file
+
+    spec = load_study_file("studies/random_forest.toml")
+    assert spec.sampler.name == "ga"
+    sampler = build_sampler(spec.sampler.name, spec.sampler.options, spec.sampler.seed)
+    assert isinstance(sampler, GeneticSampler)
+    assert sampler.population_size == spec.sampler.options["population_size"]
+    with pytest.raises(ValueError, match="tournament_size"):
+        build_sampler("ga", {"tournament_size": 0}, 1)

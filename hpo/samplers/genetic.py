@@ -65,7 +65,7 @@ class GeneticSampler(BaseGASampler):
     def __init__(
         self,
         *,
-        population_size: int = 20,
+        population_size: int = 10,
         tournament_size: int = 3,
         elite_size: int = 2,
         crossover: str = "sbx",
