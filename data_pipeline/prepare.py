@@ -80,7 +80,7 @@ def _input_identity(config: DataConfig, cache_dir: Path, progress: bool) -> dict
 
 def config_fingerprint(config: DataConfig, *, progress: bool = False) -> str:
     """The cache key of ``config``: input identity plus the settings that shape the arrays."""
-    cache_dir = Path(config.cache_dir).expanduser()
+    cache_dir = Path(config.cache_dir).expanduser().resolve()
     settings = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
     settings["pipeline_version"] = PIPELINE_VERSION
     return fingerprint(_input_identity(config, cache_dir, progress), settings)
@@ -94,7 +94,7 @@ def prepare_dataset(config: DataConfig | None = None, *, progress: bool = False)
     cached arrays as memory maps without reading any CSV.
     """
     config = config or DataConfig()
-    cache_dir = Path(config.cache_dir).expanduser()
+    cache_dir = Path(config.cache_dir).expanduser().resolve()
     key = config_fingerprint(config, progress=progress)
     directory = entry_directory(cache_dir, key)
     cached = _try_load(directory)

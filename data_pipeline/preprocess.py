@@ -7,7 +7,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from data_pipeline.config import DataConfig
 from data_pipeline.errors import DataError
@@ -68,6 +67,8 @@ def stratified_split(
     y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, *, source: str
 ) -> dict[str, np.ndarray]:
     """Sorted row indices for train/val/test, each stratified by ``y`` (scikit-learn)."""
+    from sklearn.model_selection import train_test_split
+
     indices = np.arange(y.size)
     try:
         rest, test = train_test_split(indices, test_size=test_fraction, stratify=y, random_state=seed)
@@ -94,6 +95,8 @@ def select_genes(X_train: np.ndarray, min_variance: float, top_k: int | None, *,
 
 def fold_assignment(y_train: np.ndarray, n_folds: int, seed: int, *, source: str) -> np.ndarray:
     """Stratified k-fold index (0..n_folds-1) for each training row."""
+    from sklearn.model_selection import StratifiedKFold
+
     smallest = int(np.bincount(y_train).min())
     if smallest < n_folds:
         raise DataError(f"{source}: n_folds={n_folds} but a tissue has only {smallest} training samples")
