@@ -136,3 +136,20 @@ def test_worker_processes_share_the_cache(tiny_data_config: DataConfig, tiny_dat
                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tiny_dataset.directory)
+
+
+def test_workers_starting_together_prepare_once(tmp_path: Path) -> None:
+    code = (
+        "import sys; from data_pipeline import DataConfig, prepare_dataset; "
+        "print(prepare_dataset(DataConfig(preset='tiny', synthetic_seed=5, cache_dir=sys.argv[1])).directory)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=root) for _ in range(3)]
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), [err for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1
+    entries = [p for p in (tmp_path / "prepared").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1
+    assert not list((tmp_path / "prepared").glob(".tmp-*"))
+    assert len(list((tmp_path / "synthetic").iterdir())) == 1
