@@ -6,7 +6,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from data_pipeline import SPLITS, DataConfig, PreparedDataset, prepare_dataset
 from data_pipeline.loader import load_labelled
