@@ -147,12 +147,12 @@ def read_expression(path: str | Path) -> ExpressionMatrix:
     types = {name: pa.string() for name in column_names[:leading]}
     types.update({name: pa.float32() for name in genes})
     try:
-        stream = pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
-        table = pacsv.read_csv(
-            stream,
-            read_options=pacsv.ReadOptions(column_names=column_names, skip_rows=1, block_size=8 << 20),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
-        )
+        with pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None) as stream:
+            table = pacsv.read_csv(
+                stream,
+                read_options=pacsv.ReadOptions(column_names=column_names, skip_rows=1, block_size=8 << 20),
+                convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+            )
     except pa.ArrowInvalid as error:
         message = str(error).splitlines()[0]
         if "conversion error to float" in message:
