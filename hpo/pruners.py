@@ -8,6 +8,7 @@ The others compare learning curves (epochs, growing training subsets).
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,8 @@ def build_pruner(name: str, options: Mapping[str, Any] | None = None) -> optuna.
         if option not in parameters:
             raise ValueError(f"pruner.{option}: unknown option for pruner {name!r}; allowed: {sorted(parameters)}")
     try:
-        return cls(**options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner
+            return cls(**options)
     except (TypeError, ValueError) as error:
         raise ValueError(f"pruner {name!r}: bad options {options}: {error}") from None

@@ -184,7 +184,7 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
     timeout = _typed(content, "timeout", (int, float), problems, default=None)
     if timeout is not None and timeout <= 0:
         problems.append(f"timeout: must be > 0 seconds, got {timeout}")
-    if n_trials is None and timeout is None:
+    if "n_trials" not in content and "timeout" not in content:
         problems.append("n_trials: give n_trials, timeout (seconds) or both")
     max_failed = _typed(content, "max_failed_trials", int, problems, default=None)
     if max_failed is not None and max_failed < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -46,6 +47,9 @@ def build_sampler(name: str, options: Mapping[str, Any] | None = None, seed: int
                 allowed = sorted(k for k in parameters if k != "seed")
                 raise ValueError(f"sampler.{option}: unknown option for sampler {name!r}; allowed: {allowed}")
     try:
-        return cls(seed=seed, **options)
+        with warnings.catch_warnings():
+            # QMC, GP options, `group`, ... are "experimental" in Optuna; a study file picks them knowingly
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(seed=seed, **options)
     except (TypeError, ValueError) as error:
         raise ValueError(f"sampler {name!r}: bad options {options}: {error}") from None

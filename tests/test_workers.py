@@ -1,0 +1,248 @@
+"""Workers against real SQLite and PostgreSQL: exact trial counts, SIGKILL recovery, pruning, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import tomli_w
+from optuna.trial import TrialState
+
+from hpo.launcher import launch, worker_environment
+from hpo.storage import open_storage
+from hpo.studyfile import apply_overrides, load_study_file
+from hpo.worker import run_worker
+
+STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def tiny_study(tmp_path: Path, data_config: Any, name: str = "tiny", space: dict | None = None, **changes: Any) -> Path:
+    """A small classifier study on the tiny data set, written to ``tmp_path``.
+
+    ``changes`` are dotted overrides (tables merge); ``space`` replaces the search space.
+    """
+    content = {
+        "name": name,
+        "model": "classifier",
+        "metric": "val_balanced_accuracy",
+        "direction": "maximize",
+        "n_trials": 4,
+        "device": "cpu",
+        "data": {"preset": "tiny", "cache_dir": str(data_config.cache_dir)},
+        "fixed": {"max_epochs": 4, "hidden_dim": 32, "latent_dim": 16, "batch_size": 32},
+        "space": {
+            "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+            "dropout": {"type": "float", "low": 0.0, "high": 0.4},
+        },
+        "sampler": {"name": "random", "seed": 0},
+        "pruner": {"name": "none"},
+    }
+    content = apply_overrides(content, changes)
+    if space is not None:
+        content["space"] = space
+    path = tmp_path / f"{name}.toml"
+    path.write_text(tomli_w.dumps(content))
+    return path
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'optuna.db'}"
+
+
+def trials_of(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=open_storage(url, heartbeat_interval=None)).get_trials()
+
+
+def count(trials, *states) -> int:
+    return sum(t.state in states for t in trials)
+
+
+def test_three_worker_processes_finish_exactly_n_trials_on_sqlite(tmp_path, tiny_dataset, tiny_data_config):
+    url = sqlite_url(tmp_path)
+    path = tiny_study(tmp_path, tiny_data_config, name="exact")
+    result = launch(path, workers=3, overrides={"n_trials": 7}, storage_url=url, poll_seconds=0.5)
+    assert result.ok, result.exit_codes
+    trials = trials_of(url, "exact")
+    assert count(trials, *FINISHED) == 7
+    assert len(trials) == 7  # nothing left running or waiting, no extra trial started
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2  # the work really was shared
+    assert result.progress.counts.finished == 7 and result.progress.best_value is not None
+
+    # Optuna's own CLI reads what this project wrote.
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "optuna"), "trials", "--study-name", "exact", "--storage", url, "-f", "json"],
+        capture_output=True, text=True, check=True,
+    )
+    assert len(json.loads(listed.stdout)) == 7
+
+
+@pytest.mark.postgres
+def test_two_worker_processes_finish_exactly_n_trials_on_postgresql(tmp_path, tiny_dataset, tiny_data_config, postgres_url, unique_name):
+    path = tiny_study(tmp_path, tiny_data_config, name=unique_name)
+    result = launch(path, workers=2, overrides={"n_trials": 5}, storage_url=postgres_url, poll_seconds=0.5)
+    assert result.ok, result.exit_codes
+    trials = trials_of(postgres_url, unique_name)
+    assert count(trials, *FINISHED) == 5 and len(trials) == 5
+    # a rerun of a finished study starts nothing: the budget is study-wide
+    again = launch(path, workers=2, overrides={"n_trials": 5}, storage_url=postgres_url, poll_seconds=0.5)
+    assert again.ok and len(trials_of(postgres_url, unique_name)) == 5
+
+
+def test_sigkilled_worker_trial_is_failed_retried_and_the_study_completes(tmp_path, tiny_dataset, tiny_data_config):
+    url = sqlite_url(tmp_path)
+    # slow trials (~3 s) so that the kill lands mid-trial; short heartbeats so recovery takes seconds
+    path = tiny_study(
+        tmp_path, tiny_data_config, name="killed", n_trials=3,
+        **{"fixed.max_epochs": 200, "fixed.early_stopping_patience": 200, "heartbeat": {"interval": 1, "grace_period": 3}},
+    )
+    command = [sys.executable, "-m", "hpo.commands.worker", str(path), "--storage", url]
+    victim = subprocess.Popen(command + ["--worker-index", "0"], env=worker_environment(0, 2, [], 2))
+    try:
+        running = _wait_for_running_trial(url, "killed", victim.pid, timeout=90)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        survivor = subprocess.run(command + ["--worker-index", "1"], env=worker_environment(1, 2, [], 2), timeout=180)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert survivor.returncode == 0
+    trials = {t.number: t for t in trials_of(url, "killed")}
+    assert trials[running].state == TrialState.FAIL  # the killed worker's trial, failed by heartbeat
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == running]
+    assert len(retries) == 1 and retries[0].state in FINISHED
+    assert retries[0].params == trials[running].params  # the same configuration was re-run
+    assert count(trials.values(), *FINISHED) == 3
+    assert count(trials.values(), TrialState.RUNNING, TrialState.WAITING) == 0
+
+
+def _wait_for_running_trial(url: str, name: str, pid: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for trial in trials_of(url, name):
+                if trial.state == TrialState.RUNNING and trial.user_attrs.get("worker", "").endswith(f":{pid}"):
+                    time.sleep(0.5)  # well inside the trial
+                    return trial.number
+        except KeyError:  # study not created yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the worker never started a trial")
+
+
+def test_pruner_prunes_with_a_reason(tmp_path, tiny_dataset, tiny_data_config):
+    url = sqlite_url(tmp_path)
+    path = tiny_study(
+        tmp_path, tiny_data_config, name="pruned", n_trials=8,
+        **{
+            "fixed.max_epochs": 6,
+            "space.lr.low": 1e-6,
+            "pruner": {"name": "percentile", "percentile": 75.0, "n_startup_trials": 2, "n_warmup_steps": 1},
+        },
+    )
+    report = run_worker(load_study_file(path), storage_url=url, worker_index=0, num_threads=1)
+    trials = trials_of(url, "pruned")
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert report.pruned == len(pruned) >= 1 and count(trials, *FINISHED) == 8
+    for trial in pruned:
+        assert "pruned by PercentilePruner at step" in trial.user_attrs["prune_reason"]
+        assert trial.user_attrs["steps_run"] < 6  # it stopped early
+        assert len(trial.intermediate_values) == trial.user_attrs["steps_run"]
+
+
+def test_nan_loss_prunes_and_out_of_memory_fails_while_the_worker_goes_on(tmp_path, tiny_dataset, tiny_data_config, monkeypatch):
+    import models.registry
+    from models.errors import DeviceOutOfMemory
+
+    url = sqlite_url(tmp_path)
+    path = tiny_study(
+        tmp_path, tiny_data_config, name="faults", n_trials=3,
+        space={"lr": {"type": "categorical", "choices": [1e6, 1e-2]}},
+        **{"fixed.grad_clip": 0.0, "fixed.optimizer": "sgd", "sampler": {"name": "random", "seed": 1}},
+    )
+    real_build = models.registry.build_model
+    calls = {"n": 0}
+
+    def build_that_runs_out_of_memory_once(name, params, **options):
+        calls["n"] += 1
+        model = real_build(name, params, **options)
+        if calls["n"] == 1:
+            def fit(*args, **kwargs):
+                raise DeviceOutOfMemory("out of memory on cuda:0 (batch_size=32) [simulated]")
+            model.fit = fit
+        return model
+
+    monkeypatch.setattr(models.registry, "build_model", build_that_runs_out_of_memory_once)
+    report = run_worker(load_study_file(path), storage_url=url, worker_index=0, num_threads=1)
+    trials = trials_of(url, "faults")
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and "out of memory" in failed[0].user_attrs["fail_reason"]
+    assert count(trials, *FINISHED) == 3  # the worker went on; the failure did not count
+    diverged = [t for t in trials if t.params.get("lr") == 1e6]
+    assert diverged, "the seeded sampler should have tried the huge learning rate"
+    for trial in diverged:
+        if trial.state != TrialState.FAIL:
+            assert trial.state == TrialState.PRUNED
+            assert "diverged" in trial.user_attrs["prune_reason"]
+    assert report.failed == 1
+
+
+def test_failures_stop_at_the_cap_instead_of_looping(tmp_path, tiny_dataset, tiny_data_config):
+    url = sqlite_url(tmp_path)
+    # a parameter value the model rejects at build time: every trial fails
+    path = tiny_study(tmp_path, tiny_data_config, name="capped", n_trials=5, max_failed_trials=3,
+                      **{"space.dropout.low": 1.5, "space.dropout.high": 2.0})
+    report = run_worker(load_study_file(path), storage_url=url, worker_index=0, num_threads=1)
+    assert report.failed == 3 and "max_failed_trials=3" in report.stop_reason
+    assert count(trials_of(url, "capped"), TrialState.FAIL) == 3
+
+
+def _tiny_version(path: Path, data_config: Any, tmp_path: Path) -> Path:
+    """The shipped study file on tiny data with few epochs, as a user would with --set."""
+    content = tomllib.loads(path.read_text())
+    content["data"] = {"preset": "tiny", "cache_dir": str(data_config.cache_dir)}
+    content["n_trials"] = 2
+    fixed = content.setdefault("fixed", {})
+    if "max_epochs" in fixed:
+        fixed["max_epochs"] = 3
+    if "ae_max_epochs" in fixed:
+        fixed["ae_max_epochs"] = 2
+    if content["model"] == "random_forest":
+        content["space"]["n_estimators"]["high"] = 150
+    out = tmp_path / path.name
+    out.write_text(tomli_w.dumps(content))
+    return out
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_every_shipped_study_runs_two_trials_on_tiny_data(tmp_path, tiny_dataset, tiny_data_config, path):
+    url = sqlite_url(tmp_path)
+    spec = load_study_file(_tiny_version(path, tiny_data_config, tmp_path))
+    run_worker(spec, storage_url=url, worker_index=0, num_threads=1)
+    trials = trials_of(url, spec.name)
+    assert count(trials, *FINISHED) == 2, [(t.state, t.user_attrs.get("fail_reason")) for t in trials]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    for trial in complete:
+        assert trial.user_attrs[spec.metric] == pytest.approx(trial.value)
+        assert trial.user_attrs["steps_run"] >= 1 and trial.user_attrs["train_seconds"] > 0
+        assert "device" in trial.user_attrs and "n_parameters" in trial.user_attrs
+    study = optuna.load_study(study_name=spec.name, storage=url)
+    assert study.user_attrs["model"] == spec.model and study.user_attrs["data_fingerprint"] == tiny_dataset.fingerprint
+    assert study.user_attrs["study_file_text"] and study.user_attrs["versions"]["optuna"] == optuna.__version__
+
+
+def test_worker_environment_splits_threads_and_pins_gpus_round_robin():
+    env = worker_environment(3, 4, ["0", "1"], 16)
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "4"
+    assert env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert worker_environment(0, 8, [], 2)["OMP_NUM_THREADS"] == "1"
+    assert "CUDA_VISIBLE_DEVICES" not in worker_environment(0, 2, [], 2) or os.environ.get("CUDA_VISIBLE_DEVICES")
