@@ -147,7 +147,7 @@ def _blue(fraction: float) -> str:
 def confusion_matrix_svg(confusion: np.ndarray, labels: Sequence[str], title: str = "Confusion matrix") -> str:
     """Heat map of counts (rows: true tissue, columns: predicted), shaded by row fraction.
 
-    Each cell carries a ``<title>`` tooltip (true, predicted, count, row fraction).
+    Each non-zero cell carries a ``<title>`` tooltip (true, predicted, count, row fraction).
     """
     counts = np.asarray(confusion)
     n = counts.shape[0]
@@ -172,18 +172,29 @@ def confusion_matrix_svg(confusion: np.ndarray, labels: Sequence[str], title: st
         x = left + i * cell + cell / 2 + font_size / 3
         parts.append(f'<text x="{x:.1f}" y="{top - 4:.1f}" font-size="{font_size}" {FONT} '
                      f'transform="rotate(-90 {x:.1f} {top - 4:.1f})">{escape(label)}</text>')
-    for i in range(n):
-        for j in range(n):
-            count = int(counts[i, j])
-            fraction = count / row_totals[i] if row_totals[i] else 0.0
+    grid_end_x, grid_end_y = left + n * cell, top + n * cell
+    parts.append(f'<rect x="{left:.1f}" y="{top:.1f}" width="{n * cell}" height="{n * cell}" fill="white" '
+                 'stroke="#ccc"/>')
+    for k in range(1, n):  # faint grid; only non-zero cells get a shaded rectangle
+        parts.append(f'<line x1="{left + k * cell:.1f}" y1="{top:.1f}" x2="{left + k * cell:.1f}" '
+                     f'y2="{grid_end_y:.1f}" stroke="#eee"/>')
+        parts.append(f'<line x1="{left:.1f}" y1="{top + k * cell:.1f}" x2="{grid_end_x:.1f}" '
+                     f'y2="{top + k * cell:.1f}" stroke="#eee"/>')
+    names = [escape(label) for label in labels]
+    rows, totals = counts.tolist(), row_totals.tolist()
+    for i, row in enumerate(rows):
+        for j, count in enumerate(row):
+            if not count:
+                continue
+            fraction = count / totals[i]
             x, y = left + j * cell, top + i * cell
-            tooltip = f"true {labels[i]}, predicted {labels[j]}: {count} ({fraction:.0%} of the row)"
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell}" height="{cell}" fill="{_blue(fraction)}" '
-                         f'stroke="#ddd"><title>{escape(tooltip)}</title></rect>')
-            if count:
-                colour = "white" if fraction > 0.5 else "black"
-                parts.append(f'<text x="{x + cell / 2:.1f}" y="{y + cell / 2 + font_size / 3:.1f}" '
-                             f'text-anchor="middle" font-size="{font_size}" fill="{colour}" {FONT}>{count}</text>')
+            colour = "white" if fraction > 0.5 else "black"
+            parts.append(
+                f'<g><title>true {names[i]}, predicted {names[j]}: {count} ({fraction:.0%} of the row)</title>'
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell}" height="{cell}" fill="{_blue(fraction)}" stroke="#ddd"/>'
+                f'<text x="{x + cell / 2:.1f}" y="{y + cell / 2 + font_size / 3:.1f}" text-anchor="middle" '
+                f'font-size="{font_size}" fill="{colour}" {FONT}>{count}</text></g>'
+            )
     accuracy = np.trace(counts) / counts.sum() if counts.sum() else float("nan")
     parts.append(f'<text x="{left}" y="{height - 14}" font-size="11" {FONT}>'
                  f"{int(counts.sum())} samples, accuracy {accuracy:.3f}</text>")
