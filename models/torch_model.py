@@ -35,6 +35,11 @@ def batched(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, batch_s
     return torch.cat([fn(X[start : start + batch_size]) for start in range(0, len(X), batch_size)])
 
 
+def _is_allocation_failure(error: RuntimeError) -> bool:
+    """CPU allocators report exhaustion as a RuntimeError ("can't allocate memory")."""
+    return "can't allocate memory" in str(error) or "out of memory" in str(error).lower()
+
+
 class TorchModel:
     """Base of the PyTorch models; subclasses define the network, the batch loss and the metrics."""
 
@@ -132,9 +137,14 @@ class TorchModel:
                 f"{self.name}: out of memory on {device} (batch_size={settings.batch_size}); "
                 f"memory was released: {str(error).splitlines()[0]}"
             ) from None
-        except MemoryError:
+        except (MemoryError, RuntimeError) as error:
             self._release(tensors, device)
-            raise DeviceOutOfMemory(f"{self.name}: out of host memory (batch_size={settings.batch_size})") from None
+            if isinstance(error, RuntimeError) and not _is_allocation_failure(error):
+                raise
+            raise DeviceOutOfMemory(
+                f"{self.name}: out of host memory on {device} (batch_size={settings.batch_size}); "
+                f"memory was released: {str(error).splitlines()[0] if str(error) else 'MemoryError'}"
+            ) from None
         except BaseException:
             self._release(tensors, device)
             raise

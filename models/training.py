@@ -97,12 +97,14 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def make_optimizer(parameters: list[nn.Parameter], settings: TrainingSettings) -> torch.optim.Optimizer:
+    """AdamW or SGD (Nesterov momentum), fused where PyTorch supports it (an order faster on CPU)."""
+    fused = {"fused": True} if all(p.device.type in ("cpu", "cuda") for p in parameters) else {}
     if settings.optimizer == "sgd":
         return torch.optim.SGD(
             parameters, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay,
-            nesterov=settings.momentum > 0,
+            nesterov=settings.momentum > 0, **fused,
         )
-    return torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+    return torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay, **fused)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainingSettings) -> Any:

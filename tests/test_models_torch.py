@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from data_pipeline import PreparedDataset
-from models import TrainingDiverged, build_model, load_model
+from models import DeviceOutOfMemory, TrainingDiverged, build_model, load_model
 
 FAST = {"max_epochs": 6}
 
@@ -96,6 +96,14 @@ def test_exception_from_the_callback_propagates_and_releases_the_network(tiny_da
     model = build_model("classifier", FAST, device="cpu")
     with pytest.raises(Stop):
         model.fit(tiny_dataset, on_step=on_step)
+    assert model.network_ is None
+
+
+def test_an_allocation_the_host_cannot_hold_raises_device_out_of_memory(tiny_dataset: PreparedDataset) -> None:
+    # a 1.5 TB first layer: the allocator refuses at once, nothing is touched
+    model = build_model("classifier", {"hidden_sizes": [10**9]}, device="cpu")
+    with pytest.raises(DeviceOutOfMemory, match="out of host memory.*released"):
+        model.fit(tiny_dataset)
     assert model.network_ is None
 
 
