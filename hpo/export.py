@@ -45,7 +45,7 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
     params = resolve_model_params(model, chosen)
     metrics = {
         k: v for k, v in sorted(trial.user_attrs.items())
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and k.startswith(("val_", "train_"))
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k.startswith(("val_", "train_")) and k != "train_seconds"
     }
     data = {k: v for k, v in attrs.get("data_settings", {}).items() if v is not None and k not in _NOT_DATA_CONTENT}
     source = {
@@ -62,6 +62,7 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
         "study_file": attrs.get("study_file", ""),
         "steps_run": trial.user_attrs.get("steps_run", 0),
         "train_seconds": trial.user_attrs.get("train_seconds", 0.0),
+        "threads": trial.user_attrs.get("threads", 0),
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     return {

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +43,7 @@ def build_objective(
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
         trial.set_user_attr("model_params", _jsonable(params))
+        trial.set_user_attr("threads", _threads(num_threads))
         progress = _Progress()
         model = None
         try:
@@ -146,6 +149,14 @@ def _upload_confusion_matrix(trial: optuna.Trial, model: Any, data: Any) -> None
         upload_confusion_matrix(trial.study, trial, confusion, list(data.tissues))
     except Exception as error:  # an artifact must never fail a trial
         logger.warning("trial %d: confusion matrix not uploaded: %s", trial.number, error)
+
+
+def _threads(num_threads: int | None) -> int:
+    """CPU threads the trial trains with (retraining with the same count reproduces it bit for bit)."""
+    if num_threads:
+        return int(num_threads)
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else (os.cpu_count() or 1)
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:

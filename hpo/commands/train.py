@@ -165,8 +165,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for training (default: torch's)")
-    parser.add_argument("--train-split", default="train", choices=("train", "train+val"),
-                        help="rows to train on (default train; train+val turns early stopping off)")
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="retrain a configuration written by `hpo export` (model, parameters, data, seed); "
+             "default: train on train+val, evaluate once on test",
+    )
+    parser.add_argument("--train-split", default=None, choices=("train", "train+val"),
+                        help="rows to train on (default train, or train+val with --config; train+val turns early stopping off)")
     parser.add_argument("--eval-split", dest="eval_splits", action="append", default=None,
                         choices=("train", "val", "test", "train+val"),
                         help="split(s) to evaluate (repeatable; default val)")
@@ -185,6 +190,10 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.config:
+        from hpo.retrain import run_config_command
+
+        return run_config_command(args)
     if args.list:
         _print_models()
         return 0
@@ -201,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         params,
         config_from_args(args),
         out_dir,
-        train_split=args.train_split,
+        train_split=args.train_split or "train",
         eval_splits=tuple(args.eval_splits or ("val",)),
         device=args.device,
         seed=args.seed,

@@ -1,0 +1,106 @@
+"""Export -> retrain round trip, the look-around commands, and Optuna's CLI reading our studies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpo.cli import main
+from hpo.export import ExportError, export_trial, read_config, write_config
+from hpo.retrain import retrain
+from hpo.studyfile import load_study_file
+from hpo.worker import run_worker
+from tests.test_workers import sqlite_url, tiny_study
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory, tiny_dataset, tiny_data_config):
+    """A 3-trial classifier study on tiny data in a SQLite file: (url, name)."""
+    folder = tmp_path_factory.mktemp("finished-study")
+    url = sqlite_url(folder)
+    path = tiny_study(folder, tiny_data_config, name="round-trip", n_trials=3)
+    run_worker(load_study_file(path), storage_url=url, worker_index=0, num_threads=1)
+    return url, "round-trip"
+
+
+def test_export_holds_everything_to_retrain_and_to_trust_it(finished_study, tiny_dataset):
+    url, name = finished_study
+    study = optuna.load_study(study_name=name, storage=url)
+    config = export_trial(study, storage_url=url)
+    best = study.best_trial
+    assert config["model"] == "classifier" and config["source"]["trial"] == best.number
+    assert config["source"]["value"] == best.value and config["metrics"]["val_balanced_accuracy"] == best.value
+    assert config["params"]["lr"] == best.params["lr"]  # tuned
+    assert config["params"]["max_epochs"] == 4  # fixed
+    assert config["params"]["early_stopping_patience"] == 8  # model default, written out too
+    assert config["source"]["data_fingerprint"] == tiny_dataset.fingerprint
+    assert config["source"]["sampler"]["name"] == "random" and config["versions"]["optuna"] == optuna.__version__
+    assert config["data"]["preset"] == "tiny" and "cache_dir" not in config["data"]
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json", ".yaml"])
+def test_export_formats_read_back_identically(finished_study, tmp_path, suffix):
+    url, name = finished_study
+    config = export_trial(optuna.load_study(study_name=name, storage=url))
+    back = read_config(write_config(config, tmp_path / f"best{suffix}"))
+    assert back["params"] == config["params"] and back["source"]["value"] == config["source"]["value"]
+
+
+def test_retrain_on_the_trials_split_reproduces_its_metric(finished_study, tmp_path, tiny_data_config):
+    url, name = finished_study
+    config = read_config(write_config(export_trial(optuna.load_study(study_name=name, storage=url)), tmp_path / "b.toml"))
+    result = retrain(
+        config, tmp_path / "again", train_split="train", eval_splits=("val",),
+        num_threads=config["source"]["threads"], cache_dir=tiny_data_config.cache_dir,
+    )
+    metric, trial_value, value = result.reproduced
+    assert metric == "val_balanced_accuracy"
+    assert value == pytest.approx(trial_value, abs=1e-9)  # same data, seed and threads: identical
+    assert result.fingerprint_matches
+
+
+def test_hpo_train_config_writes_the_final_model_and_test_metrics(finished_study, tmp_path, tiny_data_config, capsys):
+    url, name = finished_study
+    best = tmp_path / "best.toml"
+    assert main(["export", name, "--storage", url, "--out", str(best)]) == 0
+    out = tmp_path / "final"
+    # the cache of the session's tiny data, as a user on another machine would point it
+    text = best.read_text().replace("[data]\n", f'[data]\ncache_dir = "{tiny_data_config.cache_dir}"\n')
+    best.write_text(text)
+    assert main(["train", "--config", str(best), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "on train+val, evaluating test" in printed
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["train_split"] == "train+val" and 0.0 <= record["metrics"]["test_balanced_accuracy"] <= 1.0
+    report = json.loads((out / "report_test.json").read_text())
+    assert "confusion_matrix" in json.dumps(report)
+    assert (out / "model").is_dir() and (out / "config.toml").is_file()
+
+
+def test_studies_and_show_list_what_the_storage_holds(finished_study, capsys):
+    url, name = finished_study
+    study = optuna.load_study(study_name=name, storage=url)
+    assert main(["studies", "--storage", url]) == 0
+    listing = capsys.readouterr().out
+    row = next(line for line in listing.splitlines() if line.startswith(name))
+    assert row.split()[1:5] == ["classifier", "val_balanced_accuracy", "max", "3"]
+    assert f"{study.best_value:.4f}" in row
+    assert main(["show", name, "--storage", url, "-k", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert f"best trial {study.best_trial.number}: val_balanced_accuracy = {study.best_value:.4f}" in shown
+    assert "top 2:" in shown
+
+
+def test_export_errors_are_one_line(tmp_path, capsys):
+    url = sqlite_url(tmp_path)
+    optuna.create_study(study_name="empty", storage=url).set_user_attr("model", "classifier")
+    assert main(["export", "empty", "--storage", url, "--out", str(tmp_path / "x.toml")]) == 2
+    assert "has no complete trial to export yet" in capsys.readouterr().err
+    assert main(["show", "absent", "--storage", url]) == 2
+    assert "no study 'absent'" in capsys.readouterr().err
+    with pytest.raises(ExportError, match="missing params"):
+        (tmp_path / "bad.toml").write_text('model = "svc"\n[data]\n')
+        read_config(tmp_path / "bad.toml")
