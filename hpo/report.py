@@ -90,8 +90,12 @@ def _target(study: optuna.Study) -> tuple[Callable[[FrozenTrial], float] | None,
     return (lambda trial: trial.values[0]), f"{metric} (objective 0)"
 
 
-def _varying_params(trials: Sequence[FrozenTrial]) -> list[str]:
+def _varying_params(trials: Sequence[FrozenTrial], *, in_every_trial: bool = False) -> list[str]:
+    """Parameters that took more than one value; ``in_every_trial``: only those all trials have
+    (conditional parameters would make Optuna drop the trials without them)."""
     names = sorted({name for trial in trials for name in trial.params})
+    if in_every_trial:
+        names = [name for name in names if all(name in trial.params for trial in trials)]
     return [
         name for name in names
         if len({json.dumps(trial.params.get(name), default=str) for trial in trials if name in trial.params}) > 1
@@ -108,11 +112,12 @@ def study_figures(study: optuna.Study) -> list[Figure]:
     target, target_name = _target(study)
     targeted = {"target": target, "target_name": target_name}
     varying = _varying_params(completed)
+    common = _varying_params(completed, in_every_trial=True)
     no_completed = f"no completed trial yet ({len(trials)} trials in other states)"
 
     def importances() -> Any:
         evaluator = FanovaImportanceEvaluator(seed=0)
-        return vis.plot_param_importances(study, evaluator=evaluator, params=varying, **targeted)
+        return vis.plot_param_importances(study, evaluator=evaluator, params=common, **targeted)
 
     def intermediate() -> Any:
         return vis.plot_intermediate_values(study)
@@ -123,12 +128,15 @@ def study_figures(study: optuna.Study) -> list[Figure]:
         "importances": (
             no_completed if not completed
             else "parameter importances need at least 2 completed trials" if len(completed) < 2
-            else "no parameter took more than one value among the completed trials" if not varying
+            else "no parameter that every completed trial has took more than one value" if not common
             else None,
             importances,
         ),
-        "parallel": (no_completed if not completed else "the study has no parameters" if not varying else None,
-                     lambda: vis.plot_parallel_coordinate(study, params=varying, **targeted)),
+        "parallel": (
+            no_completed if not completed
+            else "no parameter that every completed trial has took more than one value" if not common else None,
+            lambda: vis.plot_parallel_coordinate(study, params=common, **targeted),
+        ),
         "slice": (no_completed if not completed else "the study has no parameters" if not varying else None,
                   lambda: vis.plot_slice(study, params=varying, **targeted)),
         "intermediate": (

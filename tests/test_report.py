@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import optuna
@@ -33,6 +34,8 @@ def _pruned_study(storage, name: str = "pruned", sampler: optuna.samplers.BaseSa
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
         width = trial.suggest_categorical("width", [64, 128, 256])
+        if width == 256:  # a conditional parameter: most trials lack it
+            trial.suggest_float("dropout", 0.0, 0.5)
         score = 0.0
         for step in range(1, 5):
             score = min(1.0, step * 200 * lr) * (width / 256)
@@ -74,6 +77,12 @@ def test_report_holds_every_figure_offline(storage_url, tmp_path):
     assert '"PRUNED"' in timeline and '"COMPLETE"' in timeline
     importances = _figure_json(page, "pruned-importances")
     assert '"lr"' in importances and '"width"' in importances
+    assert '"dropout"' not in importances  # conditional: would have dropped the trials without it
+    parallel = _figure_json(page, "pruned-parallel")
+    traces, _ = json.JSONDecoder().raw_decode(parallel[parallel.index("["):])
+    lines = [trace for trace in traces if trace.get("mode") == "lines"]
+    assert len(lines) == len(complete)  # every completed trial is a line
+    assert all(len(line["x"]) == 3 for line in lines)  # objective, lr, width
 
     assert "f00d" in page and "mlp_classifier" in page  # the study describes itself
     table = top_trials(study, 3)
