@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -11,6 +12,7 @@ import textwrap
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -35,12 +37,9 @@ def _get_json(url: str) -> dict:
     return json.loads(body)
 
 
-@pytest.fixture
-def project_storage(tmp_path, monkeypatch) -> str:
-    """A SQLite storage and artifact store written the way workers write them."""
-    monkeypatch.setenv("HPO_HOME", str(tmp_path / "runs"))
-    url = f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}"
-    study = optuna.create_study(storage=open_storage(url), study_name=STUDY, direction="maximize")
+def _write_study(url: str, name: str = STUDY) -> optuna.Study:
+    """Two finished trials with reports, user attributes and learning-curve artifacts, as workers write them."""
+    study = optuna.create_study(storage=open_storage(url), study_name=name, direction="maximize")
     for key, value in STUDY_ATTRS.items():
         study.set_user_attr(key, value)
 
@@ -54,15 +53,15 @@ def project_storage(tmp_path, monkeypatch) -> str:
         return 0.6 + lr
 
     study.optimize(objective, n_trials=2)
-    return url
+    return study
 
 
-@pytest.fixture
-def dashboard(project_storage, tmp_path):
-    """`hpo dashboard --port 0` in a subprocess; yields its URL; always killed afterwards."""
-    env = {**os.environ, "HPO_HOME": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
+@contextlib.contextmanager
+def _running_dashboard(storage_url: str, home: Path) -> Iterator[str]:
+    """`hpo dashboard --port 0` in a subprocess; yields its base URL; always killed afterwards."""
+    env = {**os.environ, "HPO_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "hpo.cli", "dashboard", "--storage", project_storage, "--port", "0"],
+        [sys.executable, "-m", "hpo.cli", "dashboard", "--storage", storage_url, "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         cwd=Path(__file__).resolve().parents[1],
     )
@@ -82,15 +81,25 @@ def dashboard(project_storage, tmp_path):
                 url = line.split()[1]
         assert url, f"dashboard did not start: {''.join(seen)}"
         assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
-        yield url.rstrip("/").rsplit("/dashboard", 1)[0], project_storage
+        yield url.rstrip("/").rsplit("/dashboard", 1)[0]
     finally:
         process.kill()
         process.wait(timeout=10)
 
 
-def _study_id(base: str) -> int:
+@pytest.fixture
+def dashboard(tmp_path, monkeypatch) -> Iterator[tuple[str, str]]:
+    """A dashboard on a SQLite storage this project wrote: ``(base URL, storage URL)``."""
+    monkeypatch.setenv("HPO_HOME", str(tmp_path / "runs"))
+    url = f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}"
+    _write_study(url)
+    with _running_dashboard(url, tmp_path / "runs") as base:
+        yield base, url
+
+
+def _study_id(base: str, name: str = STUDY) -> int:
     studies = _get_json(f"{base}/api/studies")["study_summaries"]
-    (study,) = [s for s in studies if s["study_name"] == STUDY]
+    (study,) = [s for s in studies if s["study_name"] == name]
     return study["study_id"]
 
 
@@ -156,7 +165,11 @@ def test_dashboard_keeps_serving_while_a_worker_writes(dashboard, tmp_path):
         if writer.poll() is None:
             writer.kill()
             writer.wait()
+    deadline = time.monotonic() + 15  # optuna-dashboard caches a study's trials for 2 s
     detail = _get_json(f"{base}/api/studies/{study_id}")
+    while len(detail["trials"]) < 14 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        detail = _get_json(f"{base}/api/studies/{study_id}")
     assert len(detail["trials"]) == 14
     assert all(t["state"] == "Complete" for t in detail["trials"])
     assert counts == sorted(counts) and len(counts) >= 3
@@ -180,3 +193,20 @@ def test_missing_sqlite_file_is_a_one_line_error(tmp_path):
         f"{tmp_path / 'nope.db'} does not exist"
     ]
     assert not (tmp_path / "nope.db").exists()
+
+
+@pytest.mark.postgres
+def test_dashboard_on_postgresql(postgres_url, unique_name, tmp_path, monkeypatch):
+    monkeypatch.setenv("HPO_HOME", str(tmp_path / "runs"))
+    study = _write_study(postgres_url, unique_name)
+    try:
+        with _running_dashboard(postgres_url, tmp_path / "runs") as base:
+            study_id = _study_id(base, unique_name)
+            detail = _get_json(f"{base}/api/studies/{study_id}")
+            assert len(detail["trials"]) == 2
+            trial = detail["trials"][1]
+            (svg,) = [a for a in trial["artifacts"] if a["filename"] == "learning_curves.svg"]
+            status, body, _ = _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{svg['artifact_id']}")
+            assert status == 200 and body.lstrip().startswith(b"<svg")
+    finally:
+        optuna.delete_study(study_name=study.study_name, storage=open_storage(postgres_url))
