@@ -103,7 +103,7 @@ def _line_panel(
 
 
 def learning_curves_svg(history: Sequence[Mapping[str, float]], title: str = "Learning curves") -> str:
-    """Per-epoch metrics as an SVG: losses on the left panel, every other metric on the right.
+    """Per-epoch metrics as an SVG: one panel for losses, one for scores, one for the learning rate.
 
     ``history[i]`` holds the metrics of epoch ``i + 1`` (or of ``history[i]["epoch"]``).
     """
@@ -111,10 +111,13 @@ def learning_curves_svg(history: Sequence[Mapping[str, float]], title: str = "Le
     names = [name for row in history for name in row if name not in ("epoch", "step")]
     names = list(dict.fromkeys(names))
     series = {name: [float(row.get(name, math.nan)) for row in history] for name in names}
-    panels = [
-        ("loss", {n: v for n, v in series.items() if "loss" in n}),
-        ("metrics", {n: v for n, v in series.items() if "loss" not in n}),
-    ]
+    def panel_of(name: str) -> str:
+        if name == "lr" or name.startswith(("lr_", "learning_rate")):
+            return "learning rate"
+        return "loss" if any(word in name for word in ("loss", "mse", "error")) else "metrics"
+
+    panels = [(label, {n: v for n, v in series.items() if panel_of(n) == label})
+              for label in ("loss", "metrics", "learning rate")]
     panels = [(label, data) for label, data in panels if data]
     panel_width, panel_height, margin = 300, 200, 60
     legend_rows = max((len(data) for _, data in panels), default=0)

@@ -111,3 +111,13 @@ def test_is_new_best_follows_direction(study):
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     assert is_new_best(study, 0.6) and not is_new_best(study, 0.4)
     assert not is_new_best(study, float("nan"))
+
+
+def test_learning_rate_gets_its_own_panel():
+    from hpo.svg_charts import learning_curves_svg
+
+    history = [{**row, "lr": 1e-3 / epoch} for epoch, row in enumerate(HISTORY, start=1)]
+    root = ElementTree.fromstring(learning_curves_svg(history))
+    titles = [t.text for t in root.findall("{http://www.w3.org/2000/svg}text")]
+    assert {"loss", "metrics", "learning rate"} <= set(titles)
+    assert "lr (last 0.000333)" in titles
