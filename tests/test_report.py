@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import optuna
 import pytest
@@ -144,3 +145,33 @@ def test_comparison_group_and_unknown_names(storage_url, tmp_path, capsys):
     assert main(["report", "nope", "--storage", storage_url, "--out", str(tmp_path / "x")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("hpo report: error: no study or comparison named 'nope'") and "cmp/tpe/seed0" in error
+
+
+def test_every_sampler_of_the_project(storage_url):
+    from hpo.samplers.factory import SAMPLERS, build_sampler
+
+    storage = open_storage(storage_url)
+    studies = []
+    for name in SAMPLERS:
+        study = optuna.create_study(storage=storage, study_name=f"sampler-{name}",
+                                    sampler=build_sampler(name, seed=0))
+        study.set_user_attr("sampler", name)
+
+        def objective(trial: optuna.Trial) -> float:
+            x = trial.suggest_float("x", 1e-3, 1.0, log=True)
+            k = trial.suggest_int("k", 1, 4)
+            kind = trial.suggest_categorical("kind", ["a", "b"])
+            return x * k + (0.5 if kind == "a" else 0.0)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # CMA-ES and GP warn about the categorical parameter
+            study.optimize(objective, n_trials=6)
+        studies.append(study)
+    page = render_report(studies, title="samplers")
+    for name in SAMPLERS:
+        for key, title in FIGURES:
+            if key == "intermediate":
+                assert f"id='sampler-{name}-intermediate-note'" in page
+            else:
+                assert f'id="sampler-{name}-{key}"' in page, (name, title)
+
