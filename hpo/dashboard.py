@@ -68,7 +68,12 @@ def make_dashboard_server(
     artifacts = Path(artifact_dir) if artifact_dir else artifact_directory()
     artifacts.mkdir(parents=True, exist_ok=True)
     app = wsgi(storage, artifact_store=FileSystemArtifactStore(str(artifacts)))
-    server = make_server(host, port, app, server_class=_ThreadedWSGIServer, handler_class=_LoggingRequestHandler)
+    try:
+        server = make_server(host, port, app, server_class=_ThreadedWSGIServer,
+                             handler_class=_LoggingRequestHandler)
+    except OSError as error:
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}; "
+                      "pick another --port (0 = any free port)") from None
     shown_host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"

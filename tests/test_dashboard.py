@@ -210,3 +210,18 @@ def test_dashboard_on_postgresql(postgres_url, unique_name, tmp_path, monkeypatc
             assert status == 200 and body.lstrip().startswith(b"<svg")
     finally:
         optuna.delete_study(study_name=study.study_name, storage=open_storage(postgres_url))
+
+
+def test_busy_port_is_a_one_line_error(dashboard, tmp_path):
+    base, url = dashboard
+    port = base.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "hpo.cli", "dashboard", "--storage", url, "--port", port],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "HPO_HOME": str(tmp_path / "runs")},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"hpo dashboard: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "pick another --port (0 = any free port)"
+    ]
