@@ -1,0 +1,301 @@
+"""Framework overhead per trial: a classifier trial through the whole service vs the bare training loop.
+
+Usage (repository root, venv active)::
+
+    nice python benchmarks/overhead.py                    # SQLite (default storage) + PostgreSQL if reachable
+    python benchmarks/overhead.py --epochs 4 --trials 2 --pairs 1 --top-k 500   # a quick check
+    python benchmarks/overhead.py --profile overhead.prof.txt                    # + cProfile of one block
+
+The unit trial is the classifier study (``studies/classifier.toml``: TPE, median pruner, its search
+space) pinned to one mid-range point (``UNIT_TRIAL_PARAMS``) on the full preset with ``--top-k`` genes,
+``--epochs`` epochs, early stopping off, so that every trial does the same work.
+
+* **bare**: ``build_model`` + ``fit`` + ``evaluate("val")`` with the same parameters, seed and threads
+  (the training loop and nothing else).
+* **service**: ``hpo.worker.run_worker`` (the code ``hpo run`` / ``hpo worker`` runs) on a study that
+  already holds ``--history`` finished trials (so TPE and the median pruner do their real work), with
+  the unit parameters enqueued: admission lock, stale-trial check, ``ask`` (TPE), parameter
+  suggestion, per-epoch ``report``/``should_prune``, user attributes, learning-curve and
+  confusion-matrix artifacts, ``tell``, logging and the worker's garbage collection.
+  Per-trial time = (end of the worker - start of its first trial) / trials, so the worker's
+  one-time start-up (storage, cached data, study) is excluded here and reported separately.
+
+Bare and service blocks alternate (ABAB...) so that a drifting machine load hits both alike; the
+ratio is total service time / total bare time over the same number of trials. A fresh-process
+worker start-up is timed too (imports, cached memory-mapped data set, storage + study).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import dataclasses  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import pstats  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from benchmarks._perf import (  # noqa: E402
+    DEFAULT_POSTGRES_URL,
+    UNIT_TRIAL_PARAMS,
+    StorageTimer,
+    build_spec,
+    conditions,
+    drop_postgres_study,
+    machine,
+    median,
+    postgres_reachable,
+    study_content,
+)
+
+
+def unit_spec(args: argparse.Namespace, work: Path) -> Any:
+    content = study_content("classifier")
+    content["name"] = "overhead"
+    content["device"] = "cpu"
+    content["n_trials"] = 1
+    content["data"] = {"preset": args.preset, "top_k_genes": args.top_k, "cache_dir": args.cache_dir}
+    content["fixed"] = {**content["fixed"], "max_epochs": args.epochs, "early_stopping_patience": 0}
+    return build_spec(content, work / "overhead.toml")
+
+
+def bare_trial(spec: Any, data: Any, threads: int) -> float:
+    from models.registry import build_model
+
+    started = time.perf_counter()
+    model = build_model(spec.model, {**spec.fixed, **UNIT_TRIAL_PARAMS}, device="cpu", seed=spec.seed, num_threads=threads)
+    model.fit(data)
+    model.evaluate(data, "val")
+    return time.perf_counter() - started
+
+
+def add_history(spec: Any, storage: Any, name: str, n: int, epochs: int, fingerprint: str) -> None:
+    """``n`` finished trials with random parameters and low learning curves (they never cause pruning)."""
+    import optuna
+
+    from hpo.studysetup import open_study
+
+    open_study(spec, storage, study_name=name, data_fingerprint=fingerprint)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=1))
+
+    def earlier_trial(trial: optuna.Trial) -> float:
+        spec.space.suggest(trial, spec.fixed)
+        for step in range(1, epochs + 1):
+            trial.report(0.01 * step / epochs, step)
+        return 0.02
+
+    study.optimize(earlier_trial, n_trials=n)
+
+
+@dataclasses.dataclass
+class ServiceBlock:
+    per_trial: float
+    startup: float
+    train_seconds: float
+    storage_seconds: float
+    storage_calls: int
+    complete: int
+
+
+def service_block(spec: Any, url: str, name: str, n: int, threads: int, timer: StorageTimer,
+                  profiler: cProfile.Profile | None = None) -> ServiceBlock:
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.storage import open_storage
+    from hpo.worker import run_worker
+
+    storage = open_storage(url, heartbeat_interval=None)
+    study = optuna.load_study(study_name=name, storage=storage)
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
+    before = len(study.get_trials(deepcopy=False))
+    for _ in range(n):
+        study.enqueue_trial(UNIT_TRIAL_PARAMS)
+    block_spec = dataclasses.replace(spec, n_trials=finished + n)
+    timer.reset()
+    started = time.time()
+    if profiler is not None:
+        profiler.enable()
+    report = run_worker(block_spec, storage_url=url, study_name=name, worker_index=0, num_threads=threads)
+    if profiler is not None:
+        profiler.disable()
+    ended = time.time()
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)[before:]
+    first_start = min(t.datetime_start.timestamp() for t in trials)
+    seconds, calls = timer.total()
+    return ServiceBlock(
+        per_trial=(ended - first_start) / n,
+        startup=first_start - started,
+        train_seconds=sum(t.user_attrs.get("train_seconds", 0.0) for t in trials) / n,
+        storage_seconds=seconds / n,
+        storage_calls=round(calls / n),
+        complete=report.complete,
+    )
+
+
+WORKER_STARTUP = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import optuna
+from hpo.worker import run_worker
+from data_pipeline import DataConfig, prepare_dataset
+t2 = time.perf_counter()
+config = DataConfig(**json.loads(sys.argv[1]))
+data = prepare_dataset(config)
+t3 = time.perf_counter()
+total = float(data.X_train.sum()) + float(data.X_val.sum())
+t4 = time.perf_counter()
+from hpo.storage import open_storage
+storage = open_storage(sys.argv[2])
+study = optuna.load_study(study_name=sys.argv[3], storage=storage)
+t5 = time.perf_counter()
+print(json.dumps({"import torch": t1 - t0, "import optuna + hpo": t2 - t1, "cached data set (memory map)": t3 - t2,
+                  "first read of every training/validation value": t4 - t3, "open storage + study": t5 - t4}))
+"""
+
+
+def worker_startup(spec: Any, url: str, name: str, repeat: int) -> dict[str, float]:
+    """A fresh worker process's start-up, step by step (median of ``repeat``)."""
+    config = {k: v for k, v in spec.data.to_dict().items() if v is not None} if hasattr(spec.data, "to_dict") else {}
+    runs: list[dict[str, float]] = []
+    wall: list[float] = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        output = subprocess.run(
+            [sys.executable, "-c", WORKER_STARTUP, json.dumps(config), url, name],
+            capture_output=True, text=True, check=True, cwd=str(_HERE.parent),
+        ).stdout
+        wall.append(time.perf_counter() - started)
+        runs.append(json.loads(output.strip().splitlines()[-1]))
+    steps = {key: median(run[key] for run in runs) for key in runs[0]}
+    steps["whole process (python start to study open)"] = median(wall)
+    return steps
+
+
+def measure_storage(label: str, url: str, spec: Any, data: Any, args: argparse.Namespace,
+                    timer: StorageTimer, profiler: cProfile.Profile | None) -> dict[str, Any]:
+    from hpo.storage import open_storage
+
+    name = f"overhead-{os.getpid()}-{label}"
+    storage = open_storage(url, heartbeat_interval=None)
+    add_history(spec, storage, name, args.history, args.epochs, data.fingerprint)
+    bare: list[float] = []
+    blocks: list[ServiceBlock] = []
+    for _ in range(args.pairs):
+        bare += [bare_trial(spec, data, args.threads) for _ in range(args.trials)]
+        blocks.append(service_block(spec, url, name, args.trials, args.threads, timer))
+    if profiler is not None:
+        service_block(spec, url, name, args.trials, args.threads, timer, profiler)
+    startup = worker_startup(spec, url, name, args.startup_repeat) if args.startup_repeat else {}
+    if url.startswith("postgresql"):
+        drop_postgres_study(url, name)
+    service = sum(b.per_trial for b in blocks) / len(blocks)
+    return {
+        "storage": label,
+        "bare_trial_s": sum(bare) / len(bare),
+        "bare_trial_median_s": median(bare),
+        "service_trial_s": service,
+        "ratio": service / (sum(bare) / len(bare)),
+        "train_in_service_s": sum(b.train_seconds for b in blocks) / len(blocks),
+        "storage_s_per_trial": sum(b.storage_seconds for b in blocks) / len(blocks),
+        "storage_calls_per_trial": round(sum(b.storage_calls for b in blocks) / len(blocks)),
+        "in_process_worker_startup_s": median(b.startup for b in blocks),
+        "complete": sum(b.complete for b in blocks),
+        "trials": args.trials * args.pairs,
+        "storage_top": timer.top(),
+        "fresh_worker_startup": startup,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="full", choices=("tiny", "small", "full"))
+    parser.add_argument("--top-k", type=int, default=2000, help="top_k_genes of the data set (default 2000)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
+    parser.add_argument("--trials", type=int, default=4, help="trials per block (default 4)")
+    parser.add_argument("--pairs", type=int, default=2, help="bare/service block pairs (default 2)")
+    parser.add_argument("--history", type=int, default=30, help="finished trials already in the study (default 30)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)")
+    parser.add_argument("--cache-dir", default=str(_HERE.parent / "hpo-runs" / "cache"), help="data cache")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--startup-repeat", type=int, default=3, help="fresh worker processes timed (0: skip)")
+    parser.add_argument("--profile", help="cProfile one extra service block per storage; top functions to this file")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+
+    logging.basicConfig(level=logging.WARNING)
+    import optuna
+
+    from data_pipeline import prepare_dataset
+    from hpo import worker as worker_module
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    timer = StorageTimer()
+    original_open = worker_module.open_storage
+    worker_module.open_storage = lambda *a, **k: timer.instrument(original_open(*a, **k))
+
+    work = Path(tempfile.mkdtemp(prefix="hpo-overhead-"))
+    os.environ["HPO_ARTIFACTS"] = str(work / "artifacts")
+    before = conditions()
+    try:
+        spec = unit_spec(args, work)
+        data = prepare_dataset(spec.data)
+        bare_trial(spec, data, args.threads)  # warm-up: first-use allocations, lazy imports
+        storages = [("SQLite (default, WAL)", f"sqlite:///{work / 'optuna.db'}")]
+        if not args.no_postgres and postgres_reachable(args.postgres_url):
+            storages.append(("PostgreSQL", args.postgres_url))
+        profiler = cProfile.Profile() if args.profile else None
+        results = [measure_storage(label.split()[0].lower(), url, spec, data, args, timer, profiler)
+                   for label, url in storages]
+        for result, (label, _) in zip(results, storages):
+            result["storage"] = label
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    after = conditions()
+
+    print(f"Machine: {machine()}")
+    print(f"Before: {before}; after: {after}")
+    print(f"Unit trial: classifier, {args.preset} preset, top_k_genes={args.top_k} ({data.n_features} genes x "
+          f"{len(data.y_train)} training rows, {data.n_classes} tissues), {args.epochs} epochs, {args.threads} thread(s), "
+          f"{args.trials} trials x {args.pairs} pairs of blocks per storage, {args.history} earlier trials in the study\n")
+    print("| storage | bare trial | trial through the service | ratio | of which training | storage time / trial (calls) |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['storage']} | {r['bare_trial_s']:.3f} s | {r['service_trial_s']:.3f} s | **{r['ratio']:.3f}** | "
+              f"{r['train_in_service_s']:.3f} s | {r['storage_s_per_trial'] * 1000:.0f} ms ({r['storage_calls_per_trial']}) |")
+    for r in results:
+        top = ", ".join(f"{name} {calls}x {seconds * 1000 / r['trials']:.1f} ms" for name, calls, seconds in r["storage_top"])
+        print(f"\n{r['storage']}: {r['complete']}/{r['trials']} trials complete; worker start-up in process "
+              f"{r['in_process_worker_startup_s']:.2f} s; storage time per trial by method (last block): {top}")
+        if r["fresh_worker_startup"]:
+            print("\n| fresh worker process, start-up step | time |\n|---|---|")
+            for step, seconds in r["fresh_worker_startup"].items():
+                print(f"| {step} | {seconds * 1000:.0f} ms |")
+    if profiler is not None:
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(40)
+        Path(args.profile).write_text(stream.getvalue())
+        print(f"\nprofile of one service block per storage: {args.profile}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "before": before, "after": after,
+                                               "results": results}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
