@@ -119,12 +119,12 @@ def trial_overhead(folder: Path, trials: int, preset: str) -> dict[str, float]:
     store = FileSystemArtifactStore(str(folder / "trial-store"))
     params = {"hidden_dim": 256, "latent_dim": 64, "max_epochs": 15, "early_stopping_patience": 100}
     build_model("classifier", params, device="cpu", seed=0, num_threads=1).fit(data)  # warm-up, untimed
-    plain, uploading, uploads = [], [], []
-    for index in range(2 * trials):
-        with_uploads = index % 2 == 1
+    plain, uploading, uploads, differences = [], [], [], []
+
+    def run_trial(seed: int, with_uploads: bool) -> float:
         trial = study.ask()
         started = time.perf_counter()
-        model = build_model("classifier", params, device="cpu", seed=index // 2, num_threads=1).fit(data)
+        model = build_model("classifier", params, device="cpu", seed=seed, num_threads=1).fit(data)
         value = model.evaluate(data, "val")["val_balanced_accuracy"]
         if with_uploads:
             upload_started = time.perf_counter()
@@ -133,13 +133,23 @@ def trial_overhead(folder: Path, trials: int, preset: str) -> dict[str, float]:
             matrix = confusion_matrix(y_val, model.predict(X_val), labels=np.arange(data.n_classes))
             upload_confusion_matrix(study, trial, matrix, list(data.tissues), artifact_store=store)
             uploads.append(time.perf_counter() - upload_started)
-        (uploading if with_uploads else plain).append(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
         study.tell(trial, value)
+        return elapsed
+
+    for pair in range(trials):
+        # the same model (same seed) with and without uploads, in alternating order against drift
+        order = (False, True) if pair % 2 == 0 else (True, False)
+        times = {with_uploads: run_trial(pair, with_uploads) for with_uploads in order}
+        plain.append(times[False])
+        uploading.append(times[True])
+        differences.append(times[True] - times[False])
     return {
         "trial_s": statistics.median(plain),
         "trial_with_uploads_s": statistics.median(uploading),
         "uploads_in_trial_ms": _median_ms(uploads),
-        "n_epochs": float(len(model.history_)),
+        "paired_difference_ms": _median_ms(differences),
+        "n_epochs": float(params["max_epochs"]),
         "samples": float(len(data.y_train)),
         "genes": float(data.n_features),
         "tissues": float(data.n_classes),
@@ -149,7 +159,7 @@ def trial_overhead(folder: Path, trials: int, preset: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=40)
-    parser.add_argument("--trials", type=int, default=5, help="trial pairs (with and without uploads)")
+    parser.add_argument("--trials", type=int, default=8, help="trial pairs (with and without uploads)")
     parser.add_argument("--preset", default="small", choices=("tiny", "small", "full"))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -168,7 +178,8 @@ def main() -> None:
     print(f"trial ({overhead['samples']:.0f} train samples x {overhead['genes']:.0f} genes, "
           f"{overhead['tissues']:.0f} tissues, {overhead['n_epochs']:.0f} epochs):")
     print(f"  without uploads: {overhead['trial_s']:.2f} s (median of {args.trials})")
-    print(f"  with uploads:    {overhead['trial_with_uploads_s']:.2f} s; the uploads themselves "
+    print(f"  with uploads:    {overhead['trial_with_uploads_s']:.2f} s; paired difference (same seed) "
+          f"{overhead['paired_difference_ms']:+.0f} ms (median); the uploads themselves "
           f"{overhead['uploads_in_trial_ms']:.1f} ms = "
           f"{100 * overhead['uploads_in_trial_ms'] / 1000 / overhead['trial_s']:.2f}% of the trial")
 
