@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(ready in {time.perf_counter() - started:.1f}s)")
     machine = {
         "cpu": cpu_model(),
-        "cores": torch.get_num_threads(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "torch": torch.__version__,
     }

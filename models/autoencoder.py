@@ -48,7 +48,7 @@ class AutoencoderModel(TorchModel):
 
     name = "autoencoder"
     task = "reconstruction"
-    DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "batch_size": 32, "weight_decay": 0.0}
+    DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "weight_decay": 0.0}
     CHOICES = {**ENCODER_CHOICES, **TRAINING_CHOICES}
 
     @classmethod

@@ -67,7 +67,6 @@ class ClassifierModel(TorchModel):
         "pretrain_epochs": 0,
         "freeze_encoder": False,
         **TRAINING_DEFAULTS,
-        "batch_size": 32,
         "lr": 3e-3,
     }
     CHOICES = {**ENCODER_CHOICES, **LOSS_CHOICES, **TRAINING_CHOICES}
@@ -189,7 +188,6 @@ class ConvClassifierModel(ClassifierModel):
         "input_noise": 0.0,
         **LOSS_DEFAULTS,
         **TRAINING_DEFAULTS,
-        "batch_size": 32,
         "lr": 3e-3,
     }
     CHOICES = {"activation": tuple(ACTIVATIONS), **LOSS_CHOICES, **TRAINING_CHOICES}

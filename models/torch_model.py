@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -132,21 +133,21 @@ class TorchModel:
                     on_step=on_step,
                 )
         except torch.cuda.OutOfMemoryError as error:
-            self._release(tensors, device)
+            self._release(tensors, device, error)
             raise DeviceOutOfMemory(
                 f"{self.name}: out of memory on {device} (batch_size={settings.batch_size}); "
                 f"memory was released: {str(error).splitlines()[0]}"
             ) from None
         except (MemoryError, RuntimeError) as error:
-            self._release(tensors, device)
+            self._release(tensors, device, error)
             if isinstance(error, RuntimeError) and not _is_allocation_failure(error):
                 raise
             raise DeviceOutOfMemory(
                 f"{self.name}: out of host memory on {device} (batch_size={settings.batch_size}); "
                 f"memory was released: {str(error).splitlines()[0] if str(error) else 'MemoryError'}"
             ) from None
-        except BaseException:
-            self._release(tensors, device)
+        except BaseException as error:
+            self._release(tensors, device, error)
             raise
         tensors.clear()
         self.network_.eval()
@@ -157,9 +158,16 @@ class TorchModel:
         logger.debug("%s: %d epochs in %.2fs on %s", self.name, self.n_steps_, self.train_seconds_, device)
         return self
 
-    def _release(self, tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+    def _release(self, tensors: dict[str, torch.Tensor], device: torch.device, error: BaseException) -> None:
+        """Drop every reference to the network, optimiser and data, then return the memory.
+
+        The traceback keeps the frames of the training loop alive, and with them the
+        optimiser state and the network; clearing their locals lets the memory go now,
+        not whenever the caller drops the exception.
+        """
         tensors.clear()
         self.network_ = None
+        traceback.clear_frames(error.__traceback__)
         release_memory(device)
 
     def _resolve_architecture(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "step_size": 10,
     "gamma": 0.5,
     "plateau_patience": 3,
-    "batch_size": 64,
+    "batch_size": 32,
     "max_epochs": 50,
     "early_stopping_patience": 8,
     "min_delta": 0.0,
@@ -59,7 +59,7 @@ class TrainingSettings:
     step_size: int = 10
     gamma: float = 0.5
     plateau_patience: int = 3
-    batch_size: int = 64
+    batch_size: int = 32
     max_epochs: int = 50
     early_stopping_patience: int = 8
     min_delta: float = 0.0

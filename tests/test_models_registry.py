@@ -13,6 +13,7 @@ from models import (
     estimate_memory,
     get_spec,
 )
+from models.base import TissueModel
 from models.registry import torch_model_class
 
 REQUIRED = {
@@ -26,6 +27,7 @@ REQUIRED = {
     "kpca_svc",
     "svc_on_embeddings",
 }
+NO_EMBED = {"svc", "random_forest", "knn", "logistic_regression", "kpca_svc"}
 
 
 def test_every_required_model_is_registered_with_a_complete_spec() -> None:
@@ -39,6 +41,8 @@ def test_every_required_model_is_registered_with_a_complete_spec() -> None:
         # the defaults are a complete, valid parameter set: passing them all back is accepted unchanged
         model = build_model(name, dict(spec.defaults), device="cpu")
         assert model.params == dict(spec.defaults)
+        assert isinstance(model, TissueModel)
+        assert hasattr(model, "save") and (spec.task == "reconstruction" or hasattr(model, "embed") or name in NO_EMBED)
 
 
 def test_embedding_models_take_prefixed_autoencoder_parameters() -> None:

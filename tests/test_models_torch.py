@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -85,18 +87,24 @@ def test_absurd_learning_rate_raises_training_diverged(tiny_dataset: PreparedDat
     assert model.network_ is None  # released before raising
 
 
-def test_exception_from_the_callback_propagates_and_releases_the_network(tiny_dataset: PreparedDataset) -> None:
+def test_exception_from_the_callback_propagates_and_frees_the_network(tiny_dataset: PreparedDataset) -> None:
     class Stop(Exception):
         pass
 
+    model = build_model("classifier", FAST, device="cpu")
+    network_refs = []
+
     def on_step(step: int, metrics: dict) -> None:
+        network_refs.append(weakref.ref(model.network_))
         if step == 2:
             raise Stop
 
-    model = build_model("classifier", FAST, device="cpu")
-    with pytest.raises(Stop):
+    with pytest.raises(Stop) as caught:
         model.fit(tiny_dataset, on_step=on_step)
     assert model.network_ is None
+    gc.collect()
+    # freed while the exception (and its traceback) is still alive: nothing holds the weights
+    assert caught.value is not None and network_refs[-1]() is None
 
 
 def test_an_allocation_the_host_cannot_hold_raises_device_out_of_memory(tiny_dataset: PreparedDataset) -> None:
