@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -150,9 +151,14 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    import os
-
-    return f"{model}, {os.cpu_count()} cores, no GPU"
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    load = os.getloadavg()[0]
+    return f"{model}, {os.cpu_count()} cores{memory}, no GPU, load average {load:.1f} at the end of the run"
 
 
 def write_section(text: str) -> None:
