@@ -85,6 +85,21 @@ def time_deep_model(name: str, data: PreparedDataset, *, device: str, precision:
     return result
 
 
+def time_optimizer_steps(n_parameters: int, repeats: int = 10) -> list[dict[str, Any]]:
+    """ms per AdamW step on one tensor of ``n_parameters``: for-loop (CPU default), foreach, fused."""
+    parameter = torch.nn.Parameter(torch.randn(n_parameters))
+    parameter.grad = torch.randn_like(parameter)
+    results = []
+    for label, options in (("default", {}), ("foreach", {"foreach": True}), ("fused", {"fused": True})):
+        optimizer = torch.optim.AdamW([parameter], lr=1e-3, **options)
+        optimizer.step()  # allocate the state
+        started = time.perf_counter()
+        for _ in range(repeats):
+            optimizer.step()
+        results.append({"implementation": label, "ms_per_step": 1000 * (time.perf_counter() - started) / repeats})
+    return results
+
+
 def time_baseline(name: str, data: PreparedDataset, *, device: str, threads: int | None) -> dict[str, Any]:
     model = build_model(name, BASELINE_PARAMS.get(name), device=device, seed=0, num_threads=threads)
     started = time.perf_counter()
@@ -119,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="data cache directory (default: the pipeline's)")
     parser.add_argument("--synthetic-shape", nargs=3, type=int, metavar=("SAMPLES", "GENES", "CLASSES"),
                         help="use random arrays of this shape instead of the data pipeline")
+    parser.add_argument("--optimizer-parameters", type=int, default=8_400_000,
+                        help="tensor size for the AdamW step timing (0 to skip; default: the classifier's size)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -154,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['model']} | {r['precision']} | {r['device']} | {r['epoch_seconds']:.2f} | {r['parameters']:,} | "
               f"{r['estimated_memory_mib']:.0f} | {r['first_val_metric']:.3f} -> {r['val_metric']:.3f} |")
 
+    optimizer_steps = time_optimizer_steps(args.optimizer_parameters) if args.optimizer_parameters else []
+    if optimizer_steps:
+        print(f"\n| AdamW step, {args.optimizer_parameters:,} parameters | ms/step |")
+        print("|---|---|")
+        for r in optimizer_steps:
+            print(f"| {r['implementation']} | {r['ms_per_step']:.1f} |")
+
     baselines = [time_baseline(name, data, device=args.device, threads=args.threads) for name in args.baselines]
     if baselines:
         print("\n| baseline | fit s | val balanced accuracy |")
@@ -161,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in baselines:
             print(f"| {r['model']} | {r['fit_seconds']:.1f} | {r['val_balanced_accuracy']:.3f} |")
     if args.json:
-        args.json.write_text(json.dumps({"data": source, "machine": machine, "deep": deep, "baselines": baselines},
+        args.json.write_text(json.dumps({"data": source, "machine": machine, "deep": deep, "baselines": baselines,
+                                         "optimizer_steps": optimizer_steps},
                                         indent=2))
     return 0
 
