@@ -104,6 +104,7 @@ class TorchModel:
         X, y = data.split(train_split)
         X_val, y_val = data.split("val")
         tensors: dict[str, torch.Tensor] = {}
+        self.history_ = []  # filled epoch by epoch: a trial stopped early keeps what it saw
         started = time.perf_counter()
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         try:
@@ -131,6 +132,7 @@ class TorchModel:
                     monitor_mode=self.monitor_mode,
                     early_stopping="val" not in train_split,
                     on_step=on_step,
+                    history=self.history_,
                 )
         except torch.cuda.OutOfMemoryError as error:
             self._release(tensors, device, error)
@@ -151,7 +153,6 @@ class TorchModel:
             raise
         tensors.clear()
         self.network_.eval()
-        self.history_ = outcome.history
         self.n_steps_ = len(outcome.history)
         self.best_epoch_ = outcome.best_epoch
         self.train_seconds_ = time.perf_counter() - started

@@ -139,12 +139,14 @@ def train_epochs(
     monitor_mode: str = "min",
     early_stopping: bool = True,
     on_step: StepCallback | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> TrainingOutcome:
     """Train ``network`` in place; restore the best-epoch weights when early stopping is on.
 
     ``batch_loss(indices)`` returns the mean loss of the training rows ``indices``
     (a tensor on ``device``); ``validate()`` returns the validation metrics (it runs
-    in eval mode under ``torch.no_grad``). Raises :class:`TrainingDiverged` when
+    in eval mode under ``torch.no_grad``); each epoch's metrics are appended to ``history``
+    (a new list when not given) as soon as they exist. Raises :class:`TrainingDiverged` when
     the training loss or the monitored metric is NaN or infinite.
     """
     trainable = [p for p in network.parameters() if p.requires_grad]
@@ -154,7 +156,7 @@ def train_epochs(
     best_value = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     stale_epochs = 0
-    outcome = TrainingOutcome()
+    outcome = TrainingOutcome(history=history if history is not None else [])
     # BatchNorm cannot train on a batch of one row: a trailing single row is skipped.
     min_batch = 2 if n_train >= 2 else 1
 

@@ -102,6 +102,7 @@ def test_exception_from_the_callback_propagates_and_frees_the_network(tiny_datas
     with pytest.raises(Stop) as caught:
         model.fit(tiny_dataset, on_step=on_step)
     assert model.network_ is None
+    assert len(model.history_) == 2  # the epochs it saw are kept
     gc.collect()
     # freed while the exception (and its traceback) is still alive: nothing holds the weights
     assert caught.value is not None and network_refs[-1]() is None
