@@ -26,6 +26,8 @@ class MemoryEstimate:
     weights_bytes: int
     gradient_bytes: int
     optimizer_bytes: int
+    checkpoint_bytes: int
+    """The best epoch's weights, kept on the device while early stopping is on."""
     activation_bytes: int
     data_bytes: int
     batch_size: int
@@ -33,7 +35,9 @@ class MemoryEstimate:
 
     @classmethod
     def of(cls, **parts: int) -> "MemoryEstimate":
-        total = sum(parts[k] for k in ("weights_bytes", "gradient_bytes", "optimizer_bytes", "activation_bytes", "data_bytes"))
+        total = sum(parts[k] for k in (
+            "weights_bytes", "gradient_bytes", "optimizer_bytes", "checkpoint_bytes", "activation_bytes", "data_bytes"
+        ))
         return cls(**parts, total_bytes=total)
 
 
@@ -76,7 +80,10 @@ def estimate_memory(
     prefix = ""
     if spec.family == "sklearn":
         if not name.endswith("_on_embeddings"):
-            zero = dict(parameters=0, weights_bytes=0, gradient_bytes=0, optimizer_bytes=0, activation_bytes=0)
+            zero = dict(
+                parameters=0, weights_bytes=0, gradient_bytes=0, optimizer_bytes=0, checkpoint_bytes=0,
+                activation_bytes=0,
+            )
             return MemoryEstimate.of(**zero, data_bytes=n_samples * n_features * 8, batch_size=0)
         name, prefix = "autoencoder", "ae_"
         resolved = {key[len(prefix) :]: value for key, value in resolved.items() if key.startswith(prefix)}
@@ -93,6 +100,7 @@ def estimate_memory(
         weights_bytes=n_parameters * FP32_BYTES,
         gradient_bytes=trainable * FP32_BYTES,
         optimizer_bytes=optimizer_states * trainable * FP32_BYTES,
+        checkpoint_bytes=n_parameters * FP32_BYTES if resolved["early_stopping_patience"] else 0,
         activation_bytes=activation_elements(network, n_features, batch_size) * activation_bytes_per,
         data_bytes=n_samples * n_features * FP32_BYTES,
         batch_size=batch_size,

@@ -99,9 +99,10 @@ def test_memory_estimate_counts_exactly_the_parameters_of_the_built_network(name
     assert estimate.weights_bytes == 4 * estimate.parameters
     assert estimate.optimizer_bytes == 2 * estimate.weights_bytes  # AdamW: two moments
     assert estimate.data_bytes == 100 * 300 * 4
+    assert estimate.checkpoint_bytes == estimate.weights_bytes  # early stopping keeps the best weights
     assert estimate.total_bytes == (
         estimate.weights_bytes + estimate.gradient_bytes + estimate.optimizer_bytes
-        + estimate.activation_bytes + estimate.data_bytes
+        + estimate.checkpoint_bytes + estimate.activation_bytes + estimate.data_bytes
     )
 
 
