@@ -77,14 +77,18 @@ def test_mapping_back_from_any_internal_value_lands_on_the_grid(distribution) ->
 
 
 def test_same_seed_same_storage_gives_the_same_parameters(tmp_path) -> None:
-    def run(path: str, seed: int) -> list[dict]:
+    from hpo.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'seeded.db'}", heartbeat_interval=None)
+
+    def run(name: str, seed: int) -> list[dict]:
         study = optuna.create_study(
-            storage=f"sqlite:///{tmp_path / path}", sampler=GeneticSampler(population_size=5, seed=seed)
+            study_name=name, storage=storage, sampler=GeneticSampler(population_size=5, seed=seed)
         )
         study.optimize(_mixed_objective, n_trials=20)
         return _params_sequence(study)
 
-    first, again, other = run("a.db", 7), run("b.db", 7), run("c.db", 8)
+    first, again, other = run("a", 7), run("b", 7), run("c", 8)
     assert first == again
     assert first[5:] != other[5:]
 
