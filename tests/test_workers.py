@@ -93,9 +93,10 @@ def test_two_worker_processes_finish_exactly_n_trials_on_postgresql(tmp_path, ti
     assert result.ok, result.exit_codes
     trials = trials_of(postgres_url, unique_name)
     assert count(trials, *FINISHED) == 5 and len(trials) == 5
-    # a rerun of a finished study starts nothing: the budget is study-wide
-    again = launch(path, workers=2, overrides={"n_trials": 5}, storage_url=postgres_url, poll_seconds=0.5)
-    assert again.ok and len(trials_of(postgres_url, unique_name)) == 5
+    # another worker joining a finished study starts nothing: the budget is study-wide
+    late = run_worker(load_study_file(path, {"n_trials": 5}), storage_url=postgres_url, worker_index=7, num_threads=1)
+    assert late.ran == 0 and "5 of 5 trials finished" in late.stop_reason
+    assert len(trials_of(postgres_url, unique_name)) == 5
 
 
 def test_sigkilled_worker_trial_is_failed_retried_and_the_study_completes(tmp_path, tiny_dataset, tiny_data_config):
