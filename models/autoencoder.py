@@ -13,7 +13,8 @@ from torch.nn import functional as F
 from data_pipeline.dataset import PreparedDataset
 from models.networks import ACTIVATIONS, AutoencoderNet, layer_sizes
 from models.torch_model import EVAL_BATCH_SIZE, TorchModel
-from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS
+from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, Range
+from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS, TRAINING_RANGES
 
 ENCODER_DEFAULTS: dict[str, Any] = {
     "n_layers": 1,
@@ -27,6 +28,14 @@ ENCODER_DEFAULTS: dict[str, Any] = {
     "input_noise": 0.0,
 }
 ENCODER_CHOICES: dict[str, tuple[str, ...]] = {"activation": tuple(ACTIVATIONS)}
+ENCODER_RANGES: dict[str, Range] = {
+    "n_layers": AT_LEAST_0,
+    "hidden_dim": AT_LEAST_1,
+    "width_decay": POSITIVE,
+    "latent_dim": AT_LEAST_1,
+    "dropout": FRACTION,
+    "input_noise": AT_LEAST_0,
+}
 ENCODER_KEYS = tuple(ENCODER_DEFAULTS)
 
 
@@ -50,6 +59,7 @@ class AutoencoderModel(TorchModel):
     task = "reconstruction"
     DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "weight_decay": 0.0}
     CHOICES = {**ENCODER_CHOICES, **TRAINING_CHOICES}
+    RANGES = {**ENCODER_RANGES, **TRAINING_RANGES}
 
     @classmethod
     def build_network(cls, params: Mapping[str, Any], n_features: int, n_classes: int) -> nn.Module:

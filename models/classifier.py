@@ -22,6 +22,7 @@ from models.autoencoder import (
     ENCODER_CHOICES,
     ENCODER_DEFAULTS,
     ENCODER_KEYS,
+    ENCODER_RANGES,
     AutoencoderModel,
     check_regularisation,
     encoder_sizes,
@@ -30,7 +31,8 @@ from models.metrics import classification_metrics
 from models.networks import ACTIVATIONS, ClassifierNet, ConvClassifierNet
 from models.persistence import read_metadata
 from models.torch_model import EVAL_BATCH_SIZE, TorchModel
-from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS
+from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE
+from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS, TRAINING_RANGES
 
 MONITORS = ("val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1")
 
@@ -41,6 +43,7 @@ LOSS_DEFAULTS: dict[str, Any] = {
     "monitor": "val_loss",
 }
 LOSS_CHOICES: dict[str, tuple[str, ...]] = {"class_weight": ("none", "balanced"), "monitor": MONITORS}
+HEAD_RANGES = {"head_layers": AT_LEAST_0, "head_dim": AT_LEAST_1, "label_smoothing": FRACTION, "l1_penalty": AT_LEAST_0}
 
 
 def balanced_class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -70,6 +73,7 @@ class ClassifierModel(TorchModel):
         "lr": 3e-3,
     }
     CHOICES = {**ENCODER_CHOICES, **LOSS_CHOICES, **TRAINING_CHOICES}
+    RANGES = {**ENCODER_RANGES, **HEAD_RANGES, "pretrain_epochs": AT_LEAST_0, **TRAINING_RANGES}
 
     def __init__(self, params: Mapping[str, Any], **options: Any) -> None:
         super().__init__(params, **options)
@@ -191,6 +195,18 @@ class ConvClassifierModel(ClassifierModel):
         "lr": 3e-3,
     }
     CHOICES = {"activation": tuple(ACTIVATIONS), **LOSS_CHOICES, **TRAINING_CHOICES}
+    RANGES = {
+        "conv_layers": AT_LEAST_1,
+        "conv_channels": AT_LEAST_1,
+        "channel_growth": POSITIVE,
+        "kernel_size": AT_LEAST_1,
+        "pool_size": AT_LEAST_1,
+        "pooled_length": AT_LEAST_0,
+        "dropout": FRACTION,
+        "input_noise": AT_LEAST_0,
+        **HEAD_RANGES,
+        **TRAINING_RANGES,
+    }
 
     @classmethod
     def build_network(cls, params: Mapping[str, Any], n_features: int, n_classes: int) -> nn.Module:

@@ -84,6 +84,10 @@ def embedding_model(classifier_class: type[SklearnModel]) -> type[EmbeddingModel
                 **classifier_class.CHOICES,
             },
             "VALUE_TYPES": dict(classifier_class.VALUE_TYPES),
+            "RANGES": {
+                **{AE_PREFIX + k: v for k, v in AutoencoderModel.RANGES.items()},
+                **classifier_class.RANGES,
+            },
             "__doc__": f"{classifier_class.name} on the latent codes of an autoencoder trained first.",
         },
     )

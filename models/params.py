@@ -4,9 +4,39 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from models.errors import UnknownParameterError
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed numeric interval of a parameter; ``None`` leaves a side open-ended."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+POSITIVE = Range(0, low_open=True)
+FRACTION = Range(0, 1, high_open=True)
+"""[0, 1): dropout, label smoothing, momentum."""
 
 
 def resolve_params(
@@ -16,11 +46,12 @@ def resolve_params(
     *,
     choices: Mapping[str, tuple[Any, ...]] | None = None,
     value_types: Mapping[str, tuple[type, ...]] | None = None,
+    ranges: Mapping[str, Range] | None = None,
 ) -> dict[str, Any]:
     """Defaults overridden by ``params``, each value checked against its default's type.
 
     Raises :class:`UnknownParameterError` for a key the model does not take and
-    :class:`ValueError` for a value of the wrong type or outside its choices.
+    :class:`ValueError` for a value of the wrong type, outside its choices or outside its range.
     """
     params = dict(params or {})
     unknown = sorted(set(params) - set(defaults))
@@ -32,10 +63,16 @@ def resolve_params(
         )
     choices = choices or {}
     value_types = value_types or {}
+    ranges = ranges or {}
     resolved = dict(defaults)
     for key, value in params.items():
         allowed = value_types.get(key) or (type(defaults[key]),)
-        resolved[key] = _coerce(model_name, key, value, allowed, choices.get(key))
+        value = _coerce(model_name, key, value, allowed, choices.get(key))
+        allowed_range = ranges.get(key)
+        if allowed_range is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value not in allowed_range:
+                raise ValueError(f"parameter {key!r} of model {model_name!r} = {value!r}; expected {allowed_range}")
+        resolved[key] = value
     return resolved
 
 

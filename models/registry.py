@@ -17,7 +17,7 @@ from models.autoencoder import AutoencoderModel
 from models.base import TissueModel
 from models.classifier import ClassifierModel, ConvClassifierModel
 from models.embeddings import KNNOnEmbeddings, RandomForestOnEmbeddings, SVCOnEmbeddings
-from models.params import resolve_params
+from models.params import Range, resolve_params
 from models.persistence import read_metadata
 from models.sklearn_models import (
     KernelPCASVCModel,
@@ -44,6 +44,8 @@ class ModelSpec:
     """Allowed values of the string-valued parameters."""
     value_types: Mapping[str, tuple[type, ...]] = field(default_factory=dict)
     """Parameters that take more than their default's type (e.g. SVC ``gamma``: a string or a float)."""
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+    """Allowed interval of the numeric parameters (e.g. ``dropout`` in [0, 1))."""
 
 
 _MODEL_CLASSES: dict[str, type] = {
@@ -73,6 +75,7 @@ def _spec(cls: type) -> ModelSpec:
         description=(cls.__doc__ or "").strip().splitlines()[0],
         choices=MappingProxyType(dict(cls.CHOICES)),
         value_types=MappingProxyType(dict(getattr(cls, "VALUE_TYPES", {}))),
+        ranges=MappingProxyType(dict(getattr(cls, "RANGES", {}))),
     )
 
 
@@ -95,7 +98,9 @@ def get_spec(name: str) -> ModelSpec:
 def resolve_model_params(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The model's defaults overridden by ``params``, every key and type checked."""
     spec = get_spec(name)
-    return resolve_params(name, spec.defaults, params, choices=spec.choices, value_types=spec.value_types)
+    return resolve_params(
+        name, spec.defaults, params, choices=spec.choices, value_types=spec.value_types, ranges=spec.ranges
+    )
 
 
 def torch_model_class(name: str) -> type[TorchModel]:

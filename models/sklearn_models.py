@@ -34,11 +34,14 @@ from data_pipeline.dataset import PreparedDataset
 from models.base import StepCallback
 from models.fidelity import nested_stratified_subsets, stratified_folds
 from models.metrics import classification_metrics
+from models.params import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range
 from models.persistence import read_metadata, write_metadata
 
 ESTIMATOR_FILE = "estimator.joblib"
 FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 3}
 FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", "subsets", "folds")}
+FIDELITY_RANGES: dict[str, Range] = {"fidelity_steps": AT_LEAST_1}
+SVC_RANGES: dict[str, Range] = {"C": POSITIVE, "gamma": POSITIVE, "degree": AT_LEAST_1}
 CLASS_WEIGHTS = ("none", "balanced")
 
 
@@ -54,6 +57,7 @@ class SklearnModel:
     DEFAULTS: ClassVar[dict[str, Any]]
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
     VALUE_TYPES: ClassVar[dict[str, tuple[type, ...]]] = {}
+    RANGES: ClassVar[dict[str, Range]] = {}
 
     def __init__(
         self, params: Mapping[str, Any], *, device: str = "auto", seed: int = 0, num_threads: int | None = None
@@ -182,6 +186,7 @@ class SVCModel(SklearnModel):
     DEFAULTS = {**SVC_DEFAULTS, **FIDELITY_DEFAULTS}
     CHOICES = {**SVC_CHOICES, **FIDELITY_CHOICES}
     VALUE_TYPES = {"gamma": (str, float)}
+    RANGES = {**SVC_RANGES, **FIDELITY_RANGES}
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return _svc(self.params, self.seed)
@@ -205,6 +210,13 @@ class RandomForestModel(SklearnModel):
         **FIDELITY_CHOICES,
     }
     VALUE_TYPES = {"max_features": (str, float)}
+    RANGES = {
+        "n_estimators": AT_LEAST_1,
+        "max_depth": AT_LEAST_0,
+        "max_features": Range(0, 1, low_open=True),
+        "min_samples_leaf": AT_LEAST_1,
+        **FIDELITY_RANGES,
+    }
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return RandomForestClassifier(
@@ -228,6 +240,7 @@ class KNNModel(SklearnModel):
         "metric": ("euclidean", "manhattan", "cosine"),
         **FIDELITY_CHOICES,
     }
+    RANGES = {"n_neighbors": AT_LEAST_1, **FIDELITY_RANGES}
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return KNeighborsClassifier(
@@ -244,6 +257,7 @@ class LogisticRegressionModel(SklearnModel):
     name = "logistic_regression"
     DEFAULTS = {"C": 0.1, "l1_ratio": 0.0, "max_iter": 500, "class_weight": "balanced", **FIDELITY_DEFAULTS}
     CHOICES = {"class_weight": CLASS_WEIGHTS, **FIDELITY_CHOICES}
+    RANGES = {"C": POSITIVE, "l1_ratio": Range(0, 1), "max_iter": AT_LEAST_1, **FIDELITY_RANGES}
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         l1_ratio = self.params["l1_ratio"]
@@ -276,6 +290,12 @@ class KernelPCASVCModel(SklearnModel):
         **FIDELITY_CHOICES,
     }
     VALUE_TYPES = {"svc_gamma": (str, float)}
+    RANGES = {
+        "kpca_n_components": AT_LEAST_1,
+        "kpca_gamma": AT_LEAST_0,
+        **{f"svc_{key}": value for key, value in SVC_RANGES.items()},
+        **FIDELITY_RANGES,
+    }
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return Pipeline(

@@ -18,6 +18,7 @@ from models.base import StepCallback
 from models.device import release_memory, resolve_device
 from models.errors import DeviceOutOfMemory
 from models.memory import count_parameters
+from models.params import Range
 from models.persistence import read_metadata, write_metadata
 from models.training import TrainingSettings, train_epochs
 
@@ -48,6 +49,7 @@ class TorchModel:
     task: ClassVar[str]
     DEFAULTS: ClassVar[dict[str, Any]]
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    RANGES: ClassVar[dict[str, Range]] = {}
     monitor_mode: ClassVar[str] = "min"
 
     def __init__(

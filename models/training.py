@@ -21,6 +21,7 @@ from torch import nn
 
 from models.base import StepCallback
 from models.errors import TrainingDiverged
+from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, Range
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,19 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "min_delta": 0.0,
     "grad_clip": 1.0,
     "precision": "fp32",
+}
+TRAINING_RANGES: dict[str, Range] = {
+    "lr": POSITIVE,
+    "weight_decay": AT_LEAST_0,
+    "momentum": FRACTION,
+    "step_size": AT_LEAST_1,
+    "gamma": Range(0, 1, low_open=True),
+    "plateau_patience": AT_LEAST_0,
+    "batch_size": AT_LEAST_1,
+    "max_epochs": AT_LEAST_1,
+    "early_stopping_patience": AT_LEAST_0,
+    "min_delta": AT_LEAST_0,
+    "grad_clip": AT_LEAST_0,
 }
 TRAINING_CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adamw", "sgd"),

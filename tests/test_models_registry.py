@@ -45,6 +45,15 @@ def test_every_required_model_is_registered_with_a_complete_spec() -> None:
         assert hasattr(model, "save") and (spec.task == "reconstruction" or hasattr(model, "embed") or name in NO_EMBED)
 
 
+def test_every_numeric_parameter_has_a_range_that_holds_its_default() -> None:
+    for name in available_models():
+        spec = get_spec(name)
+        for key, default in spec.defaults.items():
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                assert key in spec.ranges, f"{name}.{key} has no range"
+                assert default in spec.ranges[key], f"{name}.{key} default {default} outside {spec.ranges[key]}"
+
+
 def test_embedding_models_take_prefixed_autoencoder_parameters() -> None:
     spec = get_spec("svc_on_embeddings")
     assert spec.defaults["ae_latent_dim"] == get_spec("autoencoder").defaults["latent_dim"]
@@ -73,6 +82,10 @@ def test_unknown_parameter_names_the_key_and_the_allowed_ones() -> None:
         ("classifier", {"activation": "swish2"}, "'activation'.*one of"),
         ("svc", {"kernel": "cubic"}, "'kernel'.*one of"),
         ("svc", {"gamma": "sometimes"}, "'gamma'"),
+        ("classifier", {"dropout": 1.0}, r"'dropout'.*expected \[0, 1\)"),
+        ("classifier", {"lr": 0.0}, "'lr'.*expected > 0"),
+        ("svc", {"gamma": -0.1}, "'gamma'.*expected > 0"),
+        ("svc_on_embeddings", {"ae_latent_dim": 0}, "'ae_latent_dim'.*expected >= 1"),
     ],
 )
 def test_wrong_values_are_rejected_with_the_parameter_named(name: str, params: dict, message: str) -> None:
