@@ -16,6 +16,14 @@ from hpo.worker import run_worker
 from tests.test_workers import sqlite_url, tiny_study
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _private_run_directory(tmp_path_factory):
+    """Artifacts, locks and default stores of these tests go to a temporary run directory (workers inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPO_HOME", str(tmp_path_factory.mktemp("hpo-home")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def finished_study(tmp_path_factory, tiny_dataset, tiny_data_config):
     """A 3-trial classifier study on tiny data in a SQLite file: (url, name)."""

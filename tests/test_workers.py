@@ -26,6 +26,14 @@ STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _private_run_directory(tmp_path_factory):
+    """Artifacts, locks and default stores of these tests go to a temporary run directory (workers inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HPO_HOME", str(tmp_path_factory.mktemp("hpo-home")))
+        yield
+
+
 def tiny_study(tmp_path: Path, data_config: Any, name: str = "tiny", space: dict | None = None, **changes: Any) -> Path:
     """A small classifier study on the tiny data set, written to ``tmp_path``.
 
