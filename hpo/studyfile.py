@@ -273,10 +273,10 @@ def _check_values(model: str, fixed: Mapping[str, Any], space: SearchSpace) -> l
     for parameter in space:
         distribution = parameter.distribution
         if isinstance(distribution, CategoricalDistribution):
-            candidates, where = [parameter.decode(c) for c in distribution.choices], "choices"
+            candidates = [("choices", parameter.decode(c)) for c in distribution.choices]
         else:
-            candidates, where = [distribution.low, distribution.high], "low"
-        for value in candidates:
+            candidates = [("low", distribution.low), ("high", distribution.high)]
+        for where, value in candidates:
             try:
                 resolve_model_params(model, {parameter.name: value})
             except ValueError as error:

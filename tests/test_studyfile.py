@@ -98,6 +98,7 @@ MALFORMED = {
     "wilcoxon on a learning curve": (VALID + '[pruner]\nname = "wilcoxon"\n', "pruner.name: 'wilcoxon' compares fold-wise"),
     "condition on an unknown parameter": (VALID.replace('optimizer = "sgd" }', 'optimiser = "sgd" }'), "space.momentum.when.optimiser"),
     "condition on an impossible value": (VALID.replace('optimizer = "sgd" }', 'optimizer = "rmsprop" }'), "'rmsprop' is not one of the choices"),
+    "bound outside the model's range": (VALID.replace("low = 0.5\nhigh = 0.99", "low = 0.5\nhigh = 1.5"), "space.momentum.high"),
     "choice the model rejects": (VALID.replace('["adamw", "sgd"]', '["adamw", "sgd", "lbfgs"]'), "space.optimizer.choices"),
     "bad data setting": (VALID.replace('preset = "tiny"', 'preset = "huge"'), "[data] preset='huge'"),
     "unknown data key": (VALID.replace('preset = "tiny"', 'preset = "tiny"\ngenes = 5'), "[data] unknown key 'genes'"),

@@ -207,9 +207,9 @@ def test_nan_loss_prunes_and_out_of_memory_fails_while_the_worker_goes_on(tmp_pa
 
 def test_failures_stop_at_the_cap_instead_of_looping(tmp_path, tiny_dataset, tiny_data_config):
     url = sqlite_url(tmp_path)
-    # a parameter value the model rejects at build time: every trial fails
+    # a pretrained encoder that is not there: valid as a file, but every trial fails when it trains
     path = tiny_study(tmp_path, tiny_data_config, name="capped", n_trials=5, max_failed_trials=3,
-                      **{"space.dropout.low": 1.5, "space.dropout.high": 2.0})
+                      **{"fixed.encoder_from": str(tmp_path / "no-such-autoencoder")})
     report = run_worker(load_study_file(path), storage_url=url, worker_index=0, num_threads=1)
     assert report.failed == 3 and "max_failed_trials=3" in report.stop_reason
     assert count(trials_of(url, "capped"), TrialState.FAIL) == 3
