@@ -10,6 +10,7 @@ import pytest
 from data_pipeline import PreparedDataset
 from models import build_model, load_model
 from models.fidelity import nested_stratified_subsets
+from tests.models_support import one_torch_thread  # noqa: F401  (autouse)
 
 BASELINES = ["svc", "random_forest", "knn", "logistic_regression", "kpca_svc"]
 SMALL_AE = {"ae_hidden_sizes": [64], "ae_latent_dim": 16, "ae_max_epochs": 3}

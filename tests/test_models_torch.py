@@ -12,6 +12,7 @@ import torch
 
 from data_pipeline import PreparedDataset
 from models import DeviceOutOfMemory, TrainingDiverged, build_model, load_model
+from tests.models_support import one_torch_thread  # noqa: F401  (autouse)
 
 FAST = {"max_epochs": 6}
 

@@ -11,6 +11,7 @@ from data_pipeline import DataConfig, PreparedDataset
 from hpo.cli import main
 from hpo.commands.train import parse_assignment, train_and_report
 from models import load_model
+from tests.models_support import one_torch_thread  # noqa: F401  (autouse)
 
 
 @pytest.mark.parametrize(
