@@ -255,3 +255,30 @@ def test_worker_environment_splits_threads_and_pins_gpus_round_robin():
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     assert worker_environment(0, 8, [], 2)["OMP_NUM_THREADS"] == "1"
     assert "CUDA_VISIBLE_DEVICES" not in worker_environment(0, 2, [], 2) or os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_budget_semantics():
+    from hpo.admission import Counts, Decision, TrialBudget
+
+    budget = TrialBudget(n_trials=5, max_failed=3, timeout=None, started=time.monotonic())
+    assert budget.decide(Counts(complete=2, pruned=1, running=1))[0] is Decision.RUN
+    # running trials hold the rest of the budget: wait (one may fail or go stale), do not leave
+    assert budget.decide(Counts(complete=3, running=2))[0] is Decision.WAIT
+    # failed trials do not count toward n_trials...
+    assert budget.decide(Counts(complete=4, failed=2))[0] is Decision.RUN
+    # ...but end the study at the cap
+    assert budget.decide(Counts(complete=1, failed=3))[0] is Decision.DONE
+    assert budget.decide(Counts(complete=3, pruned=2, running=1))[0] is Decision.DONE
+    expired = TrialBudget(n_trials=None, max_failed=3, timeout=1.0, started=time.monotonic() - 2)
+    assert expired.decide(Counts())[0] is Decision.DONE
+    assert TrialBudget(None, 3, None, time.monotonic()).decide(Counts(complete=10**6))[0] is Decision.RUN
+
+
+def test_timeout_stops_starting_trials(tmp_path, tiny_dataset, tiny_data_config):
+    url = sqlite_url(tmp_path)
+    path = tiny_study(tmp_path, tiny_data_config, name="timed", timeout=2.0, **{"fixed.max_epochs": 2})
+    spec = load_study_file(path, {"n_trials": 10_000})
+    started = time.monotonic()
+    report = run_worker(spec, storage_url=url, worker_index=0, num_threads=1)
+    assert "timeout of 2 s reached" in report.stop_reason
+    assert 1 <= report.ran < 10_000 and time.monotonic() - started < 60
