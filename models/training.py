@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -25,22 +26,32 @@ from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, Range
 
 logger = logging.getLogger(__name__)
 
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "optimizer": "adamw",
-    "lr": 1e-3,
-    "weight_decay": 1e-4,
-    "momentum": 0.9,
-    "scheduler": "cosine",
-    "step_size": 10,
-    "gamma": 0.5,
-    "plateau_patience": 3,
-    "batch_size": 32,
-    "max_epochs": 50,
-    "early_stopping_patience": 8,
-    "min_delta": 0.0,
-    "grad_clip": 1.0,
-    "precision": "fp32",
-}
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The training knobs every PyTorch model takes, with their defaults (ranges: :data:`TRAINING_RANGES`)."""
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    step_size: int = 10
+    gamma: float = 0.5
+    plateau_patience: int = 3
+    batch_size: int = 32
+    max_epochs: int = 50
+    early_stopping_patience: int = 8
+    min_delta: float = 0.0
+    grad_clip: float = 1.0
+    precision: str = "fp32"
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], prefix: str = "") -> "TrainingSettings":
+        return cls(**{f.name: params[prefix + f.name] for f in dataclasses.fields(cls)})
+
+
+TRAINING_DEFAULTS: dict[str, Any] = dataclasses.asdict(TrainingSettings())
 TRAINING_RANGES: dict[str, Range] = {
     "lr": POSITIVE,
     "weight_decay": AT_LEAST_0,
@@ -59,48 +70,6 @@ TRAINING_CHOICES: dict[str, tuple[str, ...]] = {
     "scheduler": ("none", "cosine", "step", "plateau"),
     "precision": ("fp32", "bf16"),
 }
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """The training knobs of :data:`TRAINING_DEFAULTS`, checked."""
-
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    scheduler: str = "cosine"
-    step_size: int = 10
-    gamma: float = 0.5
-    plateau_patience: int = 3
-    batch_size: int = 32
-    max_epochs: int = 50
-    early_stopping_patience: int = 8
-    min_delta: float = 0.0
-    grad_clip: float = 1.0
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        checks = {
-            "lr": self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "momentum": 0 <= self.momentum < 1,
-            "step_size": self.step_size >= 1,
-            "gamma": 0 < self.gamma <= 1,
-            "plateau_patience": self.plateau_patience >= 0,
-            "batch_size": self.batch_size >= 1,
-            "max_epochs": self.max_epochs >= 1,
-            "early_stopping_patience": self.early_stopping_patience >= 0,
-            "min_delta": self.min_delta >= 0,
-            "grad_clip": self.grad_clip >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"training parameter {name}={getattr(self, name)!r} is out of range")
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], prefix: str = "") -> "TrainingSettings":
-        return cls(**{name: params[prefix + name] for name in TRAINING_DEFAULTS})
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
