@@ -128,7 +128,7 @@ def train_epochs(
 
     ``batch_loss(indices)`` returns the mean loss of the training rows ``indices``
     (a tensor on ``device``); ``validate()`` returns the validation metrics (it runs
-    in eval mode under ``torch.no_grad``); each epoch's metrics are appended to ``history``
+    in eval mode under ``torch.no_grad``, without autocast); each epoch's metrics are appended to ``history``
     (a new list when not given) as soon as they exist. Raises :class:`TrainingDiverged` when
     the training loss or the monitored metric is NaN or infinite.
     """
@@ -170,7 +170,7 @@ def train_epochs(
         metrics: dict[str, float] = {}
         if validate is not None:
             network.eval()
-            with torch.no_grad(), autocast(device, settings.precision):
+            with torch.no_grad():  # full precision, exactly as evaluate() measures it
                 metrics = dict(validate())
         metrics["train_loss"] = train_loss
         metrics["lr"] = float(optimizer.param_groups[0]["lr"])

@@ -169,8 +169,10 @@ def test_class_weights_and_regularisers_train(tiny_dataset: PreparedDataset) -> 
 
 
 def test_bf16_autocast_trains_on_cpu(tiny_dataset: PreparedDataset) -> None:
-    model, steps = fit("classifier", tiny_dataset, {"precision": "bf16", "max_epochs": 2})
+    model, steps = fit("classifier", tiny_dataset, {"precision": "bf16", "max_epochs": 2, "early_stopping_patience": 0})
     assert all(np.isfinite(m["val_loss"]) for _, m in steps)
+    # validation runs in full precision, so the callback saw what evaluate() reports
+    assert steps[-1][1]["val_loss"] == model.evaluate(tiny_dataset, "val")["val_loss"]
 
 
 def test_unknown_split_and_unfitted_model_fail_clearly(tiny_dataset: PreparedDataset) -> None:
