@@ -133,7 +133,8 @@ class ClassifierModel(TorchModel):
             encoder = self._pretrained_encoder(data, train_split)
             if encoder is not None:
                 network.encoder.load_state_dict(encoder.state_dict())
-                network.set_encoder_frozen(self.params["freeze_encoder"])
+            # without a trained encoder, a frozen one is a fixed random projection
+            network.set_encoder_frozen(self.params["freeze_encoder"])
         self.class_weights_ = (
             balanced_class_weights(y_train, self._shape[1]) if self.params["class_weight"] == "balanced" else None
         )

@@ -12,6 +12,7 @@ import torch
 
 from data_pipeline import PreparedDataset
 from models import DeviceOutOfMemory, TrainingDiverged, build_model, load_model
+from models.registry import torch_model_class
 from tests.models_support import one_torch_thread  # noqa: F401  (autouse)
 
 FAST = {"max_epochs": 6}
@@ -151,6 +152,17 @@ def test_classifier_starts_from_a_saved_autoencoder_encoder(tiny_dataset: Prepar
     # a reloaded classifier rebuilds the saved encoder's architecture without the autoencoder
     model.save(tmp_path / "clf")
     assert np.array_equal(load_model(tmp_path / "clf").predict(tiny_dataset.X_val), model.predict(tiny_dataset.X_val))
+
+
+def test_freezing_without_a_trained_encoder_keeps_the_random_encoder(tiny_dataset: PreparedDataset) -> None:
+    untrained = build_model("classifier", {"max_epochs": 1}, device="cpu", seed=3)
+    untrained.fit(tiny_dataset)  # the encoder weights a seed-3 run starts from, after one epoch
+    model, _ = fit("classifier", tiny_dataset, {"freeze_encoder": True, "max_epochs": 2}, seed=3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)  # fit seeds this way right before building the network
+        initial = torch_model_class("classifier").build_network(model.architecture_, *model._shape)
+    assert torch.equal(model.network_.encoder.latent.weight, initial.encoder.latent.weight)
+    assert not torch.equal(untrained.network_.encoder.latent.weight, initial.encoder.latent.weight)
 
 
 def test_pretraining_fine_tunes_the_encoder(tiny_dataset: PreparedDataset) -> None:
