@@ -112,3 +112,20 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(ExportError, match="missing params"):
         (tmp_path / "bad.toml").write_text('model = "svc"\n[data]\n')
         read_config(tmp_path / "bad.toml")
+
+
+def test_demo_runs_end_to_end_on_tiny_data(tmp_path, tiny_data_config, capsys, monkeypatch):
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    code = main([
+        "demo", "--n-trials", "3", "--set", "data.preset=tiny", "--set", f"data.cache_dir={tiny_data_config.cache_dir}",
+        "--set", "fixed.max_epochs=3",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "[5/5] held-out test metrics of the final model" in printed and "test_balanced_accuracy" in printed
+    assert "browse:        hpo dashboard" in printed
+    best = next(tmp_path.glob("demo/demo-*/best.toml"))
+    assert read_config(best)["source"]["value"] is not None
+    assert (best.parent / "final" / "metrics.json").is_file()
+    study = optuna.load_study(study_name=best.parent.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))) == 3
