@@ -190,7 +190,8 @@ def _log_trial(
     again = f" (retry of trial {retried})" if retried is not None else ""
     if state is TrialState.COMPLETE:
         try:
-            best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+            best_trial = study.best_trial  # one query for value and number, not two
+            best = f"best {best_trial.value:.4f} (trial {best_trial.number})"
         except ValueError:
             best = ""
         logger.info("%s: trial %d%s complete %s=%.4f in %.1fs; %s [%s]", label, trial.number, again, metric, value, seconds, best, params)
