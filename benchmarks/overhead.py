@@ -289,8 +289,9 @@ def main() -> None:
                 print(f"| {step} | {seconds * 1000:.0f} ms |")
     if profiler is not None:
         stream = io.StringIO()
-        pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(80)
         Path(args.profile).write_text(stream.getvalue())
+        profiler.dump_stats(f"{args.profile}.pstats")  # for snakeviz / pstats
         print(f"\nprofile of one service block per storage: {args.profile}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "before": before, "after": after,

@@ -20,7 +20,9 @@ Storages:
 * ``sqlite``: SQLite as Optuna opens it on its own (``RDBStorage("sqlite:///...")``: rollback journal,
   synchronous=FULL, no heartbeats);
 * ``journal``: Optuna's ``JournalStorage(JournalFileBackend)`` (append-only file with a file lock);
-* ``postgresql``: the real server (``--postgres-url``), through ``open_storage`` (heartbeats on).
+* ``postgresql``: the real server (``--postgres-url``), through ``open_storage`` (heartbeats on);
+* ``grpc``: Optuna's gRPC storage proxy (``run_grpc_proxy_server`` in its own process, backed by the same
+  PostgreSQL; workers use ``GrpcStorageProxy``; needs ``pip install -e .[grpc]``, skipped without it).
 
 Every worker is a fresh process (spawn) that connects, waits at a barrier, then runs the loop with a
 study-wide budget of ``--trials`` trials (``benchmarks/storage.py``'s cheap objective: two parameters,
@@ -47,6 +49,7 @@ import random  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -60,7 +63,8 @@ from benchmarks._perf import (  # noqa: E402
     postgres_reachable,
 )
 
-STORAGES = ("default", "sqlite", "journal", "postgresql")
+STORAGES = ("default", "sqlite", "journal", "postgresql", "grpc")
+GRPC_PORT = 13517
 
 
 def open_kind(kind: str, folder: Path, postgres_url: str) -> tuple[Any, str]:
@@ -83,6 +87,11 @@ def open_kind(kind: str, folder: Path, postgres_url: str) -> tuple[Any, str]:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path))), f"sqlite:///{path}"
     if kind == "postgresql":
         return open_storage(postgres_url), postgres_url
+    if kind == "grpc":
+        from optuna.storages import GrpcStorageProxy
+
+        # the admission lock stays a PostgreSQL advisory lock; everything else goes through the proxy
+        return GrpcStorageProxy(host="127.0.0.1", port=GRPC_PORT), postgres_url
     raise ValueError(f"unknown storage {kind!r}; expected one of {STORAGES}")
 
 
@@ -98,6 +107,7 @@ def worker_process(kind: str, folder: str, postgres_url: str, name: str, total: 
 
     logging.getLogger("hpo.worker").setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # gRPC proxy, heartbeats
     timer = StorageTimer()
     holds: list[float] = []
     outcome: dict[str, Any] = {"errors": []}
@@ -129,12 +139,55 @@ def worker_process(kind: str, folder: str, postgres_url: str, name: str, total: 
     results.put(outcome)
 
 
+def grpc_proxy_server(postgres_url: str) -> None:
+    import optuna
+    from optuna.storages import run_grpc_proxy_server
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    run_grpc_proxy_server(optuna.storages.RDBStorage(postgres_url), host="127.0.0.1", port=GRPC_PORT)
+
+
+def start_grpc_proxy(postgres_url: str) -> Any:
+    import socket
+
+    process = mp.get_context("spawn").Process(target=grpc_proxy_server, args=(postgres_url,), daemon=True)
+    process.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", GRPC_PORT), timeout=1):
+            return process
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("the gRPC storage proxy did not start")
+
+
+def grpc_available() -> bool:
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run_point(kind: str, workers: int, total: int, root: Path, postgres_url: str) -> dict[str, Any]:
     import optuna
 
     folder = root / f"{kind}-{workers}"
     folder.mkdir(parents=True)
     name = f"throughput-{kind}-{workers}-{int(time.time())}"
+    proxy = start_grpc_proxy(postgres_url) if kind == "grpc" else None
+    try:
+        return _run_point(kind, workers, total, folder, postgres_url, name)
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.join()
+
+
+def _run_point(kind: str, workers: int, total: int, folder: Path, postgres_url: str, name: str) -> dict[str, Any]:
+    import optuna
+
     storage, _ = open_kind(kind, folder, postgres_url)
     optuna.create_study(study_name=name, storage=storage)
     context = mp.get_context("spawn")
@@ -156,7 +209,7 @@ def run_point(kind: str, workers: int, total: int, root: Path, postgres_url: str
         process.join()
     trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
-    if kind == "postgresql":
+    if kind in ("postgresql", "grpc"):
         drop_postgres_study(postgres_url, name)
     ran = sum(o.get("ran", 0) for o in outcomes)
     holds = [h for o in outcomes for h in o.get("lock_holds", [])]
@@ -309,7 +362,12 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     before = conditions()
     if not args.simulate_only:
-        storages = [s for s in args.storages if s != "postgresql" or postgres_reachable(args.postgres_url)]
+        reachable = postgres_reachable(args.postgres_url)
+        storages = [s for s in args.storages
+                    if (s not in ("postgresql", "grpc") or reachable) and (s != "grpc" or grpc_available())]
+        skipped = sorted(set(args.storages) - set(storages))
+        if skipped:
+            print(f"skipped (no PostgreSQL or no grpcio here): {', '.join(skipped)}", file=sys.stderr)
         root = Path(tempfile.mkdtemp(prefix="hpo-throughput-"))
         try:
             for kind in storages:
