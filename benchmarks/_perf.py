@@ -24,7 +24,7 @@ STUDIES = ROOT / "studies"
 DEFAULT_POSTGRES_URL = os.environ.get("HPO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # The unit trial of issue 8 ("a classifier trial of a few seconds"): the classifier study's search
-# space pinned to one mid-range point. Full preset, top_k_genes 2000, a few epochs (set by --epochs).
+# space pinned to one mid-range point. Full preset, top_k_genes 5000 (as the study file), a few epochs.
 UNIT_TRIAL_PARAMS: dict[str, Any] = {
     "lr": 3e-3,
     "weight_decay": 1e-4,

@@ -7,7 +7,7 @@ Usage (repository root, venv active)::
     python benchmarks/overhead.py --profile overhead.prof.txt                    # + cProfile of one block
 
 The unit trial is the classifier study (``studies/classifier.toml``: TPE, median pruner, its search
-space) pinned to one mid-range point (``UNIT_TRIAL_PARAMS``) on the full preset with ``--top-k`` genes,
+space) pinned to one mid-range point (``UNIT_TRIAL_PARAMS``) on the full preset with ``--top-k`` genes (5000, as the study file),
 ``--epochs`` epochs, early stopping off, so that every trial does the same work.
 
 * **bare**: ``build_model`` + ``fit`` + ``evaluate("val")`` with the same parameters, seed and threads
@@ -225,8 +225,8 @@ def measure_storage(label: str, url: str, spec: Any, data: Any, args: argparse.N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="full", choices=("tiny", "small", "full"))
-    parser.add_argument("--top-k", type=int, default=2000, help="top_k_genes of the data set (default 2000)")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (default 10)")
+    parser.add_argument("--top-k", type=int, default=5000, help="top_k_genes of the data set (default 5000, as the study file)")
+    parser.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
     parser.add_argument("--trials", type=int, default=4, help="trials per block (default 4)")
     parser.add_argument("--pairs", type=int, default=2, help="bare/service block pairs (default 2)")
     parser.add_argument("--history", type=int, default=30, help="finished trials already in the study (default 30)")

@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12, help="trials per configuration (default 12)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per trial (default 8)")
     parser.add_argument("--preset", default="full", choices=("tiny", "small", "full"))
-    parser.add_argument("--top-k", type=int, default=2000, help="top_k_genes (default 2000)")
+    parser.add_argument("--top-k", type=int, default=5000, help="top_k_genes (default 5000, as the study file)")
     parser.add_argument("--cache-dir", default=str(_HERE.parent / "hpo-runs" / "cache"))
     parser.add_argument("--no-oversubscribed", action="store_true", help="skip the all-threads-per-worker row")
     parser.add_argument("--json", help="also write the results here")

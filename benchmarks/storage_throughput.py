@@ -282,6 +282,55 @@ def admission_costs(url: str, *, history: int = 60, running: int = 32, repeats: 
             "history": history, "running": running}
 
 
+def connections_per_worker(url: str, trial_seconds: float = 1.5) -> int:
+    """Peak PostgreSQL connections one tissue-hpo worker holds while it runs trials (heartbeats on)."""
+    import threading
+
+    import optuna
+    import sqlalchemy
+
+    from hpo.admission import AdmissionLock, TrialBudget
+    from hpo.storage import open_storage
+    from hpo.worker import trial_loop
+
+    probe = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+
+    def count() -> int:
+        with probe.connect() as connection:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            return int(connection.execute(sqlalchemy.text(query)).scalar())
+
+    baseline, peak, stop = count(), [0], threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], count() - baseline)
+            time.sleep(0.05)
+
+    name = f"connections-{int(time.time())}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = open_storage(url, heartbeat_interval=1, grace_period=5)
+    study = optuna.create_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    lock = AdmissionLock(url, name)
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+
+    def objective(trial: optuna.Trial) -> float:
+        time.sleep(trial_seconds)  # long enough for a heartbeat from its thread
+        return trial.suggest_float("x", 0, 1)
+
+    trial_loop(study, objective, storage=storage, budget=TrialBudget(2, 10, None, time.monotonic()), lock=lock,
+               free_memory=False)
+    stop.set()
+    poller.join()
+    lock.close()
+    storage.engine.dispose()
+    probe.dispose()
+    drop_postgres_study(url, name)
+    return peak[0]
+
+
 def saturation(rows: list[dict[str, Any]]) -> str:
     """The worker count after which more workers add < 10 % throughput."""
     rows = sorted(rows, key=lambda r: r["workers"])
@@ -342,7 +391,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--storages", nargs="+", default=list(STORAGES), choices=STORAGES)
-    parser.add_argument("--trials", type=int, default=120, help="study-wide trials per point (default 120)")
+    parser.add_argument("--trials", type=int, default=100, help="study-wide trials per point (default 100)")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--json", help="also write the results here")
     simulation = parser.add_argument_group("simulation of one study on many hosts")
@@ -403,6 +452,9 @@ def main() -> None:
         print(f"\nAdmission section of the classifier study on PostgreSQL (count trials + TPE ask, "
               f"{costs['history']} finished trials): {costs['hold_ms']:.1f} ms; with {costs['running']} more running: "
               f"{costs['hold_ms_running']:.1f} ms ({costs['per_running_ms']:.2f} ms per running trial)")
+    if not args.simulate_only and postgres_reachable(args.postgres_url):
+        costs["connections_per_worker"] = connections_per_worker(args.postgres_url)
+        print(f"PostgreSQL connections one worker holds (peak, heartbeats on): {costs['connections_per_worker']}")
     if args.lock_ms is None:
         args.lock_ms = costs.get("hold_ms", 20.0)
     if args.lock_per_running_ms is None:
