@@ -9,14 +9,17 @@ Usage (repository root, venv active)::
 Each configuration runs ``hpo.launcher.launch`` (what ``hpo run --workers K`` does) on a classifier
 study (``studies/classifier.toml``'s model and metric) whose parameters are pinned to the unit trial of
 ``benchmarks/overhead.py`` except the learning rate (random sampler, no pruning, early stopping off), so
-every trial does the same work and the configurations differ only in how many workers share the cores.
-The launcher gives each of K workers ``cores // K`` threads; the "oversubscribed" row gives every
-worker all cores instead, to show what that setting is worth.
+every trial does the same work and the configurations differ only in how workers share the cores.
+
+Rows: 1 worker x 1 thread (one core: the baseline), then for each K the launcher's own split (K workers x
+``cores // K`` threads; K = 1 is ``hpo run --workers 1`` using every core through threads), and K workers
+x all cores each ("oversubscribed": what the thread setting is worth).
 
 * **steady throughput**: finished trials / (last trial's end - first trial's start), storage timestamps;
   worker start-up (imports, cached data set) is outside this window.
 * **wall throughput**: trials / the whole ``launch`` call (start-up included).
-* **speed-up** = throughput(K) / throughput(1 worker), **efficiency** = speed-up / K (target >= 0.85).
+* **efficiency** = throughput / (cores used x throughput of 1 worker on 1 core); K workers on K cores
+  should reach >= 0.85.
 """
 
 from __future__ import annotations
@@ -55,16 +58,20 @@ def study_file(args: argparse.Namespace, work: Path) -> Path:
     return path
 
 
-def run_configuration(path: Path, workers: int, url: str, *, oversubscribe: bool) -> dict[str, Any]:
+def run_configuration(path: Path, workers: int, url: str, *, threads: int | None = None) -> dict[str, Any]:
+    """``workers`` processes through the launcher; ``threads`` per worker replaces the launcher's split."""
     import optuna
     from optuna.trial import TrialState
 
     from hpo import launcher
 
-    name = f"parallel-k{workers}{'-over' if oversubscribe else ''}"
+    cores = launcher.cpu_count()
+    split = max(1, cores // workers)
+    threads = threads or split
+    name = f"parallel-{workers}x{threads}"
     original = launcher.worker_environment
-    if oversubscribe:  # every worker believes it is alone: all cores' threads each
-        launcher.worker_environment = lambda index, n, gpus, cores: original(index, 1, gpus, cores)
+    if threads != split:
+        launcher.worker_environment = lambda index, n, gpus, _cores: original(index, 1, gpus, threads)
     try:
         started = time.perf_counter()
         result = launcher.launch(path, workers=workers, storage_url=url, study_name=name, poll_seconds=0.5)
@@ -76,8 +83,9 @@ def run_configuration(path: Path, workers: int, url: str, *, oversubscribe: bool
     window = max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)
     return {
         "workers": workers,
-        "threads_per_worker": launcher.cpu_count() if oversubscribe else max(1, launcher.cpu_count() // workers),
-        "oversubscribed": oversubscribe,
+        "threads_per_worker": threads,
+        "cores_used": min(cores, workers * threads),
+        "oversubscribed": workers * threads > cores,
         "finished": len(finished),
         "failed": sum(t.state == TrialState.FAIL for t in trials),
         "exit_codes": result.exit_codes,
@@ -98,7 +106,7 @@ def main() -> None:
     parser.add_argument("--preset", default="full", choices=("tiny", "small", "full"))
     parser.add_argument("--top-k", type=int, default=5000, help="top_k_genes (default 5000, as the study file)")
     parser.add_argument("--cache-dir", default=str(_HERE.parent / "hpo-runs" / "cache"))
-    parser.add_argument("--no-oversubscribed", action="store_true", help="skip the all-threads-per-worker row")
+    parser.add_argument("--no-oversubscribed", action="store_true", help="skip the all-cores-per-worker row")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -118,28 +126,30 @@ def main() -> None:
         import os
 
         os.environ["HPO_ARTIFACTS"] = str(work / "artifacts")
+        rows.append(run_configuration(path, 1, url, threads=1))
         for k in counts:
-            rows.append(run_configuration(path, k, url, oversubscribe=False))
+            if not (k == 1 and cores == 1):  # 1 x 1 already ran
+                rows.append(run_configuration(path, k, url))
         if not args.no_oversubscribed and max(counts) > 1:
-            rows.append(run_configuration(path, max(counts), url, oversubscribe=True))
+            rows.append(run_configuration(path, max(counts), url, threads=cores))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     after = conditions()
 
-    base = next(r for r in rows if r["workers"] == 1 and not r["oversubscribed"]) if 1 in counts else rows[0]
+    base = rows[0]  # 1 worker x 1 thread
     print(f"Machine: {machine()}; cores usable: {cores}")
     print(f"Before: {before}; after: {after}")
     print(f"Study: classifier, {args.preset} preset, top_k_genes={args.top_k} ({data.n_features} genes), "
           f"{args.epochs} epochs per trial, {args.trials} trials per row, SQLite storage\n")
-    print("| workers x threads | finished / failed | mean training per trial | steady trials/s | speed-up | efficiency | "
-          "wall trials/s (with start-up) | wall speed-up |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| workers x threads | cores used | finished / failed | mean training per trial | steady trials/s | "
+          "speed-up vs 1 x 1 | efficiency | wall trials/s (with start-up) | wall speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         speedup = r["steady_trials_per_s"] / base["steady_trials_per_s"]
         wall_speedup = r["wall_trials_per_s"] / base["wall_trials_per_s"]
         label = f"{r['workers']} x {r['threads_per_worker']}" + (" (oversubscribed)" if r["oversubscribed"] else "")
-        print(f"| {label} | {r['finished']} / {r['failed']} | {r['train_seconds_mean']:.2f} s | "
-              f"{r['steady_trials_per_s']:.3f} | {speedup:.2f} | **{speedup / r['workers']:.2f}** | "
+        print(f"| {label} | {r['cores_used']} | {r['finished']} / {r['failed']} | {r['train_seconds_mean']:.2f} s | "
+              f"{r['steady_trials_per_s']:.3f} | {speedup:.2f} | **{speedup / r['cores_used']:.2f}** | "
               f"{r['wall_trials_per_s']:.3f} | {wall_speedup:.2f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "before": before, "after": after, "rows": rows},
