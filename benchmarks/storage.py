@@ -3,7 +3,7 @@
 Eight worker processes write one study at once while a reader polls it the way
 optuna-dashboard does. Candidates:
 
-* ``sqlite-wal``: tissue-hpo's default (``hpo.storage.open_storage``): SQLite in WAL mode,
+* ``sqlite-wal``: tissue-hpo's default (``hpo.storage.open_storage``): SQLite in WAL mode (synchronous=NORMAL),
   120 s busy timeout, heartbeats on.
 * ``sqlite-plain``: SQLite as Optuna opens it by default (rollback journal, 5 s timeout).
 * ``journal``: Optuna's ``JournalStorage(JournalFileBackend)`` (append-only file, file lock).
