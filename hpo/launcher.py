@@ -138,8 +138,13 @@ def launch(
                 break
             time.sleep(poll_seconds)
     except KeyboardInterrupt:
+        # Ctrl-C reached the workers too (same process group): give them time to fail their trial cleanly,
+        # then interrupt the ones that are still running (e.g. when only the launcher was signalled).
+        deadline = time.monotonic() + 10
         for process in processes:
-            if process.poll() is None:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 process.send_signal(signal.SIGINT)
         for process in processes:
             process.wait()
