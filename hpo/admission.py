@@ -13,7 +13,8 @@ Semantics (the same for 1 worker or 100 on many hosts):
   then a replacement is needed. While waiting it fails stale trials, whose retries
   (WAITING copies with the same parameters) it then runs.
 * FAILED trials do not count toward ``n_trials``; after ``max_failed_trials`` of them the
-  study stops (so a configuration that always crashes cannot loop forever).
+  study stops (so a configuration that always crashes cannot loop forever). A trial
+  interrupted with Ctrl-C is failed, re-queued with the same parameters and not counted.
 * ``timeout`` (seconds) stops a worker from *starting* trials after that time.
 """
 
@@ -56,11 +57,13 @@ class Counts:
 
     @classmethod
     def of(cls, study: optuna.Study) -> "Counts":
-        states = [t.state for t in study.get_trials(deepcopy=False)]
+        trials = study.get_trials(deepcopy=False)
+        states = [t.state for t in trials]
         return cls(
             complete=states.count(TrialState.COMPLETE),
             pruned=states.count(TrialState.PRUNED),
-            failed=states.count(TrialState.FAIL),
+            # a trial interrupted by Ctrl-C says nothing about its configuration (it is re-queued)
+            failed=sum(t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted" for t in trials),
             running=states.count(TrialState.RUNNING),
             waiting=states.count(TrialState.WAITING),
         )

@@ -157,6 +157,9 @@ def _run_trial(
 ) -> TrialState:
     started = time.perf_counter()
     trial.set_user_attr("worker", worker_id())
+    for inherited in ("fail_reason", "prune_reason"):  # a retried trial starts with its original's attributes
+        if trial.user_attrs.get(inherited):
+            trial.set_user_attr(inherited, "")
     retried = storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
     value: float | None = None
     reason = ""
@@ -167,11 +170,11 @@ def _run_trial(
     except optuna.TrialPruned as error:
         state, reason = TrialState.PRUNED, str(error)
     except KeyboardInterrupt:
-        study.tell(trial, state=TrialState.FAIL)
+        _fail_interrupted(study, trial, storage)
         raise
     except Exception as error:  # the worker goes on: one bad trial must not end the study
         state, reason = TrialState.FAIL, f"{type(error).__name__}: {error}"
-        if "fail_reason" not in trial.user_attrs:
+        if not trial.user_attrs.get("fail_reason"):
             trial.set_user_attr("fail_reason", reason[:2000])
         logger.debug("trial %d failed", trial.number, exc_info=True)
     if state is TrialState.COMPLETE and (value is None or not math.isfinite(value)):
@@ -180,6 +183,21 @@ def _run_trial(
     seconds = time.perf_counter() - started
     _log_trial(study, trial, state, value, reason, seconds, label, metric, retried)
     return state
+
+
+INTERRUPTED = "interrupted"
+
+
+def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, storage: optuna.storages.BaseStorage) -> None:
+    """Ctrl-C / SIGINT: fail the trial and queue the same configuration again, so a resumed study re-runs it.
+
+    Interrupted trials do not count toward ``max_failed_trials``.
+    """
+    trial.set_user_attr("fail_reason", INTERRUPTED)
+    study.tell(trial, state=TrialState.FAIL)
+    retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+    if retry is not None:
+        retry(study, storage.get_trial(trial._trial_id))
 
 
 def _log_trial(

@@ -281,3 +281,24 @@ def test_timeout_stops_starting_trials(tmp_path, tiny_dataset, tiny_data_config)
     report = run_worker(spec, storage_url=url, worker_index=0, num_threads=1)
     assert "timeout of 2 s reached" in report.stop_reason
     assert 1 <= report.ran < 10_000 and time.monotonic() - started < 60
+
+
+def test_interrupted_trial_is_requeued_and_not_counted_as_a_failure(tmp_path):
+    from hpo.admission import Counts
+    from hpo.worker import _run_trial
+
+    storage = open_storage(sqlite_url(tmp_path), heartbeat_interval=1, grace_period=3)
+    study = optuna.create_study(study_name="interrupted", storage=storage)
+    trial = study.ask()
+
+    def objective(trial):
+        trial.suggest_float("x", 0, 1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run_trial(study, trial, objective, storage, "worker 0", "value")
+    first, again = study.get_trials()
+    assert first.state == TrialState.FAIL and first.user_attrs["fail_reason"] == "interrupted"
+    assert again.state == TrialState.WAITING and again.params == first.params
+    assert again.system_attrs["failed_trial"] == first.number
+    assert Counts.of(study).failed == 0  # Ctrl-C says nothing about the configuration
