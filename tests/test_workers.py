@@ -285,11 +285,11 @@ def test_timeout_stops_starting_trials(tmp_path, tiny_dataset, tiny_data_config)
 
 def test_interrupted_trial_is_requeued_and_not_counted_as_a_failure(tmp_path):
     from hpo.admission import Counts
-    from hpo.worker import _run_trial
+    from hpo.worker import _ask, _run_trial
 
     storage = open_storage(sqlite_url(tmp_path), heartbeat_interval=1, grace_period=3)
     study = optuna.create_study(study_name="interrupted", storage=storage)
-    trial = study.ask()
+    trial = _ask(study)
 
     def objective(trial):
         trial.suggest_float("x", 0, 1)
