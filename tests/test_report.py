@@ -46,7 +46,7 @@ def _pruned_study(storage, name: str = "pruned", sampler: optuna.samplers.BaseSa
         trial.set_user_attr("val_accuracy", score)
         return score
 
-    study.optimize(objective, n_trials=14, n_jobs=2)
+    study.optimize(objective, n_trials=14)  # one thread: the same trials complete every run
     return study
 
 
