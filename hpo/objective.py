@@ -38,7 +38,6 @@ def build_objective(
 
     model_spec = get_spec(spec.model)
     device = device or spec.device
-    higher_is_better = spec.direction == "maximize"
 
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
@@ -64,7 +63,7 @@ def build_objective(
                 reason = f"{spec.metric} is {value!r} after training"
                 trial.set_user_attr("prune_reason", reason)
                 raise optuna.TrialPruned(reason)
-            if model_spec.task == "classification" and _beats_best(trial.study, value, higher_is_better):
+            if model_spec.task == "classification" and _is_new_best(trial.study, value):
                 _upload_confusion_matrix(trial, model, data)
             return float(value)
         finally:
@@ -118,12 +117,10 @@ def _record_progress(trial: optuna.Trial, model: Any, progress: _Progress) -> No
         trial.set_user_attr("device", str(getattr(model, "device_", "") or "cpu"))
 
 
-def _beats_best(study: optuna.Study, value: float, higher_is_better: bool) -> bool:
-    try:
-        best = study.best_value
-    except ValueError:  # no completed trial yet
-        return True
-    return value > best if higher_is_better else value < best
+def _is_new_best(study: optuna.Study, value: float) -> bool:
+    from hpo.artifacts import is_new_best
+
+    return is_new_best(study, value)
 
 
 def _upload_learning_curves(trial: optuna.Trial, history: list[Mapping[str, float]]) -> None:

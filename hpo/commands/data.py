@@ -35,14 +35,38 @@ _DATA_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
 )
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """Add the data settings (every DataConfig field) and ``--study FILE`` to ``parser``."""
-    group = parser.add_argument_group("data settings (override the study file's [data] table)")
-    group.add_argument("--study", metavar="FILE", help="read the [data] table of this study TOML file")
+# Options renamed where a command has its own --model/--seed (hpo train, hpo latent).
+RENAMED_FOR_MODEL_COMMANDS = {"--model": "--model-csv", "--seed": "--data-seed"}
+
+
+def add_data_options(
+    parser: argparse.ArgumentParser,
+    *,
+    title: str = "data settings (override the study file's [data] table)",
+    renamed: dict[str, str] | None = None,
+    study_option: bool = True,
+) -> None:
+    """Add the data settings (every DataConfig field) and, optionally, ``--study FILE`` to ``parser``.
+
+    ``renamed`` maps an option to the name it takes in this command (e.g. ``--model`` -> ``--model-csv``).
+    """
+    renamed = renamed or {}
+    group = parser.add_argument_group(title)
+    if study_option:
+        group.add_argument("--study", metavar="FILE", help="read the [data] table of this study TOML file")
     for option, field_name, kind, help_text in _DATA_OPTIONS:
         metavar = "FILE" if field_name.endswith("_path") else ("DIR" if field_name == "cache_dir" else None)
-        group.add_argument(option, dest=f"data_{field_name}", type=kind, default=None, metavar=metavar,
-                           help=help_text)
+        group.add_argument(renamed.get(option, option), dest=f"data_{field_name}", type=kind, default=None,
+                           metavar=metavar, help=help_text)
+
+
+def data_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The data settings given as options (DataConfig field -> value)."""
+    return {
+        field_name: getattr(args, f"data_{field_name}")
+        for _, field_name, _, _ in _DATA_OPTIONS
+        if getattr(args, f"data_{field_name}", None) is not None
+    }
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -66,10 +90,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
             raise DataError(f"{study}: not valid TOML ({error})") from None
         mapping.update(document.get("data", {}))
         where = str(study)
-    for _, field_name, _, _ in _DATA_OPTIONS:
-        value = getattr(args, f"data_{field_name}")
-        if value is not None:
-            mapping[field_name] = value
+    mapping.update(data_overrides(args))
     return DataConfig.from_mapping(mapping, where=where)
 
 

@@ -14,11 +14,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hpo.commands.data import _DATA_OPTIONS
+from hpo.commands.data import RENAMED_FOR_MODEL_COMMANDS, add_data_options, data_overrides
 
 logger = logging.getLogger(__name__)
 
-_RENAMED_DATA_OPTIONS = {"--model": "--model-csv", "--seed": "--data-seed"}
 METRICS_FILE = "metrics.json"
 MODEL_SUBDIRECTORY = "model"
 METADATA_FILE = "model.json"
@@ -44,19 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="seed of the projections (default 0)")
     parser.add_argument("--no-png", action="store_true", help="skip the PNG even where an exporter is installed")
-    group = parser.add_argument_group("data settings (default: those the model was trained on)")
-    for option, field_name, kind, help_text in _DATA_OPTIONS:
-        group.add_argument(_RENAMED_DATA_OPTIONS.get(option, option), dest=f"data_{field_name}", type=kind,
-                           default=None, help=help_text)
+    add_data_options(parser, title="data settings (default: those the model was trained on)",
+                     renamed=RENAMED_FOR_MODEL_COMMANDS, study_option=False)
     parser.set_defaults(handler=run)
-
-
-def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        field_name: getattr(args, f"data_{field_name}")
-        for _, field_name, _, _ in _DATA_OPTIONS
-        if getattr(args, f"data_{field_name}") is not None
-    }
 
 
 def _model_folder(directory: Path) -> tuple[Path, dict[str, Any]]:
@@ -86,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from hpo.latent import available_methods, write_latent_plots
     from models import load_model
 
-    overrides = _data_overrides(args)
+    overrides = data_overrides(args)
     out = Path(args.out)
     if args.config:
         from hpo.export import read_config

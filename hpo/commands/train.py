@@ -17,12 +17,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpo.commands.data import _DATA_OPTIONS, config_from_args
+from hpo.commands.data import RENAMED_FOR_MODEL_COMMANDS, add_data_options, config_from_args
 
 logger = logging.getLogger(__name__)
 
 # Data options whose names the train command uses for itself.
-_RENAMED_DATA_OPTIONS = {"--model": "--model-csv", "--seed": "--data-seed"}
 METRICS_FILE = "metrics.json"
 MODEL_SUBDIRECTORY = "model"
 
@@ -175,18 +174,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-split", dest="eval_splits", action="append", default=None,
                         choices=("train", "val", "test", "train+val"),
                         help="split(s) to evaluate (repeatable; default val)")
-    _add_data_options(parser)
+    add_data_options(parser, title="data settings (as `hpo data prepare`; default: the full synthetic preset)",
+                     renamed=RENAMED_FOR_MODEL_COMMANDS)
     parser.set_defaults(handler=run)
-
-
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("data settings (as `hpo data prepare`; default: the full synthetic preset)")
-    group.add_argument("--study", metavar="FILE", help="read the [data] table of this study TOML file")
-    for option, field_name, kind, help_text in _DATA_OPTIONS:
-        group.add_argument(
-            _RENAMED_DATA_OPTIONS.get(option, option), dest=f"data_{field_name}", type=kind, default=None,
-            help=help_text,
-        )
 
 
 def run(args: argparse.Namespace) -> int:
