@@ -58,3 +58,52 @@ def test_worker_moves_its_start_up_objects_out_of_the_collectors_reach(tmp_path,
         assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def _pruning_decisions(pruner, reads: list[int] | None = None) -> list[tuple[int, int]]:
+    """Run 20 seeded trials of 10 reports each; the (trial, step) pairs where the pruner said stop."""
+    import random
+
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+    if reads is not None:
+        original = study._storage.get_all_trials
+
+        def counted(*args, **kwargs):
+            reads.append(1)
+            return original(*args, **kwargs)
+
+        study._storage.get_all_trials = counted
+    rng, decisions = random.Random(1), []
+    for number in range(20):
+        trial = study.ask()
+        x, state = trial.suggest_float("x", 0, 1), TrialState.COMPLETE
+        for step in range(10):
+            trial.report(x * step + 0.1 * rng.random(), step)
+            if trial.should_prune():
+                decisions.append((number, step))
+                state = TrialState.PRUNED
+                break
+        study.tell(trial, x if state == TrialState.COMPLETE else None, state=state)
+    return decisions
+
+
+def test_median_and_percentile_pruners_decide_as_optunas_but_read_completed_trials_once_per_trial():
+    import optuna
+
+    from hpo.pruners import build_pruner
+
+    stock_reads: list[int] = []
+    ours_reads: list[int] = []
+    stock = _pruning_decisions(optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2), stock_reads)
+    ours = _pruning_decisions(build_pruner("median", {"n_startup_trials": 3, "n_warmup_steps": 2}), ours_reads)
+    assert ours == stock and len(stock) >= 5
+    # reads of the trials: study.ask() makes one per trial; Optuna's pruner one more per report, ours one per trial
+    assert len(stock_reads) >= 20 + 100
+    assert len(ours_reads) <= 20 + 20
+    assert _pruning_decisions(build_pruner("percentile", {"percentile": 25.0, "n_startup_trials": 3})) == (
+        _pruning_decisions(optuna.pruners.PercentilePruner(25.0, n_startup_trials=3))
+    )
+    assert type(build_pruner("median", {})).__name__ == "MedianPruner"  # prune reasons name it
