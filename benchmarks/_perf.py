@@ -139,7 +139,7 @@ class StorageTimer:
 
     def instrument(self, storage: Any) -> Any:
         for name in dir(type(storage)):
-            if name.startswith("_"):
+            if name.startswith("_") and name != "_get_trials":  # Optuna's trial cache reads through _get_trials
                 continue
             attribute = getattr(storage, name, None)
             if callable(attribute):

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+
 class _CompletedTrialsView:
     """The study as a pruner sees it, with a snapshot of its completed trials."""
 
