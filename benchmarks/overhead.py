@@ -20,8 +20,9 @@ space) pinned to one mid-range point (``UNIT_TRIAL_PARAMS``) on the full preset 
   Per-trial time = (end of the worker - start of its first trial) / trials, so the worker's
   one-time start-up (storage, cached data, study) is excluded here and reported separately.
 
-Bare and service blocks alternate (ABAB...) so that a drifting machine load hits both alike; the
-ratio is total service time / total bare time over the same number of trials. A fresh-process
+Bare and service trials alternate (ABAB..., ``--pairs`` of ``--trials`` each) so that a drifting
+machine hits both alike; the ratio is total service time / total bare time over the same number of
+trials (and the median of the per-pair ratios). A fresh-process
 worker start-up is timed too (imports, cached memory-mapped data set, storage + study).
 """
 
@@ -146,6 +147,30 @@ def service_block(spec: Any, url: str, name: str, n: int, threads: int, timer: S
     )
 
 
+def storage_breakdown(spec: Any, url: str, name: str, n: int, threads: int, timer: StorageTimer) -> dict[str, float]:
+    """Storage milliseconds per trial by method (and ``calls``), a worker's start-up subtracted.
+
+    One worker runs ``n`` trials; another starts and finds nothing to do (its start-up alone).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.worker import run_worker
+
+    study = optuna.load_study(study_name=name, storage=url)
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
+    timer.reset()
+    run_worker(dataclasses.replace(spec, n_trials=finished), storage_url=url, study_name=name, worker_index=0,
+               num_threads=threads)
+    startup_seconds, startup_calls = dict(timer.seconds), dict(timer.calls)
+    service_block(spec, url, name, n, threads, timer)
+    skip = ("record_heartbeat",)  # beats run beside the trial, not in its path
+    per_trial = {k: 1000 * (v - startup_seconds.get(k, 0.0)) / n for k, v in timer.seconds.items() if k not in skip}
+    per_trial = dict(sorted(((k, max(0.0, v)) for k, v in per_trial.items()), key=lambda kv: -kv[1]))
+    per_trial["calls"] = round(sum(v - startup_calls.get(k, 0) for k, v in timer.calls.items() if k not in skip) / n)
+    return per_trial
+
+
 WORKER_STARTUP = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -196,28 +221,32 @@ def measure_storage(label: str, url: str, spec: Any, data: Any, args: argparse.N
     add_history(spec, storage, name, args.history, args.epochs, data.fingerprint)
     bare: list[float] = []
     blocks: list[ServiceBlock] = []
-    for _ in range(args.pairs):
+    for _ in range(args.pairs):  # bare, service, bare, service, ...: drift in the machine hits both alike
         bare += [bare_trial(spec, data, args.threads) for _ in range(args.trials)]
         blocks.append(service_block(spec, url, name, args.trials, args.threads, timer))
+    breakdown = storage_breakdown(spec, url, name, args.breakdown_trials, args.threads, timer)
     if profiler is not None:
         service_block(spec, url, name, args.trials, args.threads, timer, profiler)
     startup = worker_startup(spec, url, name, args.startup_repeat) if args.startup_repeat else {}
     if url.startswith("postgresql"):
         drop_postgres_study(url, name)
-    service = sum(b.per_trial for b in blocks) / len(blocks)
+    service = [b.per_trial for b in blocks]
+    pair_ratios = [s / b for s, b in zip(service, [sum(bare[i:i + args.trials]) / args.trials
+                                                     for i in range(0, len(bare), args.trials)])]
     return {
         "storage": label,
         "bare_trial_s": sum(bare) / len(bare),
         "bare_trial_median_s": median(bare),
-        "service_trial_s": service,
-        "ratio": service / (sum(bare) / len(bare)),
+        "service_trial_s": sum(service) / len(service),
+        "ratio": sum(service) / len(service) / (sum(bare) / len(bare)),
+        "pair_ratio_median": median(pair_ratios),
         "train_in_service_s": sum(b.train_seconds for b in blocks) / len(blocks),
-        "storage_s_per_trial": sum(b.storage_seconds for b in blocks) / len(blocks),
-        "storage_calls_per_trial": round(sum(b.storage_calls for b in blocks) / len(blocks)),
+        "storage_calls_per_trial": breakdown.pop("calls", 0),
+        "storage_s_per_trial": sum(breakdown.values()) / 1000,
         "in_process_worker_startup_s": median(b.startup for b in blocks),
         "complete": sum(b.complete for b in blocks),
         "trials": args.trials * args.pairs,
-        "storage_top": timer.top(),
+        "storage_by_method_ms": breakdown,
         "fresh_worker_startup": startup,
     }
 
@@ -227,8 +256,10 @@ def main() -> None:
     parser.add_argument("--preset", default="full", choices=("tiny", "small", "full"))
     parser.add_argument("--top-k", type=int, default=5000, help="top_k_genes of the data set (default 5000, as the study file)")
     parser.add_argument("--epochs", type=int, default=12, help="epochs per trial (default 12)")
-    parser.add_argument("--trials", type=int, default=4, help="trials per block (default 4)")
-    parser.add_argument("--pairs", type=int, default=2, help="bare/service block pairs (default 2)")
+    parser.add_argument("--trials", type=int, default=1, help="trials per block (default 1: strict alternation)")
+    parser.add_argument("--pairs", type=int, default=8, help="bare/service block pairs (default 8)")
+    parser.add_argument("--breakdown-trials", type=int, default=3,
+                        help="trials of the extra block that splits storage time by method (default 3)")
     parser.add_argument("--history", type=int, default=30, help="finished trials already in the study (default 30)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)")
     parser.add_argument("--cache-dir", default=str(_HERE.parent / "hpo-runs" / "cache"), help="data cache")
@@ -274,15 +305,17 @@ def main() -> None:
     print(f"Unit trial: classifier, {args.preset} preset, top_k_genes={args.top_k} ({data.n_features} genes x "
           f"{len(data.y_train)} training rows, {data.n_classes} tissues), {args.epochs} epochs, {args.threads} thread(s), "
           f"{args.trials} trials x {args.pairs} pairs of blocks per storage, {args.history} earlier trials in the study\n")
-    print("| storage | bare trial | trial through the service | ratio | of which training | storage time / trial (calls) |")
-    print("|---|---|---|---|---|---|")
+    print("| storage | bare trial | trial through the service | ratio (mean) | ratio (median of pairs) | "
+          "fit inside the service (with per-epoch reports) | storage time / trial (calls) |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['storage']} | {r['bare_trial_s']:.3f} s | {r['service_trial_s']:.3f} s | **{r['ratio']:.3f}** | "
-              f"{r['train_in_service_s']:.3f} s | {r['storage_s_per_trial'] * 1000:.0f} ms ({r['storage_calls_per_trial']}) |")
+              f"{r['pair_ratio_median']:.3f} | {r['train_in_service_s']:.3f} s | "
+              f"{r['storage_s_per_trial'] * 1000:.0f} ms ({r['storage_calls_per_trial']}) |")
     for r in results:
-        top = ", ".join(f"{name} {calls}x {seconds * 1000 / r['trials']:.1f} ms" for name, calls, seconds in r["storage_top"])
+        top = ", ".join(f"{name} {ms:.1f} ms" for name, ms in list(r["storage_by_method_ms"].items())[:7])
         print(f"\n{r['storage']}: {r['complete']}/{r['trials']} trials complete; worker start-up in process "
-              f"{r['in_process_worker_startup_s']:.2f} s; storage time per trial by method (last block): {top}")
+              f"{r['in_process_worker_startup_s']:.2f} s; storage time per trial by method: {top}")
         if r["fresh_worker_startup"]:
             print("\n| fresh worker process, start-up step | time |\n|---|---|")
             for step, seconds in r["fresh_worker_startup"].items():
