@@ -68,7 +68,8 @@ def run_study(args: argparse.Namespace, pruner: dict[str, Any], seed: int, work:
     spec = build_spec(content, work / f"{name}.toml")
     url = f"sqlite:///{work / 'optuna.db'}"
     started = time.perf_counter()
-    run_worker(spec, storage_url=url, study_name=name, worker_index=None, num_threads=args.threads)
+    # worker_index 0: the sampler seed is the study file's seed (without an index it would be mixed with the PID)
+    run_worker(spec, storage_url=url, study_name=name, worker_index=0, num_threads=args.threads)
     wall = time.perf_counter() - started
     study = optuna.load_study(study_name=name, storage=url)
     trials = study.get_trials(deepcopy=False)
