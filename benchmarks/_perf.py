@@ -124,6 +124,11 @@ def build_spec(content: Mapping[str, Any], path: str | Path) -> Any:
     return load_study_file(path)
 
 
+# Optuna's RDB cache (_CachedStorage) and heartbeat check call these private methods of the RDB storage.
+PRIVATE_STORAGE_CALLS = ("_get_trials", "_set_trial_param", "_create_new_trial", "_get_best_trial_id",
+                         "_get_stale_trial_ids")
+
+
 class StorageTimer:
     """Counts the calls and wall time of every public method of one storage instance.
 
@@ -139,7 +144,7 @@ class StorageTimer:
 
     def instrument(self, storage: Any) -> Any:
         for name in dir(type(storage)):
-            if name.startswith("_") and name != "_get_trials":  # Optuna's trial cache reads through _get_trials
+            if name.startswith("_") and name not in PRIVATE_STORAGE_CALLS:
                 continue
             attribute = getattr(storage, name, None)
             if callable(attribute):
