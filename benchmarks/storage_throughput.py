@@ -398,8 +398,8 @@ def main() -> None:
     simulation.add_argument("--simulate-only", action="store_true", help="skip the measurements")
     simulation.add_argument("--lock-ms", type=float, help="admission-lock hold per trial (default: measured, PostgreSQL, 1 worker)")
     simulation.add_argument("--lock-per-running-ms", type=float, help="extra hold per running trial (default: fitted)")
-    simulation.add_argument("--db-ms", type=float, default=131.0,
-                            help="database time per real trial (benchmarks/overhead.py, PostgreSQL, unit trial: 131)")
+    simulation.add_argument("--db-ms", type=float, default=158.0,
+                            help="database time per real trial (benchmarks/overhead.py, PostgreSQL, unit trial: 158)")
     simulation.add_argument("--db-servers", type=int, default=8, help="database cores (default 8)")
     simulation.add_argument("--trial-seconds", type=float, nargs="+", default=[3.4, 30.0])
     simulation.add_argument("--sim-workers", type=int, nargs="+", default=[8, 32, 64, 128, 256, 512])
