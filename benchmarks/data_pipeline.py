@@ -22,8 +22,6 @@ sys.path.insert(0, str(_HERE.parent))
 
 import argparse
 import gzip
-import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -35,27 +33,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from benchmarks._perf import machine as shared_machine
 from data_pipeline import DataConfig, prepare_dataset
 from data_pipeline.loader import read_expression
 from data_pipeline.synthetic import generate_tables, spec_for, write_tables
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kib / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}, pyarrow {pa.__version__}"
+    return f"{shared_machine()}, pyarrow {pa.__version__}"
 
 
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._perf import cpu_model  # noqa: E402
 from data_pipeline import DataConfig, PreparedDataset, prepare_dataset  # noqa: E402
 from models import build_model, estimate_memory  # noqa: E402
 
@@ -110,16 +110,6 @@ def time_baseline(name: str, data: PreparedDataset, *, device: str, threads: int
         "fit_seconds": seconds,
         "val_balanced_accuracy": model.evaluate(data, "val")["val_balanced_accuracy"],
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

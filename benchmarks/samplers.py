@@ -32,6 +32,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from _perf import machine  # benchmarks/ is the script's folder, first on sys.path
 from hpo.benchmark_functions import FUNCTIONS
 from hpo.compare import ComparisonPlan, ProblemSource, best_at, run_comparison, trials_to_target
 from hpo.samplers.factory import build_sampler
@@ -143,22 +144,7 @@ def markdown(quality_table: pd.DataFrame, targets: pd.DataFrame, overheads: pd.D
 
 
 def _machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kib / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    load = os.getloadavg()[0]
-    return f"{model}, {os.cpu_count()} cores{memory}, no GPU, load average {load:.1f} at the end of the run"
+    return f"{machine()}, load average {os.getloadavg()[0]:.1f} at the end of the run"
 
 
 def write_section(text: str) -> None:

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,6 +34,8 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._perf import machine  # noqa: E402
 
 BACKENDS = ("sqlite-wal", "sqlite-plain", "journal")
 WORK_SECONDS = 0.005
@@ -170,18 +170,6 @@ def optuna_cli_reads(kind: str, folder: Path, name: str, expected: int) -> bool:
         storage = ["--storage", f"sqlite:///{folder / ('wal.db' if kind == 'sqlite-wal' else 'plain.db')}"]
     result = subprocess.run([cli, "trials", "--study-name", name, *storage, "-f", "json"], capture_output=True, text=True)
     return result.returncode == 0 and len(json.loads(result.stdout or "[]")) == expected
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, optuna {optuna.__version__}"
 
 
 def main() -> int:
