@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import datetime
 import json
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any

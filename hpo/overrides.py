@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 from collections.abc import Iterable, Mapping
 from typing import Any
 

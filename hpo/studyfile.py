@@ -12,7 +12,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
