@@ -65,6 +65,7 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
         "data_fingerprint": attrs.get("data_fingerprint") or "",
         "study_file": attrs.get("study_file", ""),
         "steps_run": trial.user_attrs.get("steps_run", 0),
+        "best_epoch": trial.user_attrs.get("best_epoch", 0),
         "train_seconds": trial.user_attrs.get("train_seconds", 0.0),
         "threads": trial.user_attrs.get("threads", 0),
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -114,6 +114,8 @@ def _record_progress(trial: optuna.Trial, model: Any, progress: _Progress) -> No
     trial.set_user_attr("train_seconds", round(float(seconds), 3))
     if model is not None:
         trial.set_user_attr("n_parameters", int(getattr(model, "n_parameters_", 0) or 0))
+        if getattr(model, "best_epoch_", 0):  # torch: the epoch whose weights early stopping kept
+            trial.set_user_attr("best_epoch", int(model.best_epoch_))
         trial.set_user_attr("device", str(getattr(model, "device_", "") or "cpu"))
 
 

@@ -44,8 +44,14 @@ def retrain(
     device: str | None = None,
     num_threads: int | None = None,
     cache_dir: str | None = None,
+    epochs_from_trial: bool = True,
 ) -> RetrainResult:
-    """Train ``config`` (read with :func:`hpo.export.read_config`) and write the results to ``out_dir``."""
+    """Train ``config`` (read with :func:`hpo.export.read_config`) and write the results to ``out_dir``.
+
+    Training on train+val leaves no validation split for early stopping, so a torch model then
+    trains for the trial's best epoch (``source.best_epoch``) instead of its whole ``max_epochs``
+    budget, unless ``epochs_from_trial`` is False.
+    """
     from data_pipeline import DataConfig, prepare_dataset
     from hpo.commands.train import train_and_report
 
@@ -62,8 +68,16 @@ def retrain(
             data.fingerprint[:12], expected[:12],
         )
     out_dir = Path(out_dir)
+    params = dict(config["params"])
+    best_epoch = int(config.get("source", {}).get("best_epoch") or 0)
+    if epochs_from_trial and "val" in train_split and best_epoch and "max_epochs" in params:
+        logger.info(
+            "training on %s for %d epoch(s), the trial's best epoch (no validation split left for early stopping)",
+            train_split, best_epoch,
+        )
+        params["max_epochs"] = best_epoch
     metrics = train_and_report(
-        config["model"], config["params"], data_config, out_dir,
+        config["model"], params, data_config, out_dir,
         train_split=train_split, eval_splits=tuple(eval_splits),
         device=device or config.get("device", "auto"), seed=int(config.get("seed", 0)),
         num_threads=num_threads, data=data,
@@ -109,6 +123,7 @@ def run_config_command(args: Any) -> int:
     result = retrain(
         config, out_dir, train_split=train_split, eval_splits=eval_splits,
         device=None if args.device in (None, "auto") else args.device, num_threads=threads,
+        epochs_from_trial="max_epochs" not in dict(parse_assignment(a) for a in args.assignments or ()),
     )
     copy_config(args.config, out_dir)
     if not result.fingerprint_matches:

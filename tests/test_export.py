@@ -129,3 +129,18 @@ def test_demo_runs_end_to_end_on_tiny_data(tmp_path, tiny_data_config, capsys, m
     assert (best.parent / "final" / "metrics.json").is_file()
     study = optuna.load_study(study_name=best.parent.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))) == 3
+
+
+def test_retrain_on_train_and_val_runs_the_trials_best_epoch_count(finished_study, tmp_path, tiny_data_config):
+    url, name = finished_study
+    config = export_trial(optuna.load_study(study_name=name, storage=url))
+    assert 1 <= config["source"]["best_epoch"] <= config["params"]["max_epochs"] == 4  # recorded by the objective
+    config["source"]["best_epoch"] = 2  # pin it, whatever the tiny study's best epoch was
+
+    def steps(**options) -> int:
+        out = tmp_path / f"final-{len(options)}"
+        retrain(config, out, train_split="train+val", cache_dir=tiny_data_config.cache_dir, num_threads=1, **options)
+        return json.loads((out / "metrics.json").read_text())["n_steps"]
+
+    assert steps() == 2  # no validation split left for early stopping: stop where the trial's best epoch was
+    assert steps(epochs_from_trial=False) == 4  # the whole max_epochs budget
