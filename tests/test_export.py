@@ -144,3 +144,14 @@ def test_retrain_on_train_and_val_runs_the_trials_best_epoch_count(finished_stud
 
     assert steps() == 2  # no validation split left for early stopping: stop where the trial's best epoch was
     assert steps(epochs_from_trial=False) == 4  # the whole max_epochs budget
+
+
+def test_hpo_train_config_set_max_epochs_beats_the_trials_best_epoch(finished_study, tmp_path, tiny_data_config):
+    url, name = finished_study
+    config = export_trial(optuna.load_study(study_name=name, storage=url))
+    config["data"]["cache_dir"] = tiny_data_config.cache_dir
+    config["source"]["best_epoch"] = 1
+    best = write_config(config, tmp_path / "best.toml")
+    out = tmp_path / "final"
+    assert main(["train", "--config", str(best), "--set", "max_epochs=3", "--out", str(out), "--threads", "1"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["n_steps"] == 3
