@@ -187,16 +187,9 @@ class StorageTimer:
 
 
 def postgres_reachable(url: str) -> bool:
-    try:
-        import sqlalchemy
+    from hpo.storage import database_reachable
 
-        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
+    return database_reachable(url)
 
 
 def drop_postgres_study(url: str, study_name: str) -> None:

@@ -126,6 +126,18 @@ def _sync_at_checkpoints_only(engine: sqlalchemy.Engine) -> None:
     engine.dispose()  # connections opened while Optuna created its tables get the pragma too
 
 
+def database_reachable(url: str, *, timeout_s: int = 3) -> bool:
+    """Whether a connection to the database behind ``url`` opens within ``timeout_s`` seconds."""
+    try:
+        engine = sqlalchemy.create_engine(resolve_storage_url(url), connect_args={"connect_timeout": timeout_s})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
 def redact(url: str) -> str:
     """The URL with any password hidden, for messages and logs."""
     try:

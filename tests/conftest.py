@@ -14,23 +14,12 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def _postgres_reachable(url: str) -> bool:
-    try:
-        import sqlalchemy
-
-        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of the real PostgreSQL; skips where none is reachable (fails when HPO_REQUIRE_POSTGRES=1)."""
-    if not _postgres_reachable(POSTGRES_URL):
+    from hpo.storage import database_reachable
+
+    if not database_reachable(POSTGRES_URL):
         if os.environ.get("HPO_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL required but unreachable at {POSTGRES_URL}")
         pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}")
