@@ -25,6 +25,7 @@ import enum
 import fcntl
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 logger = logging.getLogger(__name__)
+
+LOCK_URL_ENV = "HPO_LOCK_URL"
 
 
 class Decision(enum.Enum):
@@ -92,27 +95,46 @@ class TrialBudget:
 
 
 class AdmissionLock:
-    """A lock all workers of one study share while they count trials and ask for one."""
+    """A lock all workers of one study share while they count trials and ask for one.
 
-    def __init__(self, storage_url: str, study_name: str) -> None:
+    Which lock follows from ``lock_url`` (default: the storage URL itself): a file lock next to a
+    SQLite or journal file, a PostgreSQL advisory lock for PostgreSQL. A gRPC proxy offers no lock,
+    so its workers name one in ``$HPO_LOCK_URL`` (a ``postgresql://`` URL, or ``file:///PATH`` on a
+    file system all hosts share); without one they warn and may finish a few trials too many.
+    """
+
+    def __init__(self, storage_url: str, study_name: str, lock_url: str | None = None) -> None:
         self._study_name = study_name
-        self._url = storage_url
+        lock_url = lock_url or os.environ.get(LOCK_URL_ENV) or storage_url
+        if lock_url.startswith(("postgresql://", "postgres://")):
+            lock_url = "postgresql+psycopg://" + lock_url.split("://", 1)[1]
+        self._url = lock_url
         self._engine: sqlalchemy.Engine | None = None
         self._path: Path | None = None
-        if storage_url.startswith("sqlite"):
-            database = sqlalchemy.engine.make_url(storage_url).database
+        if lock_url.startswith("sqlite"):
+            database = sqlalchemy.engine.make_url(lock_url).database
             if database and database != ":memory:":
                 self._path = Path(f"{database}.{_safe(study_name)}.lock")
-        elif storage_url.startswith("postgresql"):
+        elif lock_url.startswith(("journal://", "file://")):
+            target = Path(lock_url.split("://", 1)[1])
+            self._path = target.parent / f"{target.name}.{_safe(study_name)}.lock"
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        elif lock_url.startswith("postgresql"):
             self._engine = sqlalchemy.create_engine(
-                storage_url, pool_size=1, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+                lock_url, pool_size=1, pool_pre_ping=True, connect_args={"connect_timeout": 10}
             )
             self._key = int.from_bytes(hashlib.sha256(f"tissue-hpo:{study_name}".encode()).digest()[:8], "big", signed=True)
         else:
             logger.warning(
-                "no cross-worker admission lock for %s: parallel workers may finish a few trials more than n_trials",
-                storage_url.split(":", 1)[0],
+                "no cross-worker admission lock for %s storage: parallel workers may finish a few trials more "
+                "than n_trials (set %s to a postgresql:// URL or a file:///PATH all workers share)",
+                lock_url.split(":", 1)[0], LOCK_URL_ENV,
             )
+
+    @property
+    def kind(self) -> str:
+        """``file``, ``postgresql`` or ``none``."""
+        return "file" if self._path is not None else "postgresql" if self._engine is not None else "none"
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:

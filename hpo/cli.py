@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hpo.commands.export",
     "hpo.commands.demo",
     "hpo.commands.dashboard",
+    "hpo.commands.proxy",
     "hpo.commands.report",
     "hpo.commands.latent",
 )

@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import sqlalchemy
 
-from hpo.storage import artifact_directory, open_storage, redact, resolve_storage_url
+from hpo.storage import artifact_directory, journal_path, open_storage, redact, resolve_storage_url
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ def make_dashboard_server(
     url = resolve_storage_url(storage_url)
     if storage_url and url.startswith("sqlite"):
         _check_sqlite_file_exists(url)
+    if url.startswith("journal") and not journal_path(url).exists():
+        raise FileNotFoundError(f"no storage at {url}: the journal file {journal_path(url)} does not exist")
     storage = open_storage(url, heartbeat_interval=None)
     artifacts = Path(artifact_dir) if artifact_dir else artifact_directory()
     artifacts.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,12 @@ The default storage is a SQLite file in the run directory (``$HPO_HOME``, defaul
 ``./hpo-runs``) opened in WAL mode with a long busy timeout, so that several local
 worker processes, optuna-dashboard and the ``optuna`` CLI can share it. PostgreSQL
 URLs work as they are (``postgresql://`` is read as ``postgresql+psycopg://``).
+Two more kinds, for many workers (README, "Scaling past one machine"):
+
+* ``journal:///path/to/file.log``: Optuna's journal file (append-only, no server);
+* ``grpc://host:port``: Optuna's gRPC storage proxy (``hpo proxy`` runs one).
+
+Neither has Optuna's heartbeats; :class:`hpo.liveness.HeartbeatStorage` adds them.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 DEFAULT_HOME = "hpo-runs"
 SQLITE_BUSY_TIMEOUT_S = 120
 DEFAULT_HEARTBEAT_INTERVAL_S = 10
 DEFAULT_GRACE_PERIOD_S = 30
 DEFAULT_MAX_RETRY = 3
+GRPC_CONNECT_TIMEOUT_S = 10
+RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+SCHEMES = (*RDB_SCHEMES, "journal", "grpc")
 
 
 class StorageUnavailable(ConnectionError):
@@ -72,26 +81,96 @@ def open_storage(
     heartbeat_interval: int | None = DEFAULT_HEARTBEAT_INTERVAL_S,
     grace_period: int | None = DEFAULT_GRACE_PERIOD_S,
     max_retry: int | None = DEFAULT_MAX_RETRY,
-) -> optuna.storages.BaseStorage:
+) -> BaseStorage:
     """Open (and create) the storage behind ``url`` with heartbeats and retry of stale trials.
 
     A trial whose worker died (no heartbeat for ``grace_period`` s) is marked failed and
-    re-enqueued by Optuna's :class:`RetryHeartbeatStaleTrialCallback`.
-    Raises :class:`StorageUnavailable` with a one-line reason when the database cannot be reached.
+    re-enqueued by Optuna's :class:`RetryHeartbeatStaleTrialCallback`. ``heartbeat_interval=None``
+    opens the storage without heartbeats (readers: reports, export, the dashboard).
+    Raises :class:`StorageUnavailable` with a one-line reason when the storage cannot be reached.
     """
     url = resolve_storage_url(url)
-    if not url.startswith(("sqlite", "postgresql", "mysql")):
-        raise ValueError(f"unsupported storage URL {url!r}: use sqlite:///FILE or postgresql://USER@HOST/DB")
-    try:
-        if url.startswith("sqlite"):
-            _prepare_sqlite_file(url)
-        with warnings.catch_warnings():
-            # heartbeats and the retry callback are "experimental" in Optuna; we rely on them knowingly
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme not in SCHEMES:
+        raise ValueError(
+            f"unsupported storage URL {redact(url)!r}: use sqlite:///FILE, postgresql://USER@HOST/DB, "
+            "journal:///FILE or grpc://HOST:PORT"
+        )
+    with warnings.catch_warnings():
+        # heartbeats and the retry callback are "experimental" in Optuna; we rely on them knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if scheme in ("journal", "grpc"):
+            inner = _journal_storage(url) if scheme == "journal" else _grpc_storage(url)
+            return _with_heartbeats(inner, heartbeat_interval, grace_period, max_retry)
+        try:
+            if scheme == "sqlite":
+                _prepare_sqlite_file(url)
             return _rdb_storage(url, heartbeat_interval, grace_period, max_retry)
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlite3.Error) as error:
-        reason = str(getattr(error, "orig", error) or error).strip().splitlines()[0]
-        raise StorageUnavailable(f"cannot open storage {redact(url)}: {reason}") from None
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlite3.Error) as error:
+            reason = str(getattr(error, "orig", error) or error).strip().splitlines()[0]
+            raise StorageUnavailable(f"cannot open storage {redact(url)}: {reason}") from None
+
+
+def journal_path(url: str) -> Path:
+    """The file behind ``journal:///abs/file.log`` (or ``journal://relative/file.log``)."""
+    path = url.split("://", 1)[1] if "://" in url else ""
+    if not path:
+        raise ValueError(f"journal storage URL {url!r} names no file: use journal:///path/to/study.log")
+    return Path(path)
+
+
+def grpc_address(url: str) -> tuple[str, int]:
+    """``(host, port)`` of ``grpc://host:port``."""
+    address = url.split("://", 1)[1].rstrip("/") if "://" in url else ""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"gRPC storage URL {url!r} needs a host and a port: grpc://HOST:PORT")
+    return host, int(port)
+
+
+def _journal_storage(url: str) -> BaseStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    path = journal_path(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except OSError as error:
+        raise StorageUnavailable(f"cannot open journal storage {path}: {error.strerror or error}") from None
+
+
+def _grpc_storage(url: str) -> BaseStorage:
+    try:
+        from optuna.storages import GrpcStorageProxy
+    except ImportError:  # pragma: no cover - optuna without its grpc module
+        raise StorageUnavailable("this Optuna has no gRPC storage proxy") from None
+    host, port = grpc_address(url)
+    try:
+        proxy = GrpcStorageProxy(host=host, port=port)
+        proxy.wait_server_ready(timeout=GRPC_CONNECT_TIMEOUT_S)
+    except ImportError:
+        raise StorageUnavailable("the gRPC storage proxy needs grpcio: pip install -e '.[grpc]'") from None
+    except ConnectionError:
+        raise StorageUnavailable(
+            f"cannot open storage {url}: no gRPC storage proxy answered within {GRPC_CONNECT_TIMEOUT_S} s "
+            "(start one with `hpo proxy`)"
+        ) from None
+    return proxy
+
+
+def _with_heartbeats(
+    storage: BaseStorage, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
+) -> BaseStorage:
+    if not heartbeat_interval:
+        return storage
+    from hpo.liveness import HeartbeatStorage
+
+    return HeartbeatStorage(
+        storage,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period or DEFAULT_GRACE_PERIOD_S,
+        failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+    )
 
 
 def _rdb_storage(

@@ -87,11 +87,12 @@ def _running_dashboard(storage_url: str, home: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-@pytest.fixture
-def dashboard(tmp_path, monkeypatch) -> Iterator[tuple[str, str]]:
-    """A dashboard on a SQLite storage this project wrote: ``(base URL, storage URL)``."""
+@pytest.fixture(params=["sqlite", "journal"])
+def dashboard(request, tmp_path, monkeypatch) -> Iterator[tuple[str, str]]:
+    """A dashboard on a storage this project wrote (SQLite, the default, and a journal file): ``(base URL, storage URL)``."""
     monkeypatch.setenv("HPO_HOME", str(tmp_path / "runs"))
-    url = f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}"
+    (tmp_path / "runs").mkdir()
+    url = f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}" if request.param == "sqlite" else f"journal:///{tmp_path / 'runs' / 'optuna.log'}"
     _write_study(url)
     with _running_dashboard(url, tmp_path / "runs") as base:
         yield base, url
@@ -193,6 +194,14 @@ def test_missing_sqlite_file_is_a_one_line_error(tmp_path):
         f"{tmp_path / 'nope.db'} does not exist"
     ]
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_missing_journal_file_is_a_one_line_error(tmp_path):
+    from hpo.dashboard import make_dashboard_server
+
+    with pytest.raises(FileNotFoundError, match="the journal file .*nope.log does not exist"):
+        make_dashboard_server(f"journal:///{tmp_path / 'nope.log'}", port=0)
+    assert not (tmp_path / "nope.log").exists()
 
 
 @pytest.mark.postgres

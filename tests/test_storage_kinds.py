@@ -1,0 +1,225 @@
+"""Journal files and the gRPC storage proxy: real workers, exact counts, heartbeats and retries on both."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpo import storage as storage_module
+from hpo.admission import AdmissionLock
+from hpo.launcher import launch, worker_environment
+from hpo.liveness import HEARTBEAT_ATTR, HeartbeatStorage
+from hpo.storage import StorageUnavailable, open_storage
+from tests.test_workers import FINISHED, count, tiny_study, trials_of
+
+HPO = [sys.executable, "-m", "hpo.cli"]
+
+
+@pytest.fixture(autouse=True)
+def _private_run_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HPO_HOME", str(tmp_path / "hpo-home"))
+    monkeypatch.delenv("HPO_LOCK_URL", raising=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def grpc_proxy(database_url: str) -> Iterator[str]:
+    """A real `hpo proxy` process over ``database_url``; yields its grpc:// URL."""
+    port = _free_port()
+    process = subprocess.Popen(HPO + ["proxy", "--storage", database_url, "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = process.stdout.readline()
+        assert f"grpc://127.0.0.1:{port}" in line, line
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+# -- heartbeats on storages Optuna gives none ------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_trial_is_stale_once_its_beat_stays_unchanged_for_the_grace_period(tmp_path):
+    clock = _Clock()
+    storage = HeartbeatStorage(open_storage(f"journal:///{tmp_path}/j.log", heartbeat_interval=None),
+                               heartbeat_interval=1, grace_period=5, clock=clock)
+    study = optuna.create_study(storage=storage, study_name="beats")
+    beating, silent, never = study.ask(), study.ask(), study.ask()
+    storage.record_heartbeat(beating._trial_id)
+    storage.record_heartbeat(silent._trial_id)
+    assert storage._get_stale_trial_ids(study._study_id) == []
+    clock.now = 4.0
+    storage.record_heartbeat(beating._trial_id)  # a new beat restarts its clock
+    assert storage._get_stale_trial_ids(study._study_id) == []
+    clock.now = 8.0
+    # silent: unchanged for 8 s > 5; beating: unchanged for 4 s; never: no beat at all, never judged
+    assert storage._get_stale_trial_ids(study._study_id) == [silent._trial_id]
+    assert HEARTBEAT_ATTR not in storage.get_trial(never._trial_id).system_attrs
+
+
+def test_heartbeat_settings_are_checked():
+    with pytest.raises(ValueError, match="heartbeat_interval < grace_period"):
+        HeartbeatStorage(optuna.storages.InMemoryStorage(), heartbeat_interval=10, grace_period=10)
+
+
+def test_journal_storage_fails_and_requeues_a_stale_trial_through_optunas_own_machinery(tmp_path):
+    url = f"journal:///{tmp_path}/study.log"
+    storage = open_storage(url, heartbeat_interval=1, grace_period=2, max_retry=2)
+    study = optuna.create_study(storage=storage, study_name="stale")
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage.record_heartbeat(trial._trial_id)
+    optuna.storages.fail_stale_trials(study)  # first sight: starts watching
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    trials = trials_of(url, "stale")
+    assert trials[0].state == TrialState.FAIL
+    assert trials[1].state == TrialState.WAITING and trials[1].system_attrs["failed_trial"] == 0
+    assert trials[1].params == trials[0].params
+
+
+# -- journal file -------------------------------------------------------------------------------------------
+
+
+def test_three_workers_on_a_journal_file_finish_exactly_n_trials(tmp_path, tiny_dataset, tiny_data_config):
+    url = f"journal:///{tmp_path}/runs/optuna.log"
+    path = tiny_study(tmp_path, tiny_data_config, name="journal")
+    result = launch(path, workers=3, overrides={"n_trials": 7}, storage_url=url, poll_seconds=0.5)
+    assert result.ok, result.exit_codes
+    trials = trials_of(url, "journal")
+    assert count(trials, *FINISHED) == 7 and len(trials) == 7
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+    assert AdmissionLock(url, "journal").kind == "file"
+    assert (tmp_path / "runs" / "optuna.log.journal.lock").exists()  # the admission lock sits next to it
+
+
+def test_sigkilled_worker_on_a_journal_file_is_retried_and_the_study_completes(tmp_path, tiny_dataset, tiny_data_config):
+    url = f"journal:///{tmp_path}/optuna.log"
+    path = tiny_study(
+        tmp_path, tiny_data_config, name="killed", n_trials=3,
+        **{"fixed.max_epochs": 200, "fixed.early_stopping_patience": 200, "heartbeat": {"interval": 1, "grace_period": 3}},
+    )
+    command = [sys.executable, "-m", "hpo.commands.worker", str(path), "--storage", url]
+    victim = subprocess.Popen(command + ["--worker-index", "0"], env=worker_environment(0, 2, [], 2))
+    try:
+        running = _wait_for_running_trial(url, "killed", victim.pid, timeout=90)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        survivor = subprocess.run(command + ["--worker-index", "1"], env=worker_environment(1, 2, [], 2), timeout=180)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert survivor.returncode == 0
+    trials = {t.number: t for t in trials_of(url, "killed")}
+    assert trials[running].state == TrialState.FAIL
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == running]
+    assert len(retries) == 1 and retries[0].state in FINISHED and retries[0].params == trials[running].params
+    assert count(trials.values(), *FINISHED) == 3
+    assert count(trials.values(), TrialState.RUNNING, TrialState.WAITING) == 0
+
+
+def _wait_for_running_trial(url: str, name: str, pid: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KeyError):  # study not created yet
+            for trial in trials_of(url, name):
+                if trial.state == TrialState.RUNNING and trial.user_attrs.get("worker", "").endswith(f":{pid}"):
+                    time.sleep(0.5)
+                    return trial.number
+        time.sleep(0.2)
+    raise AssertionError("the worker never started a trial")
+
+
+def test_journal_url_without_a_file_is_a_clear_error():
+    with pytest.raises(ValueError, match="names no file"):
+        open_storage("journal://")
+
+
+def test_unwritable_journal_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StorageUnavailable, match="cannot open journal storage"):
+        open_storage(f"journal:///{blocker}/inside/study.log")
+
+
+# -- gRPC storage proxy -----------------------------------------------------------------------------------
+
+
+def test_two_workers_through_the_grpc_proxy_finish_exactly_n_trials(tmp_path, tiny_dataset, tiny_data_config, monkeypatch):
+    monkeypatch.setenv("HPO_LOCK_URL", f"file:///{tmp_path}/admission")  # a proxy has no lock: a shared file
+    with grpc_proxy(f"sqlite:///{tmp_path}/behind-the-proxy.db") as url:
+        path = tiny_study(tmp_path, tiny_data_config, name="proxied")
+        result = launch(path, workers=2, overrides={"n_trials": 5}, storage_url=url, poll_seconds=0.5)
+        assert result.ok, result.exit_codes
+        trials = trials_of(url, "proxied")
+        assert count(trials, *FINISHED) == 5 and len(trials) == 5
+        # every trial beat through the proxy
+        assert all(HEARTBEAT_ATTR in t.system_attrs for t in trials)
+    # and it all landed in the database behind the proxy
+    direct = optuna.load_study(study_name="proxied", storage=open_storage(f"sqlite:///{tmp_path}/behind-the-proxy.db",
+                                                                          heartbeat_interval=None))
+    assert count(direct.get_trials(), *FINISHED) == 5
+    assert (tmp_path / "admission.proxied.lock").exists()
+
+
+@pytest.mark.postgres
+def test_grpc_proxy_over_postgresql_with_the_advisory_lock(tmp_path, tiny_dataset, tiny_data_config, postgres_url, unique_name, monkeypatch):
+    monkeypatch.setenv("HPO_LOCK_URL", postgres_url)
+    assert AdmissionLock("grpc://127.0.0.1:1", unique_name).kind == "postgresql"
+    with grpc_proxy(postgres_url) as url:
+        path = tiny_study(tmp_path, tiny_data_config, name=unique_name)
+        result = launch(path, workers=2, overrides={"n_trials": 4}, storage_url=url, poll_seconds=0.5)
+        assert result.ok, result.exit_codes
+    trials = trials_of(postgres_url, unique_name)
+    assert count(trials, *FINISHED) == 4 and len(trials) == 4
+
+
+def test_grpc_without_a_lock_warns_that_counts_may_overshoot(caplog):
+    with caplog.at_level("WARNING"):
+        lock = AdmissionLock("grpc://127.0.0.1:1", "no-lock")
+    assert lock.kind == "none"
+    assert "HPO_LOCK_URL" in caplog.text
+
+
+def test_unreachable_grpc_proxy_is_a_one_line_error(monkeypatch):
+    monkeypatch.setattr(storage_module, "GRPC_CONNECT_TIMEOUT_S", 1)
+    with pytest.raises(StorageUnavailable, match="no gRPC storage proxy answered") as error:
+        open_storage(f"grpc://127.0.0.1:{_free_port()}")
+    assert "\n" not in str(error.value)
+
+
+def test_grpc_url_without_a_port_is_a_clear_error():
+    with pytest.raises(ValueError, match="grpc://HOST:PORT"):
+        open_storage("grpc://somewhere")
+
+
+def test_proxy_refuses_a_taken_port(tmp_path):
+    with grpc_proxy(f"sqlite:///{tmp_path}/p.db") as url:
+        port = url.rsplit(":", 1)[1]
+        second = subprocess.run(HPO + ["proxy", "--storage", f"sqlite:///{tmp_path}/p.db", "--port", port],
+                                capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2
+    assert "cannot listen" in second.stderr and "Address already in use" in second.stderr
