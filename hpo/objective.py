@@ -1,8 +1,9 @@
 """The objective: a thin closure over a study spec and the prepared data (loaded once per worker).
 
 It samples parameters from the parsed search space, builds the model through the
-registry, trains it with a step callback that reports the metric to Optuna and may
-raise :class:`optuna.TrialPruned`, and returns the validation metric. A NaN loss
+registry, trains it with a step callback that reports the metric to Optuna (written to
+the storage in batches, :mod:`hpo.trial_writes`) and may raise :class:`optuna.TrialPruned`,
+and returns the validation metric. A NaN loss
 prunes the trial with its reason; out-of-memory fails it with its reason (the
 worker goes on). Every trial stores its metrics, steps, time, size and device as
 user attributes so that the dashboard describes itself.
@@ -22,6 +23,7 @@ import numpy as np
 import optuna
 
 from hpo.studyfile import StudySpec
+from hpo.trial_writes import BufferedReports, set_user_attrs
 
 logger = logging.getLogger(__name__)
 
@@ -41,33 +43,36 @@ def build_objective(
 
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
-        trial.set_user_attr("model_params", _jsonable(params))
-        trial.set_user_attr("threads", _threads(num_threads))
+        set_user_attrs(trial, {"model_params": _jsonable(params), "threads": _threads(num_threads)})
         progress = _Progress()
+        outcome: dict[str, Any] = {}  # user attributes written in one go when the trial ends
+        reports = BufferedReports(trial)  # epoch values reach the storage in batches (hpo.trial_writes)
         model = None
         try:
             model = build_model(spec.model, params, device=device, seed=spec.seed, num_threads=num_threads)
             try:
-                model.fit(data, train_split="train", on_step=_reporter(trial, spec.metric, progress))
+                model.fit(data, train_split="train", on_step=_reporter(trial, reports, spec.metric, progress, outcome))
             except TrainingDiverged as error:
                 reason = f"training diverged (NaN/inf loss) at step {progress.steps + 1}: {error}"
-                trial.set_user_attr("prune_reason", reason)
+                outcome["prune_reason"] = reason
                 raise optuna.TrialPruned(reason) from None
             except DeviceOutOfMemory as error:
-                trial.set_user_attr("fail_reason", f"out of memory: {error}")
+                outcome["fail_reason"] = f"out of memory: {error}"
                 raise
             metrics = model.evaluate(data, "val")
-            _record(trial, model, metrics, progress)
+            outcome.update(_final_metrics(model, metrics, progress))
             value = metrics.get(spec.metric)
             if value is None or not math.isfinite(value):
                 reason = f"{spec.metric} is {value!r} after training"
-                trial.set_user_attr("prune_reason", reason)
+                outcome["prune_reason"] = reason
                 raise optuna.TrialPruned(reason)
             if model_spec.task == "classification" and _is_new_best(trial.study, value):
                 _upload_confusion_matrix(trial, model, data)
             return float(value)
         finally:
-            _record_progress(trial, model, progress)
+            reports.flush()  # before the worker tells the trial: a pruned trial's value is its last report
+            outcome.update(_progress_attrs(model, progress))
+            set_user_attrs(trial, outcome)
             if model is not None and model_spec.family == "torch":
                 _upload_learning_curves(trial, getattr(model, "history_", None) or progress.history)
 
@@ -83,40 +88,46 @@ class _Progress:
         self.started = time.perf_counter()
 
 
-def _reporter(trial: optuna.Trial, metric: str, progress: _Progress) -> Callable[[int, Mapping[str, float]], None]:
+def _reporter(
+    trial: optuna.Trial, reports: BufferedReports, metric: str, progress: _Progress, outcome: dict[str, Any]
+) -> Callable[[int, Mapping[str, float]], None]:
     def on_step(step: int, metrics: Mapping[str, float]) -> None:
         progress.steps = step
         progress.history.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
         value = metrics.get(metric)
         if value is None or not math.isfinite(value):
             return
-        trial.report(float(value), step)
+        reports.report(float(value), step)
         if trial.should_prune():
             reason = f"pruned by {type(trial.study.pruner).__name__} at step {step}: {metric}={value:.4g}"
-            trial.set_user_attr("prune_reason", reason)
+            outcome["prune_reason"] = reason
             raise optuna.TrialPruned(reason)
 
     return on_step
 
 
-def _record(trial: optuna.Trial, model: Any, metrics: Mapping[str, float], progress: _Progress) -> None:
+def _final_metrics(model: Any, metrics: Mapping[str, float], progress: _Progress) -> dict[str, float]:
+    """The last epoch's training metrics and the validation metrics, as user attributes."""
     history = getattr(model, "history_", None) or progress.history
     last = history[-1] if history else {}
-    for key, value in {**last, **metrics}.items():
-        if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
-            trial.set_user_attr(key, float(value))
+    return {
+        key: float(value)
+        for key, value in {**last, **metrics}.items()
+        if key != "step" and isinstance(value, (int, float)) and math.isfinite(value)
+    }
 
 
-def _record_progress(trial: optuna.Trial, model: Any, progress: _Progress) -> None:
+def _progress_attrs(model: Any, progress: _Progress) -> dict[str, Any]:
+    """Steps, seconds, size, best epoch and device of a trial, however it ended."""
     steps = getattr(model, "n_steps_", 0) or progress.steps
     seconds = getattr(model, "train_seconds_", 0.0) or (time.perf_counter() - progress.started)
-    trial.set_user_attr("steps_run", int(steps))
-    trial.set_user_attr("train_seconds", round(float(seconds), 3))
+    attrs: dict[str, Any] = {"steps_run": int(steps), "train_seconds": round(float(seconds), 3)}
     if model is not None:
-        trial.set_user_attr("n_parameters", int(getattr(model, "n_parameters_", 0) or 0))
+        attrs["n_parameters"] = int(getattr(model, "n_parameters_", 0) or 0)
         if getattr(model, "best_epoch_", 0):  # torch: the epoch whose weights early stopping kept
-            trial.set_user_attr("best_epoch", int(model.best_epoch_))
-        trial.set_user_attr("device", str(getattr(model, "device_", "") or "cpu"))
+            attrs["best_epoch"] = int(model.best_epoch_)
+        attrs["device"] = str(getattr(model, "device_", "") or "cpu")
+    return attrs
 
 
 def _is_new_best(study: optuna.Study, value: float) -> bool:

@@ -30,6 +30,7 @@ from hpo.provenance import worker_id
 from hpo.storage import open_storage, resolve_storage_url
 from hpo.studyfile import StudySpec
 from hpo.studysetup import open_study
+from hpo.trial_writes import set_user_attrs
 
 logger = logging.getLogger("hpo.worker")
 
@@ -156,11 +157,12 @@ def _run_trial(
     metric: str,
 ) -> TrialState:
     started = time.perf_counter()
-    trial.set_user_attr("worker", worker_id())
+    attrs = {"worker": worker_id()}
     for inherited in ("fail_reason", "prune_reason"):  # a retried trial starts with its original's attributes
         if trial.user_attrs.get(inherited):
-            trial.set_user_attr(inherited, "")
-    retried = storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+            attrs[inherited] = ""
+    set_user_attrs(trial, attrs)
+    retried = _system_attrs_at_ask(trial, storage).get("failed_trial")
     value: float | None = None
     reason = ""
     try:
@@ -183,6 +185,12 @@ def _run_trial(
     seconds = time.perf_counter() - started
     _log_trial(study, trial, state, value, reason, seconds, label, metric, retried)
     return state
+
+
+def _system_attrs_at_ask(trial: optuna.Trial, storage: optuna.storages.BaseStorage) -> dict[str, Any]:
+    """The trial's system attributes as ``study.ask`` loaded them (a retry's ``failed_trial`` is set at enqueue)."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    return cached.system_attrs if cached is not None else storage.get_trial(trial._trial_id).system_attrs
 
 
 INTERRUPTED = "interrupted"
