@@ -11,17 +11,23 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import optuna
 
 from hpo.storage import StorageUnavailable, open_storage, redact, resolve_storage_url
+
+if TYPE_CHECKING:
+    import grpc
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 13000
 
 
-def make_proxy_server(storage_url: str | None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, threads: int = 10) -> "grpc.Server":  # noqa: F821
+def make_proxy_server(
+    storage_url: str | None, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, threads: int = 10
+) -> grpc.Server:
     """A started gRPC storage proxy over ``storage_url`` (an RDB URL).
 
     Raises :class:`OSError` when the port cannot be bound.

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import optuna
 import pytest
@@ -17,12 +15,17 @@ from optuna.trial import TrialState
 
 from hpo import storage as storage_module
 from hpo.admission import AdmissionLock
-from hpo.launcher import launch, worker_environment
+from hpo.launcher import launch
 from hpo.liveness import HEARTBEAT_ATTR, HeartbeatStorage
 from hpo.storage import StorageUnavailable, open_storage
-from tests.test_workers import FINISHED, count, tiny_study, trials_of
+from tests.test_workers import FINISHED, count, kill_one_worker_and_finish, tiny_study, trials_of
 
 HPO = [sys.executable, "-m", "hpo.cli"]
+
+pytestmark = [  # these tests drive Optuna's heartbeat machinery by hand, as hpo.worker does
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning"),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -116,41 +119,15 @@ def test_three_workers_on_a_journal_file_finish_exactly_n_trials(tmp_path, tiny_
     assert (tmp_path / "runs" / "optuna.log.journal.lock").exists()  # the admission lock sits next to it
 
 
-def test_sigkilled_worker_on_a_journal_file_is_retried_and_the_study_completes(tmp_path, tiny_dataset, tiny_data_config):
-    url = f"journal:///{tmp_path}/optuna.log"
-    path = tiny_study(
-        tmp_path, tiny_data_config, name="killed", n_trials=3,
-        **{"fixed.max_epochs": 200, "fixed.early_stopping_patience": 200, "heartbeat": {"interval": 1, "grace_period": 3}},
-    )
-    command = [sys.executable, "-m", "hpo.commands.worker", str(path), "--storage", url]
-    victim = subprocess.Popen(command + ["--worker-index", "0"], env=worker_environment(0, 2, [], 2))
-    try:
-        running = _wait_for_running_trial(url, "killed", victim.pid, timeout=90)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        survivor = subprocess.run(command + ["--worker-index", "1"], env=worker_environment(1, 2, [], 2), timeout=180)
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-    assert survivor.returncode == 0
-    trials = {t.number: t for t in trials_of(url, "killed")}
-    assert trials[running].state == TrialState.FAIL
-    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == running]
-    assert len(retries) == 1 and retries[0].state in FINISHED and retries[0].params == trials[running].params
-    assert count(trials.values(), *FINISHED) == 3
-    assert count(trials.values(), TrialState.RUNNING, TrialState.WAITING) == 0
-
-
-def _wait_for_running_trial(url: str, name: str, pid: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(KeyError):  # study not created yet
-            for trial in trials_of(url, name):
-                if trial.state == TrialState.RUNNING and trial.user_attrs.get("worker", "").endswith(f":{pid}"):
-                    time.sleep(0.5)
-                    return trial.number
-        time.sleep(0.2)
-    raise AssertionError("the worker never started a trial")
+@pytest.mark.parametrize("kind", ["journal", "grpc"])
+def test_sigkilled_worker_is_retried_and_the_study_completes(kind, tmp_path, tiny_dataset, tiny_data_config, monkeypatch):
+    with contextlib.ExitStack() as stack:
+        if kind == "journal":
+            url = f"journal:///{tmp_path}/optuna.log"
+        else:
+            monkeypatch.setenv("HPO_LOCK_URL", f"file:///{tmp_path}/admission")
+            url = stack.enter_context(grpc_proxy(f"sqlite:///{tmp_path}/behind.db"))
+        kill_one_worker_and_finish(url, tmp_path, tiny_data_config)
 
 
 def test_journal_url_without_a_file_is_a_clear_error():

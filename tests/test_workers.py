@@ -108,10 +108,14 @@ def test_two_worker_processes_finish_exactly_n_trials_on_postgresql(tmp_path, ti
 
 
 def test_sigkilled_worker_trial_is_failed_retried_and_the_study_completes(tmp_path, tiny_dataset, tiny_data_config):
-    url = sqlite_url(tmp_path)
+    kill_one_worker_and_finish(sqlite_url(tmp_path), tmp_path, tiny_data_config)
+
+
+def kill_one_worker_and_finish(url: str, tmp_path: Path, data_config: Any) -> None:
+    """SIGKILL a worker mid-trial; a second worker must fail that trial by heartbeat, re-run it and finish."""
     # slow trials (~3 s) so that the kill lands mid-trial; short heartbeats so recovery takes seconds
     path = tiny_study(
-        tmp_path, tiny_data_config, name="killed", n_trials=3,
+        tmp_path, data_config, name="killed", n_trials=3,
         **{"fixed.max_epochs": 200, "fixed.early_stopping_patience": 200, "heartbeat": {"interval": 1, "grace_period": 3}},
     )
     command = [sys.executable, "-m", "hpo.commands.worker", str(path), "--storage", url]
