@@ -39,6 +39,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import cProfile  # noqa: E402
 import dataclasses  # noqa: E402
 import io  # noqa: E402
@@ -50,8 +51,10 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
+from hpo.trial_writes import REPORT_FLUSH_S  # noqa: E402
 from benchmarks._perf import (  # noqa: E402
     DEFAULT_POSTGRES_URL,
     UNIT_TRIAL_PARAMS,
@@ -269,6 +272,28 @@ def worker_startup(spec: Any, url: str, name: str, repeat: int) -> dict[str, flo
     return steps
 
 
+@contextlib.contextmanager
+def per_call_writes() -> Iterator[None]:
+    """hpo.trial_writes off: every attribute and report in a transaction of its own, as Optuna does it."""
+    from hpo import trial_writes
+
+    original = trial_writes._rdb_backend
+    trial_writes._rdb_backend = lambda trial: None
+    try:
+        yield
+    finally:
+        trial_writes._rdb_backend = original
+
+
+def instrument_batched_writes(timer: StorageTimer) -> None:
+    """Count hpo.trial_writes' batched writes as storage time (they bypass the storage's public methods)."""
+    from hpo import objective, trial_writes, worker
+
+    batched = timer._wrap("set_user_attrs", trial_writes.set_user_attrs)
+    objective.set_user_attrs = worker.set_user_attrs = batched
+    trial_writes._insert_intermediate_values = timer._wrap("buffered reports", trial_writes._insert_intermediate_values)
+
+
 def measure_storage(label: str, url: str, spec: Any, data: Any, args: argparse.Namespace,
                     timer: StorageTimer, profiler: cProfile.Profile | None) -> dict[str, Any]:
     from hpo.storage import open_storage
@@ -278,9 +303,13 @@ def measure_storage(label: str, url: str, spec: Any, data: Any, args: argparse.N
     add_history(spec, storage, name, args.history, args.epochs, data.fingerprint)
     bare: list[float] = []
     blocks: list[ServiceBlock] = []
+    per_call: list[ServiceBlock] = []
     for _ in range(args.pairs):  # bare, service, bare, service, ...: drift in the machine hits both alike
         bare += [bare_trial(spec, data, args.threads) for _ in range(args.trials)]
         blocks.append(service_block(spec, url, name, args.trials, args.threads, timer))
+        if args.compare_writes:  # the same service with Optuna's one-transaction-per-write path
+            with per_call_writes():
+                per_call.append(service_block(spec, url, name, args.trials, args.threads, timer))
     breakdown = storage_breakdown(spec, url, name, args.breakdown_trials, args.threads, timer)
     if profiler is not None:
         service_block(spec, url, name, args.trials, args.threads, timer, profiler)
@@ -308,6 +337,11 @@ def measure_storage(label: str, url: str, spec: Any, data: Any, args: argparse.N
         "complete": sum(b.complete for b in blocks),
         "trials": args.trials * args.pairs,
         "storage_by_method_ms": breakdown,
+        "per_call_framework_s": sum(b.framework for b in per_call) / len(per_call) if per_call else None,
+        "per_call_accounted_ratio": (1 + sum(b.framework for b in per_call) / len(per_call) / (sum(bare) / len(bare))
+                                     if per_call else None),
+        "per_call_storage_s": sum(b.storage_seconds for b in per_call) / len(per_call) if per_call else None,
+        "batched_storage_s": sum(b.storage_seconds for b in blocks) / len(blocks),
         "fresh_worker_startup": startup,
     }
 
@@ -329,6 +363,8 @@ def main() -> None:
     parser.add_argument("--startup-repeat", type=int, default=3, help="fresh worker processes timed (0: skip)")
     parser.add_argument("--profile", help="cProfile one extra service block per storage; top functions to this file")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--compare-writes", action="store_true",
+                        help="also run every service block with Optuna's per-call writes (hpo.trial_writes off)")
     args = parser.parse_args()
 
     logging.basicConfig(level=logging.WARNING)
@@ -342,6 +378,7 @@ def main() -> None:
     CLOCK.install()
     original_open = worker_module.open_storage
     worker_module.open_storage = lambda *a, **k: timer.instrument(original_open(*a, **k))
+    instrument_batched_writes(timer)
 
     work = Path(tempfile.mkdtemp(prefix="hpo-overhead-"))
     os.environ["HPO_ARTIFACTS"] = str(work / "artifacts")
@@ -375,6 +412,15 @@ def main() -> None:
         print(f"| {r['storage']} | {r['bare_trial_s']:.3f} s | {r['service_trial_s']:.3f} s | "
               f"{r['ratio']:.3f}; {r['pair_ratio_median']:.3f} | {r['framework_s'] * 1000:.0f} ms | "
               f"**{r['accounted_ratio']:.3f}** | {r['storage_s_per_trial'] * 1000:.0f} ms ({r['storage_calls_per_trial']}) |")
+    if args.compare_writes:
+        print("\nSame run, same bare trials: the service with hpo.trial_writes (batched attributes, reports buffered "
+              f"for {REPORT_FLUSH_S:g} s) against Optuna's one transaction per write (alternating blocks)\n")
+        print("| storage | framework per trial: batched | per-call | accounted ratio: batched | per-call | "
+              "storage per block incl. worker start-up: batched | per-call |\n|---|---|---|---|---|---|---|")
+        for r in results:
+            print(f"| {r['storage']} | {r['framework_s'] * 1000:.0f} ms | {r['per_call_framework_s'] * 1000:.0f} ms | "
+                  f"**{r['accounted_ratio']:.3f}** | {r['per_call_accounted_ratio']:.3f} | "
+                  f"{r['batched_storage_s'] * 1000:.0f} ms | {r['per_call_storage_s'] * 1000:.0f} ms |")
     for r in results:
         top = ", ".join(f"{name} {ms:.1f} ms" for name, ms in list(r["storage_by_method_ms"].items())[:7])
         print(f"\n{r['storage']}: {r['complete']}/{r['trials']} trials complete; worker start-up in process "

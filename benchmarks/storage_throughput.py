@@ -19,10 +19,12 @@ Storages:
   busy timeout, heartbeats on);
 * ``sqlite``: SQLite as Optuna opens it on its own (``RDBStorage("sqlite:///...")``: rollback journal,
   synchronous=FULL, no heartbeats);
-* ``journal``: Optuna's ``JournalStorage(JournalFileBackend)`` (append-only file with a file lock);
+* ``journal``: ``open_storage("journal:///...")``: Optuna's ``JournalStorage(JournalFileBackend)`` with
+  tissue-hpo's heartbeats (``hpo.liveness``) and the admission lock in a file beside it;
 * ``postgresql``: the real server (``--postgres-url``), through ``open_storage`` (heartbeats on);
-* ``grpc``: Optuna's gRPC storage proxy (``run_grpc_proxy_server`` in its own process, backed by the same
-  PostgreSQL; workers use ``GrpcStorageProxy``; needs ``pip install -e .[grpc]``, skipped without it).
+* ``grpc``: Optuna's gRPC storage proxy as ``hpo proxy`` serves it (its own process, backed by the same
+  PostgreSQL); workers use ``open_storage("grpc://...")`` (``GrpcStorageProxy`` with tissue-hpo's
+  heartbeats) and keep the admission lock on PostgreSQL; needs grpcio (``.[grpc]``), skipped without it.
 
 Every worker is a fresh process (spawn) that connects, waits at a barrier, then runs the loop with a
 study-wide budget of ``--trials`` trials (``benchmarks/storage.py``'s cheap objective: two parameters,
@@ -79,19 +81,14 @@ def open_kind(kind: str, folder: Path, postgres_url: str) -> tuple[Any, str]:
     if kind == "sqlite":
         url = f"sqlite:///{folder / 'plain.db'}"
         return optuna.storages.RDBStorage(url), url
-    if kind == "journal":
-        from optuna.storages.journal import JournalFileBackend
-
-        path = folder / "journal.log"
-        # the admission lock takes a lock file next to an SQLite file: next to the journal here
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path))), f"sqlite:///{path}"
+    if kind == "journal":  # as `--storage journal:///...` opens it: tissue-hpo's heartbeats, a file lock beside it
+        url = f"journal:///{folder / 'journal.log'}"
+        return open_storage(url), url
     if kind == "postgresql":
         return open_storage(postgres_url), postgres_url
     if kind == "grpc":
-        from optuna.storages import GrpcStorageProxy
-
-        # the admission lock stays a PostgreSQL advisory lock; everything else goes through the proxy
-        return GrpcStorageProxy(host="127.0.0.1", port=GRPC_PORT), postgres_url
+        # as `--storage grpc://...` with HPO_LOCK_URL=postgresql://...: the admission lock stays an advisory lock
+        return open_storage(f"grpc://127.0.0.1:{GRPC_PORT}"), postgres_url
     raise ValueError(f"unknown storage {kind!r}; expected one of {STORAGES}")
 
 
@@ -140,12 +137,14 @@ def worker_process(kind: str, folder: str, postgres_url: str, name: str, total: 
 
 
 def grpc_proxy_server(postgres_url: str) -> None:
+    """What `hpo proxy --storage URL` serves: Optuna's proxy over Optuna's cached RDB storage."""
     import optuna
-    from optuna.storages import run_grpc_proxy_server
+
+    from hpo.proxy import serve_proxy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    run_grpc_proxy_server(optuna.storages.RDBStorage(postgres_url), host="127.0.0.1", port=GRPC_PORT)
+    serve_proxy(postgres_url, host="127.0.0.1", port=GRPC_PORT)
 
 
 def start_grpc_proxy(postgres_url: str) -> Any:
