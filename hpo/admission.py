@@ -7,7 +7,8 @@ Semantics (the same for 1 worker or 100 on many hosts):
 * A worker starts a trial only while ``finished + running < n_trials``. The count and
   the ``study.ask()`` that creates (or takes a WAITING) trial happen under one lock shared
   by all workers of the study, so two workers cannot both start trial N: a file lock
-  next to a SQLite database, a PostgreSQL advisory lock for PostgreSQL.
+  next to a SQLite database or a journal file, a PostgreSQL advisory lock for PostgreSQL,
+  and whatever ``$HPO_LOCK_URL`` names for the gRPC proxy (which has no lock of its own).
 * When the budget is taken by running trials, the worker waits instead of leaving: a
   running trial may still fail (out of memory) or go stale (its worker was killed), and
   then a replacement is needed. While waiting it fails stale trials, whose retries
