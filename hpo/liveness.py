@@ -79,6 +79,11 @@ class HeartbeatStorage(BaseStorage, BaseHeartbeat):
         self._seen: dict[int, tuple[Any, float]] = {}
 
     @property
+    def grace_period(self) -> int:
+        """Seconds a beat may stay unchanged before its trial counts as stale."""
+        return self._grace
+
+    @property
     def inner(self) -> BaseStorage:
         """The wrapped storage."""
         return self._storage

@@ -35,6 +35,8 @@ from hpo.trial_writes import set_user_attrs
 logger = logging.getLogger("hpo.worker")
 
 WAIT_POLL_S = 1.0
+WAIT_LOG_S = 60.0
+"""A worker waiting for other workers' running trials logs why at once, then every this many seconds."""
 
 
 @dataclass
@@ -112,6 +114,7 @@ def trial_loop(
     dead workers are failed (and, through the storage's callback, re-enqueued) first.
     """
     report = WorkerReport()
+    last_wait_log = -math.inf
     while True:
         _fail_stale_trials(study)
         with lock.hold():
@@ -123,8 +126,12 @@ def trial_loop(
             report.stop_reason = why
             break
         if trial is None:
+            if time.monotonic() - last_wait_log >= WAIT_LOG_S:  # a waiting worker says so, not silence
+                _log_wait(study, storage, label, why)
+                last_wait_log = time.monotonic()
             time.sleep(WAIT_POLL_S)
             continue
+        last_wait_log = -math.inf
         state = _run_trial(study, trial, objective, storage, label, metric)
         report.ran += 1
         report.complete += state == TrialState.COMPLETE
@@ -133,6 +140,18 @@ def trial_loop(
         if free_memory:
             _free_memory()
     return report
+
+
+def _log_wait(study: optuna.Study, storage: optuna.storages.BaseStorage, label: str, why: str) -> None:
+    running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    shown = ", ".join(f"#{n}" for n in running[:10]) + (" ..." if len(running) > 10 else "")
+    interval = _heartbeat_interval(storage)
+    if interval:
+        grace = getattr(storage, "grace_period", None) or 2 * interval  # Optuna's default grace
+        outcome = f"a trial whose worker died is failed and re-run after {grace} s without a heartbeat"
+    else:
+        outcome = "this storage has no heartbeats, so a trial whose worker died is never failed automatically"
+    logger.info("%s: waiting: %s (running: %s); %s", label, why, shown or "none", outcome)
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:

@@ -306,3 +306,25 @@ def test_interrupted_trial_is_requeued_and_not_counted_as_a_failure(tmp_path):
     assert again.state == TrialState.WAITING and again.params == first.params
     assert again.system_attrs["failed_trial"] == first.number
     assert Counts.of(study).failed == 0  # Ctrl-C says nothing about the configuration
+
+
+def test_a_waiting_worker_says_what_it_waits_for(tmp_path, caplog):
+    """Running trials hold the budget: the worker logs which, and how they get freed, instead of waiting silently."""
+    from hpo.admission import AdmissionLock, TrialBudget
+    from hpo.worker import trial_loop
+
+    url = sqlite_url(tmp_path)
+    storage = open_storage(url, heartbeat_interval=1, grace_period=5)
+    study = optuna.create_study(storage=storage, study_name="waiting")
+    held = study.ask()  # another worker's trial, still running
+    storage.record_heartbeat(held._trial_id)
+    lock = AdmissionLock(url, "waiting")
+    with caplog.at_level("INFO", logger="hpo.worker"):
+        report = trial_loop(study, lambda trial: 0.0, storage=storage, lock=lock,
+                            budget=TrialBudget(1, 3, timeout=2.5, started=time.monotonic()), label="worker 9")
+    lock.close()
+    assert report.ran == 0 and "timeout" in report.stop_reason
+    waits = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
+    assert len(waits) == 1  # at once, then once a minute
+    assert "worker 9: waiting: 1 running trial(s) hold the rest of the budget (running: #0)" in waits[0]
+    assert "re-run after 5 s without a heartbeat" in waits[0]
