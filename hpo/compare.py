@@ -6,7 +6,9 @@ picklable way, so that worker processes can rebuild it (loading the data once pe
 
 Studies are named ``{prefix}/{sampler}/seed{seed}`` and carry the user attributes
 ``comparison``, ``sampler``, ``seed`` (and ``sampler_options``), so the dashboard and reports can
-group them. Re-running with the same prefix resumes: a study that already has ``n_trials`` trials
+group them. One worker runs a study with ``study.optimize``; several share it through
+:func:`hpo.worker.trial_loop`, whose admission lock makes them stop at exactly ``n_trials``
+finished trials and whose heartbeats re-run the trial of a worker that died. Re-running with the same prefix resumes: a study that already has ``n_trials`` trials
 gets no more. Each sampler is wrapped in :class:`~hpo.samplers.timing.TimedSampler`, so the table
 holds the sampler's own time per trial apart from the objective's.
 """
@@ -197,9 +199,9 @@ def run_comparison(
                               worker_seed(seed, 0), plan.n_trials)
                 else:
                     futures = [
-                        pool.submit(_optimize_in_worker, plan.source, storage, name, sampler,
+                        pool.submit(_share_in_worker, plan.source, storage, name, sampler,
                                     plan.options_for(sampler, problem), worker_seed(seed, k),
-                                    plan.n_trials)
+                                    plan.n_trials, k)
                         for k in range(plan.workers)
                     ]
                     for future in futures:
@@ -281,7 +283,7 @@ def _optimize(
     )
 
 
-def _optimize_in_worker(
+def _share_in_worker(
     source: ProblemSource,
     storage_url: str,
     name: str,
@@ -289,9 +291,32 @@ def _optimize_in_worker(
     options: Mapping[str, Any],
     seed: int,
     n_trials: int,
+    worker_index: int,
 ) -> None:
+    """One of several processes sharing a study: exactly ``n_trials`` finished trials between them."""
+    from hpo.admission import AdmissionLock, TrialBudget
+    from hpo.storage import open_storage
+    from hpo.worker import trial_loop
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _optimize(resolve_problem(source), _open_storage(storage_url), name, sampler, options, seed, n_trials)
+    problem = resolve_problem(source)
+    storage = open_storage(storage_url)  # with heartbeats: a dead worker's trial is failed and re-run
+    study = optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=TimedSampler(build_sampler(sampler, options, seed)),
+        pruner=problem.make_pruner() if problem.make_pruner else None,
+    )
+    lock = AdmissionLock(storage_url, name)
+    try:
+        trial_loop(
+            study, problem.objective, storage=storage, lock=lock,
+            budget=TrialBudget(n_trials, max_failed=n_trials, timeout=None, started=time.monotonic()),
+            label=f"{name} worker {worker_index}", metric="value",
+            free_memory=source.kind == "study", log_trials=source.kind == "study",
+        )
+    finally:
+        lock.close()
 
 
 def study_trials(
@@ -302,7 +327,7 @@ def study_trials(
     seed: int,
     problem: Problem,
 ) -> pd.DataFrame:
-    """One row per trial of the first ``n_trials`` (extra trials of racing workers are cut)."""
+    """One row per trial of the first ``n_trials`` by number (retries of failed trials past them are cut)."""
     study = optuna.load_study(study_name=name, storage=storage)
     trials = [t for t in study.get_trials(deepcopy=False) if t.number < plan.n_trials]
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]

@@ -107,6 +107,7 @@ def trial_loop(
     label: str = "worker",
     metric: str = "value",
     free_memory: bool = True,
+    log_trials: bool = True,
 ) -> WorkerReport:
     """Ask, run and tell trials of ``study`` until ``budget`` says the study is done.
 
@@ -132,7 +133,7 @@ def trial_loop(
             time.sleep(WAIT_POLL_S)
             continue
         last_wait_log = -math.inf
-        state = _run_trial(study, trial, objective, storage, label, metric)
+        state = _run_trial(study, trial, objective, storage, label, metric, log_trials)
         report.ran += 1
         report.complete += state == TrialState.COMPLETE
         report.pruned += state == TrialState.PRUNED
@@ -174,6 +175,7 @@ def _run_trial(
     storage: optuna.storages.BaseStorage,
     label: str,
     metric: str,
+    log_trials: bool = True,
 ) -> TrialState:
     started = time.perf_counter()
     attrs = {"worker": worker_id()}
@@ -202,7 +204,8 @@ def _run_trial(
         state, reason = TrialState.FAIL, f"objective returned {value!r}"
     study.tell(trial, value if state is TrialState.COMPLETE else None, state=state)
     seconds = time.perf_counter() - started
-    _log_trial(study, trial, state, value, reason, seconds, label, metric, retried)
+    if log_trials or state is TrialState.FAIL:
+        _log_trial(study, trial, state, value, reason, seconds, label, metric, retried)
     return state
 
 
