@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from hpo.storage import StorageUnavailable, open_storage, redact, resolve_storage_url
+from hpo.storage import RDB_SCHEMES, StorageUnavailable, open_storage, redact, resolve_storage_url
 
 if TYPE_CHECKING:
     import grpc
@@ -40,7 +40,7 @@ def make_proxy_server(
         raise StorageUnavailable("the gRPC storage proxy needs grpcio: pip install -e '.[grpc]'") from None
 
     url = resolve_storage_url(storage_url)
-    if not url.startswith(("sqlite", "postgresql", "mysql")):
+    if not url.startswith(RDB_SCHEMES):
         raise ValueError(f"the gRPC proxy serves a database (sqlite:// or postgresql://), not {redact(url)!r}")
     storage = optuna.storages.get_storage(open_storage(url, heartbeat_interval=None))
     if port <= 0:

@@ -140,16 +140,14 @@ def _journal_storage(url: str) -> BaseStorage:
 
 
 def _grpc_storage(url: str) -> BaseStorage:
-    try:
-        from optuna.storages import GrpcStorageProxy
-    except ImportError:  # pragma: no cover - optuna without its grpc module
-        raise StorageUnavailable("this Optuna has no gRPC storage proxy") from None
     host, port = grpc_address(url)
     try:
+        from optuna.storages import GrpcStorageProxy
+
         proxy = GrpcStorageProxy(host=host, port=port)
         proxy.wait_server_ready(timeout=GRPC_CONNECT_TIMEOUT_S)
     except ImportError:
-        raise StorageUnavailable("the gRPC storage proxy needs grpcio: pip install -e '.[grpc]'") from None
+        raise StorageUnavailable("the gRPC storage proxy needs grpcio (Optuna >= 4.2): pip install -e '.[grpc]'") from None
     except ConnectionError:
         raise StorageUnavailable(
             f"cannot open storage {url}: no gRPC storage proxy answered within {GRPC_CONNECT_TIMEOUT_S} s "
