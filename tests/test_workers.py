@@ -308,6 +308,7 @@ def test_interrupted_trial_is_requeued_and_not_counted_as_a_failure(tmp_path):
     assert Counts.of(study).failed == 0  # Ctrl-C says nothing about the configuration
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
 def test_a_waiting_worker_says_what_it_waits_for(tmp_path, caplog):
     """Running trials hold the budget: the worker logs which, and how they get freed, instead of waiting silently."""
     from hpo.admission import AdmissionLock, TrialBudget
@@ -324,7 +325,7 @@ def test_a_waiting_worker_says_what_it_waits_for(tmp_path, caplog):
                             budget=TrialBudget(1, 3, timeout=2.5, started=time.monotonic()), label="worker 9")
     lock.close()
     assert report.ran == 0 and "timeout" in report.stop_reason
-    waits = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
+    waits = [r.getMessage() for r in caplog.records if r.name == "hpo.worker" and "waiting" in r.getMessage()]
     assert len(waits) == 1  # at once, then once a minute
     assert "worker 9: waiting: 1 running trial(s) hold the rest of the budget (running: #0)" in waits[0]
     assert "re-run after 5 s without a heartbeat" in waits[0]
