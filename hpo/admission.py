@@ -39,6 +39,8 @@ from optuna.trial import TrialState
 logger = logging.getLogger(__name__)
 
 LOCK_URL_ENV = "HPO_LOCK_URL"
+NOT_FAILURES = ("interrupted", "abandoned")
+"""``fail_reason`` values of FAILED trials that do not count toward ``max_failed_trials``."""
 
 
 class Decision(enum.Enum):
@@ -66,8 +68,8 @@ class Counts:
         return cls(
             complete=states.count(TrialState.COMPLETE),
             pruned=states.count(TrialState.PRUNED),
-            # a trial interrupted by Ctrl-C says nothing about its configuration (it is re-queued)
-            failed=sum(t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != "interrupted" for t in trials),
+            # a trial interrupted by Ctrl-C or abandoned by hand says nothing about its configuration (re-queued)
+            failed=sum(t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in NOT_FAILURES for t in trials),
             running=states.count(TrialState.RUNNING),
             waiting=states.count(TrialState.WAITING),
         )

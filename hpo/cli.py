@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hpo.commands.studies",
     "hpo.commands.show",
     "hpo.commands.export",
+    "hpo.commands.abandon",
     "hpo.commands.demo",
     "hpo.commands.dashboard",
     "hpo.commands.proxy",

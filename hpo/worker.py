@@ -152,7 +152,10 @@ def _log_wait(study: optuna.Study, storage: optuna.storages.BaseStorage, label: 
         outcome = f"a trial whose worker died is failed and re-run after {grace} s without a heartbeat"
     else:
         outcome = "this storage has no heartbeats, so a trial whose worker died is never failed automatically"
-    logger.info("%s: waiting: %s (running: %s); %s", label, why, shown or "none", outcome)
+    logger.info(
+        "%s: waiting: %s (running: %s); %s (a trial that never beat stays: `hpo abandon %s N`)",
+        label, why, shown or "none", outcome, study.study_name,
+    )
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:

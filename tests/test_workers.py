@@ -329,3 +329,4 @@ def test_a_waiting_worker_says_what_it_waits_for(tmp_path, caplog):
     assert len(waits) == 1  # at once, then once a minute
     assert "worker 9: waiting: 1 running trial(s) hold the rest of the budget (running: #0)" in waits[0]
     assert "re-run after 5 s without a heartbeat" in waits[0]
+    assert "`hpo abandon waiting N`" in waits[0]  # what to do about a trial that never beat
