@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/data_pipeline.py                # full preset, ~1-2 minutes on 2 cores
-    python benchmarks/data_pipeline.py --preset small --skip-depmap-precision --skip-gzip
+    python benchmarks/data_prepare.py                # full preset, ~1-2 minutes on 2 cores
+    python benchmarks/data_prepare.py --preset small --skip-depmap-precision --skip-gzip
 
 Prints a Markdown table (paste into benchmarks/RESULTS.md) with the machine it ran on.
 Everything runs in a temporary directory; nothing is left behind.
@@ -14,8 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This script shares its name with the package: drop its own folder from the path so that
-# ``import data_pipeline`` finds the package, and make the repository root importable.
+# As every script here: import the project from the repository root, never from this folder.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
