@@ -9,6 +9,7 @@ trial does not count toward ``max_failed_trials``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -52,7 +53,9 @@ def abandon_trials(study: optuna.Study, numbers: Iterable[int], *, requeue: bool
         requeued = None
         if requeue:
             before = {t.number for t in study.get_trials(deepcopy=False)}
-            RetryHeartbeatStaleTrialCallback(max_retry=None)(study, storage.get_trial(trial_id))
+            with warnings.catch_warnings():  # "experimental" in Optuna; the workers rely on it too
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                RetryHeartbeatStaleTrialCallback(max_retry=None)(study, storage.get_trial(trial_id))
             requeued = max({t.number for t in study.get_trials(deepcopy=False)} - before, default=None)
         done.append(Abandoned(number, requeued))
     return done

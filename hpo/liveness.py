@@ -83,11 +83,6 @@ class HeartbeatStorage(BaseStorage, BaseHeartbeat):
         """Seconds a beat may stay unchanged before its trial counts as stale."""
         return self._grace
 
-    @property
-    def inner(self) -> BaseStorage:
-        """The wrapped storage."""
-        return self._storage
-
     def __getattr__(self, name: str) -> Any:  # storage-specific extras (e.g. a journal's backend)
         if name == "_storage":
             raise AttributeError(name)

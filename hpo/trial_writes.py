@@ -19,12 +19,14 @@ per-call writes: the same stored result, more round trips.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import optuna
+import sqlalchemy
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +51,28 @@ def _write_user_attrs(backend: Any, trial_id: int, attrs: Mapping[str, Any], exi
     """New keys in one bulk INSERT, keys the trial already has through Optuna's upsert; one transaction."""
     import json
 
-    import sqlalchemy
     from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
 
     new = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
            for key, value in attrs.items() if key not in existing]
-    with _create_scoped_session(backend.scoped_session) as session:
-        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-        backend.check_trial_is_updatable(trial_id, trial.state)
+    with _running_trial_session(backend, trial_id) as session:
         if new:
             session.execute(sqlalchemy.insert(models.TrialUserAttributeModel), new)
         for key, value in attrs.items():
             if key in existing:
                 backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
+
+
+@contextlib.contextmanager
+def _running_trial_session(backend: Any, trial_id: int) -> Iterator[Any]:
+    """One RDB transaction on a trial that must still be running (Optuna's check; raises as Optuna does)."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+        backend.check_trial_is_updatable(trial_id, trial.state)
+        yield session
 
 
 class BufferedReports:
@@ -115,7 +125,6 @@ class BufferedReports:
 
 def _insert_intermediate_values(backend: Any, trial_id: int, values: Mapping[int, float]) -> None:
     """One bulk INSERT of new steps (the trial's cached state shows they are new); Optuna's upsert if not."""
-    import sqlalchemy
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
@@ -124,9 +133,7 @@ def _insert_intermediate_values(backend: Any, trial_id: int, values: Mapping[int
         stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
         rows.append({"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind})
     try:
-        with _create_scoped_session(backend.scoped_session) as session:
-            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            backend.check_trial_is_updatable(trial_id, trial.state)
+        with _running_trial_session(backend, trial_id) as session:
             session.execute(sqlalchemy.insert(models.TrialIntermediateValueModel), rows)
     except sqlalchemy.exc.IntegrityError:
         # a step is stored already (not expected: the trial's cached state said new): Optuna's row-by-row upsert
