@@ -36,6 +36,8 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
+from hpo.storage import resolve_storage_url
+
 logger = logging.getLogger(__name__)
 
 LOCK_URL_ENV = "HPO_LOCK_URL"
@@ -108,9 +110,7 @@ class AdmissionLock:
 
     def __init__(self, storage_url: str, study_name: str, lock_url: str | None = None) -> None:
         self._study_name = study_name
-        lock_url = lock_url or os.environ.get(LOCK_URL_ENV) or storage_url
-        if lock_url.startswith(("postgresql://", "postgres://")):
-            lock_url = "postgresql+psycopg://" + lock_url.split("://", 1)[1]
+        lock_url = resolve_storage_url(lock_url or os.environ.get(LOCK_URL_ENV) or storage_url)
         self._url = lock_url
         self._engine: sqlalchemy.Engine | None = None
         self._path: Path | None = None

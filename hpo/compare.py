@@ -259,6 +259,23 @@ def _create_study(
             study.set_user_attr(key, value)
 
 
+def _load_timed_study(
+    problem: Problem,
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    sampler: str,
+    options: Mapping[str, Any],
+    seed: int,
+) -> optuna.Study:
+    """The study with its sampler timed (:class:`TimedSampler`) and a fresh pruner of the problem."""
+    return optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=TimedSampler(build_sampler(sampler, options, seed)),
+        pruner=problem.make_pruner() if problem.make_pruner else None,
+    )
+
+
 def _optimize(
     problem: Problem,
     storage: optuna.storages.BaseStorage,
@@ -268,12 +285,7 @@ def _optimize(
     seed: int,
     n_trials: int,
 ) -> None:
-    study = optuna.load_study(
-        study_name=name,
-        storage=storage,
-        sampler=TimedSampler(build_sampler(sampler, options, seed)),
-        pruner=problem.make_pruner() if problem.make_pruner else None,
-    )
+    study = _load_timed_study(problem, storage, name, sampler, options, seed)
     if len(study.get_trials(deepcopy=False)) >= n_trials:
         return
     study.optimize(
@@ -301,12 +313,7 @@ def _share_in_worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     problem = resolve_problem(source)
     storage = open_storage(storage_url)  # with heartbeats: a dead worker's trial is failed and re-run
-    study = optuna.load_study(
-        study_name=name,
-        storage=storage,
-        sampler=TimedSampler(build_sampler(sampler, options, seed)),
-        pruner=problem.make_pruner() if problem.make_pruner else None,
-    )
+    study = _load_timed_study(problem, storage, name, sampler, options, seed)
     lock = AdmissionLock(storage_url, name)
     try:
         trial_loop(
