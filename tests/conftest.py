@@ -46,3 +46,42 @@ def tiny_dataset(tiny_data_config: DataConfig) -> PreparedDataset:
 def unique_name() -> str:
     """A study name no other test (or earlier run against the shared PostgreSQL) uses."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Playwright (Debian's chromium; Playwright downloads nothing).
+
+    Skips where no Chromium or Playwright is installed; fails instead when HPO_REQUIRE_BROWSER=1 (CI).
+    """
+    executable = os.environ.get("HPO_CHROMIUM") or next(
+        (path for path in CHROMIUM_CANDIDATES if os.path.exists(path)), None
+    )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        executable = None
+    if executable is None:
+        message = "headless browser tests need playwright (pip) and chromium (apt-get install chromium)"
+        if os.environ.get("HPO_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh 1280x900 browser page, closed after the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
