@@ -28,6 +28,8 @@ from hpo.summary import best_trial
 FORMATS = ("toml", "json", "yaml")
 EXTENSIONS = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 REQUIRED_SECTIONS = ("model", "params", "data")
+METRIC_PREFIXES = ("val_", "train_", "cv_")
+"""Numeric trial attributes exported as ``[metrics]``: validation split, last training epoch, CV mean/std."""
 _NOT_DATA_CONTENT = ("cache_dir",)
 """Data settings that do not change the data (where the cache lives is per machine)."""
 
@@ -49,7 +51,7 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
     params = resolve_model_params(model, chosen)
     metrics = {
         k: v for k, v in sorted(trial.user_attrs.items())
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and k.startswith(("val_", "train_")) and k != "train_seconds"
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k.startswith(METRIC_PREFIXES) and k != "train_seconds"
     }
     data = {k: v for k, v in attrs.get("data_settings", {}).items() if v is not None and k not in _NOT_DATA_CONTENT}
     source = {
@@ -66,10 +68,15 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
         "study_file": attrs.get("study_file", ""),
         "steps_run": trial.user_attrs.get("steps_run", 0),
         "best_epoch": trial.user_attrs.get("best_epoch", 0),
+        "retrain_epochs": trial.user_attrs.get("retrain_epochs", 0),
         "train_seconds": trial.user_attrs.get("train_seconds", 0.0),
         "threads": trial.user_attrs.get("threads", 0),
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if "fold_scores" in trial.user_attrs:  # the value is the mean of these (fidelity = "folds")
+        source["fold_scores"] = list(trial.user_attrs["fold_scores"])
+    if trial.user_attrs.get("val_split_warning"):
+        source["val_split_warning"] = trial.user_attrs["val_split_warning"]
     return {
         "model": model,
         "task": get_spec(model).task,

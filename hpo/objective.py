@@ -3,10 +3,13 @@
 It samples parameters from the parsed search space, builds the model through the
 registry, trains it with a step callback that reports the metric to Optuna (written to
 the storage in batches, :mod:`hpo.trial_writes`) and may raise :class:`optuna.TrialPruned`,
-and returns the validation metric. A NaN loss
+and returns the validation metric, or, for a cross-validated model (``fidelity = "folds"``),
+the mean of its fold scores (what ``WilcoxonPruner`` assumes), stored with the scores as
+``fold_scores``/``cv_mean``/``cv_std`` for pruned and complete trials alike. A NaN loss
 prunes the trial with its reason; out-of-memory fails it with its reason (the
 worker goes on). Every trial stores its metrics, steps, time, size and device as
-user attributes so that the dashboard describes itself.
+user attributes so that the dashboard describes itself; a validation split too small to
+rank configurations adds ``val_split_warning`` (:mod:`hpo.val_split`).
 """
 
 from __future__ import annotations
@@ -35,15 +38,24 @@ def build_objective(
 
     ``device`` overrides the study file's device; ``num_threads`` caps torch's CPU threads.
     """
+    from hpo.val_split import small_val_split_warning
     from models.errors import DeviceOutOfMemory, TrainingDiverged
+    from models.fidelity import cross_validates
     from models.registry import build_model, get_spec
 
     model_spec = get_spec(spec.model)
     device = device or spec.device
+    val_warning = small_val_split_warning(len(data.y_val), data.n_classes, can_cross_validate=model_spec.family == "sklearn")
+    if val_warning and not cross_validates(spec.fixed):
+        logger.warning("%s", val_warning)
 
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
-        set_user_attrs(trial, {"model_params": _jsonable(params), "threads": _threads(num_threads)})
+        cross_validated = cross_validates(params)
+        first = {"model_params": _jsonable(params), "threads": _threads(num_threads)}
+        if val_warning and not cross_validated:  # the trial is ranked by its validation split
+            first["val_split_warning"] = val_warning
+        set_user_attrs(trial, first)
         progress = _Progress()
         outcome: dict[str, Any] = {}  # user attributes written in one go when the trial ends
         reports = BufferedReports(trial)  # epoch values reach the storage in batches (hpo.trial_writes)
@@ -60,10 +72,10 @@ def build_objective(
                 outcome["fail_reason"] = f"out of memory: {error}"
                 raise
             metrics = model.evaluate(data, "val")
-            outcome.update(_final_metrics(model, metrics, progress))
-            value = metrics.get(spec.metric)
+            outcome.update(_final_metrics(model, metrics, progress, cross_validated))
+            value = _cv_summary(progress.history, spec.metric).get("cv_mean") if cross_validated else metrics.get(spec.metric)
             if value is None or not math.isfinite(value):
-                reason = f"{spec.metric} is {value!r} after training"
+                reason = f"{spec.metric} is {value!r} after training" + (" (mean over the CV folds)" if cross_validated else "")
                 outcome["prune_reason"] = reason
                 raise optuna.TrialPruned(reason)
             if model_spec.task == "classification" and _is_new_best(trial.study, value):
@@ -72,6 +84,8 @@ def build_objective(
         finally:
             reports.flush()  # before the worker tells the trial: a pruned trial's value is its last report
             outcome.update(_progress_attrs(model, progress))
+            if cross_validated:  # the folds run so far, pruned or complete
+                outcome.update(_cv_summary(progress.history, spec.metric))
             set_user_attrs(trial, outcome)
             if model is not None and model_spec.family == "torch":
                 _upload_learning_curves(trial, getattr(model, "history_", None) or progress.history)
@@ -106,15 +120,32 @@ def _reporter(
     return on_step
 
 
-def _final_metrics(model: Any, metrics: Mapping[str, float], progress: _Progress) -> dict[str, float]:
-    """The last epoch's training metrics and the validation metrics, as user attributes."""
+def _final_metrics(
+    model: Any, metrics: Mapping[str, float], progress: _Progress, cross_validated: bool
+) -> dict[str, float]:
+    """The last epoch's training metrics and the validation metrics, as user attributes.
+
+    A cross-validated model's last step is its last fold, not the validation split: only the
+    validation metrics are kept (its fold scores go to :func:`_cv_summary`).
+    """
     history = getattr(model, "history_", None) or progress.history
-    last = history[-1] if history else {}
+    last = history[-1] if history and not cross_validated else {}
     return {
         key: float(value)
         for key, value in {**last, **metrics}.items()
         if key != "step" and isinstance(value, (int, float)) and math.isfinite(value)
     }
+
+
+def _cv_summary(history: list[Mapping[str, float]], metric: str) -> dict[str, Any]:
+    """``fold_scores`` (the metric on each held-out fold run, in fold order), ``cv_mean`` and ``cv_std``.
+
+    ``cv_std`` is the population standard deviation (``numpy.std``, as scikit-learn reports CV spreads).
+    """
+    scores = [float(row[metric]) for row in history if "fold" in row and math.isfinite(row.get(metric, math.nan))]
+    if not scores:
+        return {}
+    return {"fold_scores": scores, "cv_mean": float(np.mean(scores)), "cv_std": float(np.std(scores))}
 
 
 def _progress_attrs(model: Any, progress: _Progress) -> dict[str, Any]:
@@ -126,6 +157,8 @@ def _progress_attrs(model: Any, progress: _Progress) -> dict[str, Any]:
         attrs["n_parameters"] = int(getattr(model, "n_parameters_", 0) or 0)
         if getattr(model, "best_epoch_", 0):  # torch: the epoch whose weights early stopping kept
             attrs["best_epoch"] = int(model.best_epoch_)
+        if getattr(model, "retrain_epochs_", 0):  # torch: epochs for a retrain on train+val (tied-best median)
+            attrs["retrain_epochs"] = int(model.retrain_epochs_)
         attrs["device"] = str(getattr(model, "device_", "") or "cpu")
     return attrs
 

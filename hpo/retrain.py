@@ -49,11 +49,13 @@ def retrain(
     """Train ``config`` (read with :func:`hpo.export.read_config`) and write the results to ``out_dir``.
 
     Training on train+val leaves no validation split for early stopping, so a torch model then
-    trains for the trial's best epoch (``source.best_epoch``) instead of its whole ``max_epochs``
-    budget, unless ``epochs_from_trial`` is False.
+    trains for ``source.retrain_epochs`` (the median of the trial's tied best epochs; older exports:
+    ``source.best_epoch``), never fewer than :data:`models.training.MIN_RETRAIN_EPOCHS`, instead of
+    its whole ``max_epochs`` budget, unless ``epochs_from_trial`` is False.
     """
     from data_pipeline import DataConfig, prepare_dataset
     from hpo.commands.train import train_and_report
+    from models.training import MIN_RETRAIN_EPOCHS, retrain_epoch_count
 
     settings = dict(config["data"])
     if cache_dir is not None:
@@ -69,13 +71,15 @@ def retrain(
         )
     out_dir = Path(out_dir)
     params = dict(config["params"])
-    best_epoch = int(config.get("source", {}).get("best_epoch") or 0)
-    if epochs_from_trial and "val" in train_split and best_epoch and "max_epochs" in params:
+    source = config.get("source", {})
+    trial_epochs = int(source.get("retrain_epochs") or source.get("best_epoch") or 0)  # best_epoch: older exports
+    if epochs_from_trial and "val" in train_split and trial_epochs and "max_epochs" in params:
+        params["max_epochs"] = retrain_epoch_count(trial_epochs, int(params["max_epochs"]))
         logger.info(
-            "training on %s for %d epoch(s), the trial's best epoch (no validation split left for early stopping)",
-            train_split, best_epoch,
+            "training on %s for %d epoch(s): the median of the trial's tied best epochs, at least %d "
+            "(no validation split left for early stopping)",
+            train_split, params["max_epochs"], MIN_RETRAIN_EPOCHS,
         )
-        params["max_epochs"] = best_epoch
     metrics = train_and_report(
         config["model"], params, data_config, out_dir,
         train_split=train_split, eval_splits=tuple(eval_splits),
@@ -83,7 +87,9 @@ def retrain(
         num_threads=num_threads, data=data,
     )
     reproduced = None
-    metric, value = config.get("source", {}).get("metric"), config.get("source", {}).get("value")
+    metric = source.get("metric")
+    # the trial's own validation-split score: its value, unless the value is a CV mean (fidelity = "folds")
+    value = config.get("metrics", {}).get(metric, source.get("value"))
     if train_split == "train" and metric in metrics and value is not None:
         reproduced = (metric, float(value), float(metrics[metric]))
     return RetrainResult(dict(metrics), out_dir, data.fingerprint, matches, reproduced)
@@ -109,6 +115,8 @@ def run_config_command(args: Any) -> int:
     train_split = args.train_split or "train+val"
     eval_splits = tuple(args.eval_splits or (("val",) if train_split == "train" else ("test",)))
     source = config.get("source", {})
+    if source.get("val_split_warning"):
+        print(f"warning: the study ranked its trials on a small split: {source['val_split_warning']}")
     out_dir = args.out or (
         run_directory() / "final"
         / f"{source.get('study', config['model'])}-trial{source.get('trial', 'x')}-{time.strftime('%Y%m%d-%H%M%S')}"

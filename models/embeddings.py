@@ -41,6 +41,14 @@ class EmbeddingModel(SklearnModel):
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return self._classifier.make_estimator(n_rows)
 
+    def fold_estimator(self, n_rows: int) -> BaseEstimator:
+        """The classifier alone: its features are latent codes, which the final model does not scale either.
+
+        The autoencoder is trained once on the whole training split, so its codes of a held-out
+        fold are not independent of that fold (unsupervised, labels unseen).
+        """
+        return self.make_estimator(n_rows)
+
     def _prepare(self, data: PreparedDataset, train_split: str) -> None:
         autoencoder = AutoencoderModel(
             self._autoencoder_params(), device=self.device, seed=self.seed, num_threads=self.num_threads

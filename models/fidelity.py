@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 FOLD_SEED = 0
 """Folds do not depend on a trial's seed, so every trial of a study scores the same folds."""
+
+FOLDS = "folds"
+"""The ``fidelity`` value of cross-validated models: their objective value is the mean fold score."""
+
+
+def cross_validates(params: Mapping[str, Any]) -> bool:
+    """Whether a model with ``params`` scores itself by k-fold CV on the training split (``fidelity = "folds"``)."""
+    return params.get("fidelity") == FOLDS
 
 
 def nested_stratified_subsets(y: np.ndarray, n_steps: int, seed: int) -> list[np.ndarray]:

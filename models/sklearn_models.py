@@ -8,7 +8,9 @@ decides how ``fit`` reports progress, so that Optuna pruners work on them too:
   (``n = fidelity_steps``), validation metrics after each; the last fit is the model.
 - ``folds``: stratified k-fold CV on the training split (the data set's fold
   assignment when it has one), the held-out fold's metrics reported as ``val_*``
-  after each fold; then one fit on the whole training split.
+  after each fold; then one fit on the whole training split. Each fold fits a
+  Pipeline that standardises with the fold's training rows only (:meth:`fold_estimator`),
+  so the held-out fold shapes neither the scaling nor the model.
 """
 
 from __future__ import annotations
@@ -27,19 +29,20 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from data_pipeline.dataset import PreparedDataset
 from models.base import StepCallback
-from models.fidelity import nested_stratified_subsets, stratified_folds
+from models.fidelity import FOLDS, cross_validates, nested_stratified_subsets, stratified_folds
 from models.metrics import classification_metrics
 from models.params import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range
 from models.persistence import read_metadata, write_metadata
 
 ESTIMATOR_FILE = "estimator.joblib"
 FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 3}
-FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", "subsets", "folds")}
+FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", "subsets", FOLDS)}
 FIDELITY_RANGES: dict[str, Range] = {"fidelity_steps": AT_LEAST_1}
 SVC_RANGES: dict[str, Range] = {"C": POSITIVE, "gamma": POSITIVE, "degree": AT_LEAST_1}
 CLASS_WEIGHTS = ("none", "balanced")
@@ -77,6 +80,20 @@ class SklearnModel:
         """A fresh, unfitted estimator for a training set of ``n_rows`` rows."""
         raise NotImplementedError
 
+    def fold_estimator(self, n_rows: int) -> BaseEstimator:
+        """What one CV fold fits: a StandardScaler, then the estimator.
+
+        The data set is z-scored with the whole training split's statistics, held-out fold
+        included; refitting the scaler on the fold's training rows makes each fold's features
+        exactly those z-scored with its own training rows (z-scoring is affine per gene).
+        """
+        return Pipeline([("standardise", StandardScaler()), ("model", self.make_estimator(n_rows))])
+
+    @property
+    def cross_validated(self) -> bool:
+        """Whether ``fit`` reports k-fold CV scores (``fidelity = "folds"``)."""
+        return cross_validates(self.params)
+
     # hooks for models that learn a representation first (see EmbeddingModel)
     def _prepare(self, data: PreparedDataset, train_split: str) -> None:
         """Learn whatever the features need before the classifier (nothing here)."""
@@ -113,10 +130,10 @@ class SklearnModel:
                     report(step, estimator, X_val, y_val, train_fraction=len(rows) / len(y))
                 self.estimator_ = estimator
             else:
-                if fidelity == "folds":
+                if fidelity == FOLDS:
                     folds = data.folds if train_split == "train" else None
                     for step, (fit_rows, held_rows) in enumerate(stratified_folds(y, steps, folds), start=1):
-                        estimator = self.make_estimator(len(fit_rows)).fit(X[fit_rows], y[fit_rows])
+                        estimator = self.fold_estimator(len(fit_rows)).fit(X[fit_rows], y[fit_rows])
                         report(step, estimator, X[held_rows], y[held_rows], fold=float(step - 1))
                 self.estimator_ = self.make_estimator(len(y)).fit(X, y)
                 if fidelity == "none":

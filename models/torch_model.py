@@ -20,7 +20,7 @@ from models.errors import DeviceOutOfMemory
 from models.memory import count_parameters
 from models.params import Range
 from models.persistence import read_metadata, write_metadata
-from models.training import TrainingSettings, train_epochs
+from models.training import TrainingSettings, retrain_epoch_count, tied_best_epochs, train_epochs
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class TorchModel:
         self.train_seconds_ = 0.0
         self.n_steps_ = 0
         self.best_epoch_ = 0
+        self.retrain_epochs_ = 0
         self.n_parameters_ = 0
         self.device_ = ""
         self._shape = (0, 0)
@@ -157,6 +158,9 @@ class TorchModel:
         self.network_.eval()
         self.n_steps_ = len(outcome.history)
         self.best_epoch_ = outcome.best_epoch
+        if "val" not in train_split:  # early stopping was on: how long a retrain without it should run
+            tied = tied_best_epochs(outcome.history, self.monitor, self.monitor_mode, settings.min_delta)
+            self.retrain_epochs_ = retrain_epoch_count(tied or outcome.best_epoch, settings.max_epochs)
         self.train_seconds_ = time.perf_counter() - started
         logger.debug("%s: %d epochs in %.2fs on %s", self.name, self.n_steps_, self.train_seconds_, device)
         return self

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,35 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainingSettings)
             optimizer, mode="min", factor=settings.gamma, patience=settings.plateau_patience
         )
     return None
+
+
+MIN_RETRAIN_EPOCHS = 5
+"""Fewest epochs a retrain without a validation split runs (capped at ``max_epochs``)."""
+
+
+def tied_best_epochs(
+    history: Sequence[Mapping[str, float]], monitor: str, mode: str = "min", min_delta: float = 0.0
+) -> list[int]:
+    """The 1-based epochs whose ``monitor`` value is within ``min_delta`` of the best one."""
+    values = [(epoch, row[monitor]) for epoch, row in enumerate(history, start=1) if math.isfinite(row.get(monitor, math.nan))]
+    if not values:
+        return []
+    sign = 1.0 if mode == "min" else -1.0
+    best = min(sign * value for _, value in values)
+    return [epoch for epoch, value in values if sign * value <= best + min_delta]
+
+
+def retrain_epoch_count(epochs: int | Sequence[int], max_epochs: int) -> int:
+    """Epochs to retrain for where no validation split is left to stop early.
+
+    ``epochs`` is the trial's tied best epochs (or one epoch). Their median (the later one of
+    the middle two) is taken: a saturated metric, e.g. a validation accuracy of 1.0 on a few
+    samples, ties many epochs, and early stopping kept the first of them. The result is never
+    below :data:`MIN_RETRAIN_EPOCHS` and never above ``max_epochs``.
+    """
+    tied = sorted([epochs] if isinstance(epochs, int) else epochs)
+    chosen = tied[len(tied) // 2] if tied else 0
+    return max(1, min(max_epochs, max(chosen, MIN_RETRAIN_EPOCHS)))
 
 
 @dataclass

@@ -6,6 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import PredefinedSplit, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from data_pipeline import PreparedDataset
 from models import build_model, load_model
@@ -69,6 +75,35 @@ def test_folds_fidelity_uses_the_data_sets_fold_assignment(tiny_dataset: Prepare
     with_folds = dataclasses.replace(tiny_dataset, folds=folds)
     _, steps = fit("knn", with_folds, {"fidelity": "folds", "fidelity_steps": 2})
     assert len(steps) == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "estimator"),
+    [
+        ("knn", {"n_neighbors": 5, "metric": "euclidean", "weights": "uniform"},
+         KNeighborsClassifier(n_neighbors=5, metric="euclidean")),
+        ("logistic_regression", {"C": 0.01},
+         LogisticRegression(C=0.01, max_iter=500, class_weight="balanced", random_state=0)),
+    ],
+)
+def test_folds_standardise_on_each_folds_training_rows_not_the_held_out_fold(
+    tiny_dataset: PreparedDataset, name: str, params: dict, estimator
+) -> None:
+    """A batch effect in one fold's rows: scaling fitted with that fold included (a leak) scores it differently."""
+    folds = np.arange(len(tiny_dataset.y_train)) % 3
+    X = np.array(tiny_dataset.X_train, dtype=np.float64)
+    X[folds == 0, ::2] += 4.0  # half the genes shifted in the rows of fold 0
+    X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)  # z-scored on the whole split, as prepared data is
+    data = dataclasses.replace(tiny_dataset, X_train=X, folds=folds)
+    _, steps = fit(name, data, {**params, "fidelity": "folds"})
+    scores = [metrics["val_balanced_accuracy"] for _, metrics in steps]
+
+    def cv(model) -> list[float]:
+        return cross_val_score(model, X, data.y_train, cv=PredefinedSplit(folds), scoring="balanced_accuracy").tolist()
+
+    assert scores == pytest.approx(cv(make_pipeline(StandardScaler(), clone(estimator))), abs=1e-12)
+    leaky = cv(clone(estimator))  # what the folds scored before: scaling fitted on every training row
+    assert scores != pytest.approx(leaky, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", ["svc_on_embeddings", "knn_on_embeddings"])

@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     config = export_trial(study, args.trial, storage_url=redact(url))
     path = write_config(config, args.out, args.format)
     source = config["source"]
-    print(f"exported trial {source['trial']} of {source['study']} ({source['metric']} = {source['value']:.4f}) to {path}")
+    folds = f", mean of {len(source['fold_scores'])} CV folds" if source.get("fold_scores") else ""
+    print(f"exported trial {source['trial']} of {source['study']} ({source['metric']} = {source['value']:.4f}{folds}) to {path}")
+    if source.get("val_split_warning"):
+        print(f"warning: {source['val_split_warning']}")
     print(f"retrain: hpo train --config {path}")
     return 0
