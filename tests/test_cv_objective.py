@@ -20,7 +20,10 @@ from sklearn.preprocessing import StandardScaler
 
 from data_pipeline import prepare_dataset
 from hpo.objective import build_objective
+from hpo.export import export_trial
+from hpo.retrain import retrain
 from hpo.studyfile import load_study_file
+from hpo.studysetup import open_study
 from models.fidelity import FOLD_SEED
 from tests.models_support import one_torch_thread  # noqa: F401  (autouse)
 
@@ -54,12 +57,12 @@ def study_spec(tmp_path: Path, data_config, *, fidelity: str = "folds", **data: 
 
 
 def run_study(tmp_path: Path, spec, data, *, n_trials: int, pruner: optuna.pruners.BasePruner | None = None) -> list:
-    study = optuna.create_study(
-        study_name=spec.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize",
-        sampler=optuna.samplers.RandomSampler(seed=3), pruner=pruner or optuna.pruners.NopPruner(),
-    )
+    """Run ``n_trials`` in this process on a SQLite file; the trials as stored."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = open_study(spec, optuna.storages.RDBStorage(url), data_fingerprint=data.fingerprint)
+    study.pruner = pruner or study.pruner
     study.optimize(build_objective(spec, data, num_threads=1), n_trials=n_trials)
-    return optuna.load_study(study_name=spec.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}").get_trials()
+    return optuna.load_study(study_name=spec.name, storage=url).get_trials()
 
 
 def test_a_folds_trials_value_is_the_mean_of_its_fold_scores_as_scikit_learn_computes_it(
@@ -129,3 +132,17 @@ def test_a_study_ranked_on_a_small_validation_split_says_so_and_a_large_one_does
     assert len(data.y_val) >= 50
     (large,) = run_study(tmp_path / "large", spec, data, n_trials=1)
     assert large.state == TrialState.COMPLETE and "val_split_warning" not in large.user_attrs
+
+
+def test_a_folds_trial_exports_its_folds_and_retrains_to_its_validation_score(tmp_path, tiny_dataset, tiny_data_config):
+    spec = study_spec(tmp_path, tiny_data_config)
+    (trial,) = run_study(tmp_path, spec, tiny_dataset, n_trials=1)
+    config = export_trial(optuna.load_study(study_name=spec.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}"))
+    assert config["source"]["value"] == trial.value and config["source"]["fold_scores"] == trial.user_attrs["fold_scores"]
+    assert config["metrics"]["cv_mean"] == trial.value and config["metrics"]["cv_std"] == trial.user_attrs["cv_std"]
+    assert "val_split_warning" not in config["source"]
+    result = retrain(config, tmp_path / "again", train_split="train", eval_splits=("val",),
+                     num_threads=1, cache_dir=tiny_data_config.cache_dir)
+    # retraining on train reproduces the validation split's score, which is not the CV mean
+    assert result.reproduced == ("val_balanced_accuracy", trial.user_attrs["val_balanced_accuracy"],
+                                 pytest.approx(trial.user_attrs["val_balanced_accuracy"], abs=1e-12))

@@ -12,6 +12,7 @@ from hpo.cli import main
 from hpo.export import ExportError, export_trial, read_config, write_config
 from hpo.retrain import retrain
 from hpo.studyfile import load_study_file
+from models.training import MIN_RETRAIN_EPOCHS
 from hpo.worker import run_worker
 from tests.test_workers import sqlite_url, tiny_study
 
@@ -74,6 +75,10 @@ def test_hpo_train_config_writes_the_final_model_and_test_metrics(finished_study
     url, name = finished_study
     best = tmp_path / "best.toml"
     assert main(["export", name, "--storage", url, "--out", str(best)]) == 0
+    # the tiny data set's 27 validation samples are too few to rank trials: export says so in one line
+    warning = "warning: validation split has 27 samples over 6 tissues: ties are likely; consider a larger val_fraction"
+    assert warning in capsys.readouterr().out.splitlines()
+    assert read_config(best)["source"]["val_split_warning"] == warning.removeprefix("warning: ")
     out = tmp_path / "final"
     # the cache of the session's tiny data, as a user on another machine would point it
     text = best.read_text().replace("[data]\n", f'[data]\ncache_dir = "{tiny_data_config.cache_dir}"\n')
@@ -81,6 +86,7 @@ def test_hpo_train_config_writes_the_final_model_and_test_metrics(finished_study
     assert main(["train", "--config", str(best), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "on train+val, evaluating test" in printed
+    assert "validation split has 27 samples over 6 tissues" in printed  # retraining repeats the warning
     record = json.loads((out / "metrics.json").read_text())
     assert record["train_split"] == "train+val" and 0.0 <= record["metrics"]["test_balanced_accuracy"] <= 1.0
     report = json.loads((out / "report_test.json").read_text())
@@ -131,19 +137,26 @@ def test_demo_runs_end_to_end_on_tiny_data(tmp_path, tiny_data_config, capsys, m
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))) == 3
 
 
-def test_retrain_on_train_and_val_runs_the_trials_best_epoch_count(finished_study, tmp_path, tiny_data_config):
+def test_retrain_on_train_and_val_runs_the_trials_retrain_epochs(finished_study, tmp_path, tiny_data_config):
     url, name = finished_study
-    config = export_trial(optuna.load_study(study_name=name, storage=url))
-    assert 1 <= config["source"]["best_epoch"] <= config["params"]["max_epochs"] == 4  # recorded by the objective
-    config["source"]["best_epoch"] = 2  # pin it, whatever the tiny study's best epoch was
+    study = optuna.load_study(study_name=name, storage=url)
+    config = export_trial(study)
+    source = config["source"]
+    assert 1 <= source["best_epoch"] <= config["params"]["max_epochs"] == 4  # recorded by the objective
+    # the median of the tied best epochs, at least MIN_RETRAIN_EPOCHS: here the 4-epoch budget caps it
+    assert source["retrain_epochs"] == study.best_trial.user_attrs["retrain_epochs"] == 4
+    config["params"]["max_epochs"] = 9
 
-    def steps(**options) -> int:
-        out = tmp_path / f"final-{len(options)}"
+    def steps(name: str, **options) -> int:
+        out = tmp_path / name
         retrain(config, out, train_split="train+val", cache_dir=tiny_data_config.cache_dir, num_threads=1, **options)
         return json.loads((out / "metrics.json").read_text())["n_steps"]
 
-    assert steps() == 2  # no validation split left for early stopping: stop where the trial's best epoch was
-    assert steps(epochs_from_trial=False) == 4  # the whole max_epochs budget
+    source["retrain_epochs"] = 7  # pin it, whatever the tiny study recorded
+    assert steps("recorded") == 7  # no validation split left for early stopping: the trial's retrain epochs
+    assert steps("budget", epochs_from_trial=False) == 9  # the whole max_epochs budget
+    source["retrain_epochs"], source["best_epoch"] = 0, 2  # an export from before retrain_epochs existed
+    assert steps("older-export") == MIN_RETRAIN_EPOCHS == 5  # its best epoch, raised to the floor
 
 
 def test_hpo_train_config_set_max_epochs_beats_the_trials_best_epoch(finished_study, tmp_path, tiny_data_config):
