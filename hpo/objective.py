@@ -45,7 +45,9 @@ def build_objective(
 
     model_spec = get_spec(spec.model)
     device = device or spec.device
-    val_warning = small_val_split_warning(len(data.y_val), data.n_classes, can_cross_validate=model_spec.family == "sklearn")
+    val_warning = small_val_split_warning(
+        len(data.y_val), data.n_classes, can_cross_validate=model_spec.family == "sklearn"
+    )
     if val_warning and not cross_validates(spec.fixed):
         logger.warning("%s", val_warning)
 
@@ -73,9 +75,12 @@ def build_objective(
                 raise
             metrics = model.evaluate(data, "val")
             outcome.update(_final_metrics(model, metrics, progress, cross_validated))
-            value = _cv_summary(progress.history, spec.metric).get("cv_mean") if cross_validated else metrics.get(spec.metric)
+            if cross_validated:  # the mean fold score, as WilcoxonPruner assumes
+                value = _cv_summary(progress.history, spec.metric).get("cv_mean")
+            else:
+                value = metrics.get(spec.metric)
             if value is None or not math.isfinite(value):
-                reason = f"{spec.metric} is {value!r} after training" + (" (mean over the CV folds)" if cross_validated else "")
+                reason = f"{spec.metric} is {value!r} after training" + (" on the CV folds" if cross_validated else "")
                 outcome["prune_reason"] = reason
                 raise optuna.TrialPruned(reason)
             if model_spec.task == "classification" and _is_new_best(trial.study, value):

@@ -110,7 +110,9 @@ def tied_best_epochs(
     history: Sequence[Mapping[str, float]], monitor: str, mode: str = "min", min_delta: float = 0.0
 ) -> list[int]:
     """The 1-based epochs whose ``monitor`` value is within ``min_delta`` of the best one."""
-    values = [(epoch, row[monitor]) for epoch, row in enumerate(history, start=1) if math.isfinite(row.get(monitor, math.nan))]
+    values = [
+        (epoch, row[monitor]) for epoch, row in enumerate(history, start=1) if math.isfinite(row.get(monitor, math.nan))
+    ]
     if not values:
         return []
     sign = 1.0 if mode == "min" else -1.0

@@ -25,7 +25,6 @@ from hpo.retrain import retrain
 from hpo.studyfile import load_study_file
 from hpo.studysetup import open_study
 from models.fidelity import FOLD_SEED
-from tests.models_support import one_torch_thread  # noqa: F401  (autouse)
 
 N_FOLDS = 3
 
@@ -82,7 +81,8 @@ def test_a_folds_trials_value_is_the_mean_of_its_fold_scores_as_scikit_learn_com
             LogisticRegression(C=trial.params["C"], max_iter=300, class_weight="balanced", random_state=0),
         )
         independent = cross_val_score(
-            pipeline, np.asarray(tiny_dataset.X_train), np.asarray(tiny_dataset.y_train), cv=cv, scoring="balanced_accuracy"
+            pipeline, np.asarray(tiny_dataset.X_train), np.asarray(tiny_dataset.y_train),
+            cv=cv, scoring="balanced_accuracy",
         )
         assert scores == pytest.approx(independent.tolist(), abs=1e-12)
         # the validation split's score is recorded too, under its own name, and is not the value
@@ -119,7 +119,8 @@ def test_a_study_ranked_on_a_small_validation_split_says_so_and_a_large_one_does
 ):
     for folder in ("small", "large"):
         (tmp_path / folder).mkdir()
-    (small,) = run_study(tmp_path / "small", study_spec(tmp_path, tiny_data_config, fidelity="none"), tiny_dataset, n_trials=1)
+    spec = study_spec(tmp_path, tiny_data_config, fidelity="none")
+    (small,) = run_study(tmp_path / "small", spec, tiny_dataset, n_trials=1)
     n_val = len(tiny_dataset.y_val)
     assert small.user_attrs["val_split_warning"] == (
         f"validation split has {n_val} samples over {tiny_dataset.n_classes} tissues: ties are likely; "
@@ -138,7 +139,8 @@ def test_a_folds_trial_exports_its_folds_and_retrains_to_its_validation_score(tm
     spec = study_spec(tmp_path, tiny_data_config)
     (trial,) = run_study(tmp_path, spec, tiny_dataset, n_trials=1)
     config = export_trial(optuna.load_study(study_name=spec.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}"))
-    assert config["source"]["value"] == trial.value and config["source"]["fold_scores"] == trial.user_attrs["fold_scores"]
+    assert config["source"]["value"] == trial.value
+    assert config["source"]["fold_scores"] == trial.user_attrs["fold_scores"]
     assert config["metrics"]["cv_mean"] == trial.value and config["metrics"]["cv_std"] == trial.user_attrs["cv_std"]
     assert "val_split_warning" not in config["source"]
     result = retrain(config, tmp_path / "again", train_split="train", eval_splits=("val",),

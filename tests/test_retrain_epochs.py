@@ -55,7 +55,8 @@ def test_a_classifier_keeps_the_first_tied_epoch_and_records_the_median_for_retr
 def test_a_tiny_validation_split_is_named_in_one_line():
     warning = small_val_split_warning(9, 8, can_cross_validate=True)
     assert warning == (
-        'validation split has 9 samples over 8 tissues: ties are likely; consider fidelity = "folds" or a larger val_fraction'
+        "validation split has 9 samples over 8 tissues: ties are likely; "
+        'consider fidelity = "folds" or a larger val_fraction'
     )
     assert "\n" not in warning
     assert small_val_split_warning(9, 8).endswith("consider a larger val_fraction")  # torch: no folds fidelity
