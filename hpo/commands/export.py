@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     path = write_config(config, args.out, args.format)
     source = config["source"]
     print(f"exported trial {source['trial']} of {source['study']} ({source['metric']} = {source['value']:.4f}) to {path}")
-    print(f"retrain: hpo train --config {path}")
+    print(f"retrain: hpo train --config {shlex.quote(str(path))}")
     return 0
