@@ -126,30 +126,43 @@ def write_config(config: Mapping[str, Any], path: str | Path, fmt: str | None = 
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """Read an exported configuration (TOML, JSON or YAML by extension) and check its sections."""
+    """Read an exported configuration and check its sections.
+
+    The format comes from the extension (``.toml``, ``.json``, ``.yaml``/``.yml``); any other
+    extension (``hpo export --format yaml --out best.txt``) is sniffed: TOML, then JSON, then YAML.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ExportError(f"{path}: no such config file") from None
-    fmt = EXTENSIONS.get(path.suffix.lower(), "toml")
-    try:
-        if fmt == "json":
-            config = json.loads(text)
-        elif fmt == "yaml":
-            import yaml
-
-            config = yaml.safe_load(text)
-        else:
-            config = tomllib.loads(text)
-    except Exception as error:
-        raise ExportError(f"{path}: not valid {fmt.upper()}: {error}") from None
+    known = EXTENSIONS.get(path.suffix.lower())
+    config: Any = None
+    for fmt in (known,) if known else FORMATS:
+        try:
+            config = _parse(text, fmt)
+            break
+        except Exception as error:
+            if known:
+                raise ExportError(f"{path}: not valid {fmt.upper()}: {error}") from None
+    else:
+        raise ExportError(f"{path}: not valid TOML, JSON or YAML")
     if not isinstance(config, dict):
         raise ExportError(f"{path}: expected a table at the top level")
     missing = [key for key in REQUIRED_SECTIONS if key not in config]
     if missing:
         raise ExportError(f"{path}: missing {', '.join(missing)} (is this a file written by `hpo export`?)")
     return config
+
+
+def _parse(text: str, fmt: str) -> Any:
+    if fmt == "json":
+        return json.loads(text)
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_load(text)
+    return tomllib.loads(text)
 
 
 def _without_none(value: Any) -> Any:

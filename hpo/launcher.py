@@ -43,6 +43,8 @@ class Progress:
     best_value: float | None
     best_trial: int | None
     workers_alive: int
+    mean_trial_seconds: float | None = None
+    """Mean duration of the finished (complete or pruned) trials so far, for an ETA."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,13 @@ def _snapshot(study: optuna.Study, spec: StudySpec, name: str, started: float, a
         best_value, best_number = best.value, best.number
     except ValueError:
         best_value = best_number = None
-    return Progress(name, time.monotonic() - started, counts, spec.n_trials, best_value, best_number, alive)
+    durations = [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+        if t.datetime_start is not None and t.datetime_complete is not None
+    ]
+    mean = sum(durations) / len(durations) if durations else None
+    return Progress(name, time.monotonic() - started, counts, spec.n_trials, best_value, best_number, alive, mean)
 
 
 def format_progress(progress: Progress) -> str:

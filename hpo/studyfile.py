@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpo.overrides import drop_options_of_replaced
 from hpo.space import SearchSpace, parse_space
 
 TOP_LEVEL_KEYS = (
@@ -123,8 +124,9 @@ def load_study_file(path: str | Path, overrides: Mapping[str, Any] | None = None
         content = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise StudyFileError(path, [f"not valid TOML: {error}"]) from None
-    content = apply_overrides(content, overrides or {})
-    return parse_study(content, path=path, text=text)
+    merged = apply_overrides(content, overrides or {})
+    merged = drop_options_of_replaced(content, merged, overrides or {})
+    return parse_study(merged, path=path, text=text)
 
 
 def apply_overrides(content: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

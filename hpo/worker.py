@@ -233,27 +233,59 @@ def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, storage: optuna.
         retry(study, storage.get_trial(trial._trial_id))
 
 
+TRIAL_LINE_WIDTH = 94
+"""Characters of a trial's log message: with the ``HH:MM:SS INFO hpo.worker: `` prefix, 120 in all."""
+
+
 def _log_trial(
     study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None, reason: str,
     seconds: float, label: str, metric: str, retried: int | None,
 ) -> None:
-    params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
-    again = f" (retry of trial {retried})" if retried is not None else ""
+    """One short line per finished trial (all parameters and the full reason at debug level)."""
+    again = f" (retry of #{retried})" if retried is not None else ""
+    head = f"{label}: trial {trial.number}{again}"
     if state is TrialState.COMPLETE:
         try:
-            best_trial = study.best_trial  # one query for value and number, not two
-            best = f"best {best_trial.value:.4f} (trial {best_trial.number})"
+            best = study.best_trial.number == trial.number
         except ValueError:
-            best = ""
-        logger.info("%s: trial %d%s complete %s=%.4f in %.1fs; %s [%s]", label, trial.number, again, metric, value, seconds, best, params)
+            best = False
+        line, level = f"{head} complete {value:.4f} in {seconds:.1f}s{', new best' if best else ''}", logging.INFO
     elif state is TrialState.PRUNED:
-        logger.info("%s: trial %d%s pruned in %.1fs: %s [%s]", label, trial.number, again, seconds, reason, params)
+        line, level = f"{head} pruned in {seconds:.1f}s: {_cut(reason, 40)}", logging.INFO
     else:
-        logger.warning("%s: trial %d%s failed in %.1fs: %s [%s]", label, trial.number, again, seconds, reason, params)
+        line, level = f"{head} failed in {seconds:.1f}s: {_cut(reason, 50)}", logging.WARNING
+    logger.log(level, "%s", _with_params(line, trial.params))
+    logger.debug("%s: trial %d %s=%s: %s [%s]", label, trial.number, metric, value, reason,
+                 ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items()))
 
 
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def _with_params(line: str, params: dict[str, Any]) -> str:
+    """``line [lr=0.003 dropout=0.2 ...]`` with as many (abbreviated) parameters as fit the width."""
+    budget = TRIAL_LINE_WIDTH - len(line) - 3
+    shown: list[str] = []
+    for position, (name, value) in enumerate(params.items()):
+        item = f"{_abbreviate(name)}={_short(value, 3)}"
+        rest = position < len(params) - 1
+        if len(" ".join([*shown, item])) + (4 if rest else 0) > budget:
+            shown.append("...")
+            break
+        shown.append(item)
+    text = " ".join(shown)
+    return f"{line} [{text}]" if shown and len(text) <= max(budget, 1) else line
+
+
+def _abbreviate(name: str) -> str:
+    """``weight_decay`` -> ``wei_dec``: names over 10 characters keep 3 letters of each part."""
+    return name if len(name) <= 10 else "_".join(part[:3] for part in name.split("_"))
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _short(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 @contextlib.contextmanager

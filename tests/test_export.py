@@ -94,6 +94,31 @@ def test_hpo_train_config_writes_the_final_model_and_test_metrics(finished_study
     assert (out / "model").is_dir() and (out / "config.toml").is_file()
 
 
+def test_the_retrain_hint_of_an_export_with_any_extension_runs(finished_study, tmp_path, capsys):
+    import shlex
+
+    url, name = finished_study
+    out = tmp_path / "best config.txt"  # neither the extension nor the path says how to read it
+    assert main(["export", name, "--storage", url, "--format", "yaml", "--out", str(out)]) == 0
+    hint = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("retrain: "))
+    command = shlex.split(hint.removeprefix("retrain: "))
+    assert command[:3] == ["hpo", "train", "--config"]
+    assert main([*command[1:], "--out", str(tmp_path / "final")]) == 0
+    assert "retraining classifier" in capsys.readouterr().out
+    assert (tmp_path / "final" / "metrics.json").is_file()
+
+
+def test_unknown_extensions_are_sniffed_and_garbage_is_one_line(finished_study, tmp_path):
+    url, name = finished_study
+    config = export_trial(optuna.load_study(study_name=name, storage=url))
+    for fmt in ("toml", "json", "yaml"):
+        back = read_config(write_config(config, tmp_path / f"{fmt}.cfg", fmt))
+        assert back["params"] == config["params"], fmt
+    (tmp_path / "garbage.cfg").write_text("[model\n: : {")
+    with pytest.raises(ExportError, match="not valid TOML, JSON or YAML"):
+        read_config(tmp_path / "garbage.cfg")
+
+
 def test_studies_and_show_list_what_the_storage_holds(finished_study, capsys):
     url, name = finished_study
     study = optuna.load_study(study_name=name, storage=url)

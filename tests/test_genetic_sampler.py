@@ -176,12 +176,82 @@ def test_bad_options_name_the_option(options, name) -> None:
         GeneticSampler(**options)
 
 
-def test_multi_objective_studies_are_refused_with_a_pointer_to_nsga2() -> None:
-    study = optuna.create_study(
-        directions=["minimize", "minimize"], sampler=GeneticSampler(population_size=2, elite_size=1)
+def _pool_ids(study: optuna.Study, generation: int) -> list[int]:
+    key = GeneticSampler._get_parent_cache_key_prefix() + str(generation)
+    return study._storage.get_study_system_attrs(study._study_id)[key]
+
+
+def test_the_best_trial_joins_the_pool_even_when_it_finishes_after_its_generation_was_bred() -> None:
+    study = optuna.create_study(sampler=GeneticSampler(population_size=4, elite_size=1, seed=0))
+
+    def ask_and_tell(value: float) -> None:
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        study.tell(trial, value)
+
+    late = study.ask()  # generation 0, like the four below; a slow worker holds it
+    late.suggest_float("x", 0.0, 1.0)
+    for value in (10.0, 11.0, 12.0, 13.0):
+        ask_and_tell(value)  # generation 0 complete
+    ask_and_tell(20.0)  # the first child of generation 1 breeds (pool of generation 1 is fixed now)
+    study.tell(late, 0.0)  # the best trial of all finishes late, numbered generation 0
+    for value in (21.0, 22.0, 23.0):
+        ask_and_tell(value)  # generation 1 complete
+    ask_and_tell(30.0)  # generation 2 breeds
+    generation = GeneticSampler._get_generation_key()
+    assert study.trials[late.number].system_attrs[generation] == 0
+    assert study.trials[-1].system_attrs[generation] == 2
+    assert late._trial_id not in _pool_ids(study, 1)
+    assert late._trial_id in _pool_ids(study, 2), "the elite must stay in the pool"
+
+
+def test_one_sampler_reused_on_a_second_in_memory_study_breeds_from_that_study() -> None:
+    # Blend crossover with alpha 0 and a tiny mutation keep children between their parents.
+    sampler = GeneticSampler(
+        population_size=4, elite_size=1, crossover="blend", blend_alpha=0.0, mutation_scale=1e-3, seed=0
     )
-    with pytest.raises(ValueError, match="nsga2"):
-        study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=3)
+
+    def run(start: float) -> optuna.Study:
+        study = optuna.create_study(sampler=sampler)  # in-memory: both studies have id 0
+        for offset in range(4):
+            study.enqueue_trial({"x": start + offset})
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 100.0), n_trials=8)
+        return study
+
+    first, second = run(1.0), run(96.0)
+    assert first._study_id == second._study_id
+    assert all(0.9 <= t.params["x"] <= 4.1 for t in first.trials)
+    bred = [t.params["x"] for t in second.trials[4:]]
+    assert all(95.9 <= x <= 99.1 for x in bred), bred
+
+
+def _two_objectives(trial: optuna.Trial) -> tuple[float, float]:
+    x = trial.suggest_float("x", 0.0, 1.0)
+    y = trial.suggest_float("y", 0.0, 1.0)
+    g = 1.0 + 9.0 * y  # ZDT1 with two variables: the Pareto front is y = 0
+    return x, g * (1.0 - math.sqrt(x / g))
+
+
+def test_multi_objective_studies_breed_by_pareto_rank() -> None:
+    from optuna._hypervolume import compute_hypervolume
+
+    reference = np.array([1.1, 11.0])
+    volumes = {}
+    for name, sampler in (
+        ("ga", GeneticSampler(population_size=10, seed=0)),
+        ("random", optuna.samplers.RandomSampler(seed=0)),
+    ):
+        study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+        study.optimize(_two_objectives, n_trials=120)
+        assert all(t.state == TrialState.COMPLETE for t in study.trials)
+        front = np.array([t.values for t in study.best_trials])
+        volumes[name] = compute_hypervolume(front, reference)
+        if name == "ga":
+            best = {t._trial_id for t in study.best_trials}
+            generations = max(t.system_attrs[GeneticSampler._get_generation_key()] for t in study.trials)
+            assert generations >= 5
+            assert best & set(_pool_ids(study, generations)), "the Pareto front must be in the pool"
+    assert volumes["ga"] > volumes["random"], volumes
 
 
 # -- several worker processes on one study --------------------------------------------------

@@ -13,6 +13,7 @@ from hpo.space import parse_space
 from hpo.studyfile import StudyFileError, load_study_file
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
+STUDY_DIR = Path(__file__).parent.parent / "studies"
 
 VALID = """
 name = "t"
@@ -148,6 +149,35 @@ def test_overrides_apply_before_validation(tmp_path):
     assert (spec.sampler.name, spec.sampler.seed) == ("random", 3)
     with pytest.raises(StudyFileError, match="space.lr: low > high"):
         load_study_file(path, {"space.lr.low": 1.0})
+
+
+def test_setting_a_new_pruner_or_sampler_name_drops_the_old_ones_options(caplog):
+    caplog.set_level("INFO", logger="hpo.overrides")
+    spec = load_study_file(STUDY_DIR / "conv_classifier.toml", {"pruner.name": "none", "sampler.name": "random"})
+    assert spec.pruner.name == "none" and spec.pruner.options == {}
+    assert "drops hyperband's options max_resource, min_resource, reduction_factor" in caplog.text
+    # options the new pruner takes stay, and so do options given with --set
+    spec = load_study_file(STUDY_DIR / "classifier.toml", {"pruner": {"name": "percentile", "percentile": 30.0}})
+    assert spec.pruner.options == {"n_startup_trials": 5, "n_warmup_steps": 5, "percentile": 30.0}
+    spec = load_study_file(STUDY_DIR / "random_forest.toml", {"sampler.name": "tpe", "sampler.n_startup_trials": 3})
+    assert spec.sampler.options == {"n_startup_trials": 3} and spec.sampler.seed is not None
+    # an option that fits neither is still refused when the name stays
+    with pytest.raises(StudyFileError, match="min_resource"):
+        load_study_file(STUDY_DIR / "classifier.toml", {"pruner.min_resource": 2})
+
+
+def test_cli_set_pruner_name_none_runs_a_trial(tmp_path, tiny_dataset, tiny_data_config, capsys, caplog):
+    from hpo.cli import main
+    from tests.test_workers import tiny_study
+
+    path = tiny_study(tmp_path, tiny_data_config, name="switch", n_trials=1,
+                      pruner={"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1})
+    url = f"sqlite:///{tmp_path / 'switch.db'}"
+    caplog.set_level("INFO", logger="hpo.overrides")
+    assert main(["worker", str(path), "--storage", url, "--set", "pruner.name=none", "--worker-index", "0"]) == 0
+    assert "pruner.name=none drops median's options n_startup_trials, n_warmup_steps" in caplog.text
+    study = optuna.load_study(study_name="switch", storage=url)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
 
 
 def test_set_assignments_round_trip():

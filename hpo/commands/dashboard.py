@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hpo.dashboard import serve_dashboard
+    from hpo.exposure import exposure_warning
+
+    warning = exposure_warning("optuna-dashboard", args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
     def announce(url: str) -> None:
         print(f"optuna-dashboard: {url}  (Ctrl-C to stop)", flush=True)

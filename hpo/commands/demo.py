@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from hpo.launcher import format_progress, launch
     from hpo.overrides import parse_overrides
     from hpo.retrain import copy_config, retrain
+    from hpo.run_output import dashboard_hint
     from hpo.storage import open_storage, redact, run_directory
     from hpo.studyfile import load_study_file
 
@@ -93,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"best config:   {best_file}")
     print(f"final model:   {out / 'final'} (metrics.json, report_test.json, model/)")
     print(f"storage:       {redact(result.storage_url)} (study {name})")
-    print(f"browse:        hpo dashboard{'' if not args.storage else ' --storage ' + redact(result.storage_url)}"
-          f"     (or: optuna-dashboard {redact(result.storage_url)})")
+    print(f"browse:        {dashboard_hint(result.storage_url, bool(args.storage))}")
     print(f"look:          hpo show {name}   |   retrain again: hpo train --config {best_file}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"exported trial {source['trial']} of {source['study']} ({source['metric']} = {source['value']:.4f}{folds}) to {path}")
     if source.get("val_split_warning"):
         print(f"warning: {source['val_split_warning']}")
-    print(f"retrain: hpo train --config {path}")
+    print(f"retrain: hpo train --config {shlex.quote(str(path))}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpo.exposure import exposure_warning
     from hpo.proxy import serve_proxy
+
+    warning = exposure_warning("the gRPC storage proxy", args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
     def announce(address: str) -> None:
         print(f"gRPC storage proxy: {address}  (workers: --storage {address}; Ctrl-C to stop)", flush=True)

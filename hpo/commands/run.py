@@ -23,29 +23,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpo.launcher import format_progress, launch
-    from hpo.storage import redact
+    from hpo.launcher import launch
+    from hpo.run_output import StatusPrinter, final_lines, status_line
 
-    shown = {"line": "", "at": -1e9}
-
-    def show(progress) -> None:
-        line = format_progress(progress)
-        changed = line.split("] ", 1)[1] != shown["line"].split("] ", 1)[-1]
-        if not args.quiet and (changed or progress.elapsed - shown["at"] >= 30):
-            print(line, flush=True)
-            shown.update(line=line, at=progress.elapsed)
-
+    printer = StatusPrinter(args.workers)
     result = launch(
         args.study_file, workers=args.workers, overrides=overrides_from(args), storage_url=args.storage,
-        study_name=args.study_name, on_progress=show,
+        study_name=args.study_name, on_progress=None if args.quiet else printer,
     )
-    if args.quiet or format_progress(result.progress) != shown["line"]:
-        print(format_progress(result.progress))
-    if result.progress.best_trial is not None:
-        print(f"best trial {result.progress.best_trial}: {result.progress.best_value:.4f}")
-    print(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
-    print(f"next: hpo show {result.study_name}   hpo export {result.study_name} --out best.toml")
+    if args.quiet:
+        print(status_line(result.progress, args.workers))
+    for line in final_lines(result, _metric(result.storage_url, result.study_name), args.storage is not None):
+        print(line)
     if not result.ok:
         print(f"hpo run: worker exit codes {result.exit_codes}")
         return 1
     return 0
+
+
+def _metric(storage_url: str, study_name: str) -> str:
+    """The study's metric name, as the study records it (``value`` if it does not)."""
+    import optuna
+
+    from hpo.storage import open_storage
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url, heartbeat_interval=None))
+    return str(study.user_attrs.get("metric", "value"))

@@ -1,4 +1,4 @@
-"""A single-objective genetic algorithm as a first-class Optuna sampler.
+"""A genetic algorithm as a first-class Optuna sampler.
 
 :class:`GeneticSampler` extends Optuna's :class:`~optuna.samplers.BaseGASampler`, which numbers
 the generations of trials and caches each generation's parents in the study's system attributes.
@@ -6,8 +6,9 @@ Everything the algorithm needs therefore lives in the storage, so the sampler wo
 storage, with several worker processes on one study, and shows in optuna-dashboard like any sampler.
 
 One generation is ``population_size`` completed trials. The mating pool of generation ``g`` is the
-completed trials of generation ``g - 1`` plus the ``elite_size`` best trials seen so far (elitism:
-the best trial never leaves the pool). Each child comes from two tournament-selected parents, a
+completed trials of generation ``g - 1`` plus the ``elite_size`` best of all trials completed when
+the pool is drawn (elitism: the best trial is always in the pool, even one that finished after its
+own generation had been bred from). Each child comes from two tournament-selected parents, a
 crossover (uniform for categorical parameters; simulated binary or blend crossover for numbers, in
 log space for log distributions) and a mutation (Gaussian, scaled to the parameter's range, for
 numbers; a different choice for categorical parameters). Integers and stepped floats are rounded to
@@ -17,6 +18,9 @@ The first generation, and every parameter that is not in all completed trials (c
 parameters) or whose distribution changed, are drawn by an independent sampler (random by default).
 Pruned and failed trials never become parents; enqueued trials keep their fixed parameters and,
 once complete, take part in selection like any other trial.
+
+In a multi-objective study "best" is NSGA-II's order: the non-domination rank first, then the larger
+crowding distance within a front.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.samplers import BaseGASampler, BaseSampler, RandomSampler, TPESampler
+from optuna.samplers.nsgaii._elite_population_selection_strategy import _calc_crowding_distance
 from optuna.search_space import IntersectionSearchSpace
+from optuna.storages import BaseStorage
 from optuna.study import Study, StudyDirection
+from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
 
 CROSSOVERS = ("sbx", "blend")
@@ -108,9 +115,13 @@ class GeneticSampler(BaseGASampler):
         self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._independent_sampler = _independent_sampler(independent_sampler, seed)
+        # The study this in-process state belongs to; reset when the sampler moves to another study
+        # (in-memory storages number every study 0, so the id alone does not tell studies apart).
+        self._study_key: tuple[BaseStorage, int] | None = None
         self._search_space = IntersectionSearchSpace()
-        # Parents of a generation never change once cached in the storage: keep them in-process too.
-        self._pool_cache: dict[tuple[int, int], list[FrozenTrial]] = {}
+        # Parents of a generation never change once cached in the storage: keep them in-process too,
+        # with each parent's rank in the pool (smaller is better).
+        self._pool_cache: dict[int, tuple[list[FrozenTrial], dict[int, tuple[float, float]]]] = {}
         # Generation numbered in before_trial, by trial id: saves a second storage write per trial.
         self._generations: dict[int, int] = {}
 
@@ -123,6 +134,7 @@ class GeneticSampler(BaseGASampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
+        self._use_study(study)
         return {
             name: distribution
             for name, distribution in self._search_space.calculate(study, use_cache=True).items()
@@ -134,19 +146,15 @@ class GeneticSampler(BaseGASampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        _require_single_objective(study)
         generation = self._generations.get(trial._trial_id)
         if generation is None:
             generation = self.get_trial_generation(study, trial)
-        pool = [
-            parent
-            for parent in self._mating_pool(study, generation)
-            if all(name in parent.params for name in search_space)
-        ]
+        parents, ranks = self._mating_pool(study, generation)
+        pool = [parent for parent in parents if all(name in parent.params for name in search_space)]
         if len(pool) < 2:
             return {}
-        mother = self._tournament(pool, study.direction)
-        father = self._tournament(pool, study.direction, avoid=mother)
+        mother = self._tournament(pool, ranks)
+        father = self._tournament(pool, ranks, avoid=mother)
         if self._rng.random() < self._crossover_prob:
             child = self._cross(mother.params, father.params, search_space)
         else:
@@ -176,8 +184,8 @@ class GeneticSampler(BaseGASampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # Number the generation now, so enqueued trials whose parameters are all fixed (and thus
         # never reach sample_relative) still belong to a generation and can become parents.
-        if not study._is_multi_objective():
-            self._generations[trial._trial_id] = self.get_trial_generation(study, trial)
+        self._use_study(study)
+        self._generations[trial._trial_id] = self.get_trial_generation(study, trial)
         self._independent_sampler.before_trial(study, trial)
 
     def after_trial(
@@ -193,38 +201,52 @@ class GeneticSampler(BaseGASampler):
     # -- BaseGASampler ----------------------------------------------------------------------
 
     def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
-        """Completed trials of the previous generation plus the best ``elite_size`` so far.
+        """Completed trials of the previous generation plus the best ``elite_size`` completed so far.
 
+        The elite is drawn from every trial complete now, whatever generation it was numbered in:
+        with parallel workers the best trial may finish after its own generation was bred from.
         Only complete trials are ever population members (pruned and failed trials are not).
         Sorted by trial number so the freshly computed and the storage-cached pool agree.
         """
         offspring = self.get_population(study, generation - 1)
-        candidates = {t.number: t for t in self.get_parent_population(study, generation - 1)}
-        candidates.update({t.number: t for t in offspring})
-        ranked = sorted(candidates.values(), key=lambda t: (_loss(t, study.direction), t.number))
+        completed = study._get_trials(deepcopy=False, states=[TrialState.COMPLETE], use_cache=True)
+        ranks = _ranks(completed, study.directions)
+        ranked = sorted(completed, key=lambda t: (ranks[t.number], t.number))
         pool = {t.number: t for t in offspring}
         pool.update({t.number: t for t in ranked[: self._elite_size]})
         return [pool[number] for number in sorted(pool)]
 
     # -- the operators ----------------------------------------------------------------------
 
-    def _mating_pool(self, study: Study, generation: int) -> list[FrozenTrial]:
-        key = (study._study_id, generation)
-        if key not in self._pool_cache:
-            pool = self.get_parent_population(study, generation)
-            pool = sorted(pool, key=lambda t: t.number)
+    def _use_study(self, study: Study) -> None:
+        """Forget the in-process state of another study this sampler served before."""
+        key = (study._storage, study._study_id)
+        if self._study_key is None or self._study_key[0] is not key[0] or self._study_key[1] != key[1]:
+            self._study_key = key
+            self._search_space = IntersectionSearchSpace()
+            self._pool_cache.clear()
+            self._generations.clear()
+
+    def _mating_pool(
+        self, study: Study, generation: int
+    ) -> tuple[list[FrozenTrial], dict[int, tuple[float, float]]]:
+        if generation not in self._pool_cache:
+            pool = sorted(self.get_parent_population(study, generation), key=lambda t: t.number)
             if not pool:
-                return []
-            self._pool_cache[key] = pool
-        return self._pool_cache[key]
+                return [], {}
+            self._pool_cache[generation] = (pool, _ranks(pool, study.directions))
+        return self._pool_cache[generation]
 
     def _tournament(
-        self, pool: list[FrozenTrial], direction: StudyDirection, avoid: FrozenTrial | None = None
+        self,
+        pool: list[FrozenTrial],
+        ranks: dict[int, tuple[float, float]],
+        avoid: FrozenTrial | None = None,
     ) -> FrozenTrial:
         candidates = [t for t in pool if avoid is None or t.number != avoid.number] or pool
         size = min(self._tournament_size, len(candidates))
         drawn = self._rng.choice(len(candidates), size=size, replace=False)
-        return min((candidates[int(i)] for i in drawn), key=lambda t: (_loss(t, direction), t.number))
+        return min((candidates[int(i)] for i in drawn), key=lambda t: (ranks[t.number], t.number))
 
     def _cross(
         self,
@@ -286,16 +308,27 @@ class GeneticSampler(BaseGASampler):
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _loss(trial: FrozenTrial, direction: StudyDirection) -> float:
-    value = float(trial.value)  # type: ignore[arg-type]
-    return -value if direction == StudyDirection.MAXIMIZE else value
+def _ranks(
+    trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]
+) -> dict[int, tuple[float, float]]:
+    """Rank of each complete trial by number, smaller is better.
 
-
-def _require_single_objective(study: Study) -> None:
-    if study._is_multi_objective():
-        raise ValueError(
-            "GeneticSampler is single-objective; use sampler 'nsga2' for multi-objective studies"
-        )
+    One objective: the loss (the value, negated when maximising). Several objectives: NSGA-II's
+    order, the non-domination rank and then the negated crowding distance within the front.
+    """
+    if not trials:
+        return {}
+    signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions])
+    losses = np.array([trial.values for trial in trials], dtype=float) * signs
+    if len(directions) == 1:
+        return {t.number: (float(loss[0]), 0.0) for t, loss in zip(trials, losses)}
+    fronts = _fast_non_domination_rank(losses)
+    ranks: dict[int, tuple[float, float]] = {}
+    for front in np.unique(fronts):
+        members = [t for t, rank in zip(trials, fronts) if rank == front]
+        crowding = _calc_crowding_distance(list(members))
+        ranks.update({t.number: (float(front), -crowding[t.number]) for t in members})
+    return ranks
 
 
 def _independent_sampler(choice: str | BaseSampler, seed: int | None) -> BaseSampler:
