@@ -121,15 +121,21 @@ def comparison_figure(
     if "pruned" in place:
         figure.update_yaxes(range=[0, 1], **place["pruned"])
     if "to_target" in place:
-        figure.update_yaxes(title_text="trials", range=[0, budget * 1.1 + 1], **place["to_target"])
+        figure.update_yaxes(title_text="trials", range=[0, not_reached_level(budget) * 1.15], **place["to_target"])
     return figure
+
+
+def not_reached_level(budget: int) -> float:
+    """Height of the "not reached" marks in the trials-to-target panel: clear of any seed that
+    reached the target on its last trial."""
+    return 1.12 * budget + 1
 
 
 def _add_to_target(
     figure: go.Figure, needed: pd.DataFrame, sampler: str, color: str, budget: int, where: Mapping[str, int]
 ) -> None:
-    """Box of the trials needed by the seeds that reached the target; an x at the budget, labelled with
-    the best value, for each seed that did not."""
+    """Box of the trials needed by the seeds that reached the target; an x above the budget, labelled
+    with the mean best value, for each seed that did not."""
     reached = needed.dropna(subset=["trials_to_target"])
     label = f"{sampler} ({len(reached)}/{len(needed)})"
     figure.add_trace(
@@ -144,7 +150,7 @@ def _add_to_target(
     text[0] = f"not reached<br>mean best {missed['best'].mean():.4g}" if len(missed) == len(needed) else "not reached"
     figure.add_trace(
         go.Scatter(
-            x=[label] * len(missed), y=[budget] * len(missed), mode="markers+text", text=text,
+            x=[label] * len(missed), y=[not_reached_level(budget)] * len(missed), mode="markers+text", text=text,
             textposition="bottom center", marker={"symbol": "x", "size": 10, "color": color},
             customdata=np.stack([missed["seed"].to_numpy(), missed["best"].to_numpy()], axis=1),
             hovertemplate="seed %{customdata[0]}: not reached, best %{customdata[1]:.4g}<extra></extra>",

@@ -321,8 +321,9 @@ def comparison_section(studies: Sequence[optuna.Study], name: str) -> str:
     target = studies[0].user_attrs.get("target")
     target = float(target) if isinstance(target, (int, float)) else None
     summary = summarize(trials, direction, target, options)
+    # no trial reported an intermediate value (the test functions): nothing could have been pruned
     can_prune = any(trial.intermediate_values for study in studies for trial in study.get_trials(deepcopy=False))
-    return comparison_html(trials, summary, direction=direction, target=target, can_prune=can_prune or None)
+    return comparison_html(trials, summary, direction=direction, target=target, can_prune=can_prune)
 
 
 def render_report(studies: Sequence[optuna.Study], *, title: str, top: int = TOP_TRIALS_DEFAULT,

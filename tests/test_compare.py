@@ -18,7 +18,7 @@ from hpo.compare import (
     trials_to_target,
     verdict,
 )
-from hpo.compare_report import comparison_figure, figure_panels, ranking_table, write_report
+from hpo.compare_report import comparison_figure, figure_panels, not_reached_level, ranking_table, write_report
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -116,7 +116,8 @@ def test_figure_shows_not_reached_and_leaves_out_empty_panels() -> None:
     missed = {t.name: t for t in figure.data if t.type == "scatter" and t.name.endswith("not reached")}
     assert set(missed) == {"b not reached", "c not reached"}
     assert list(missed["c not reached"].text) == ["not reached<br>mean best 6.75", ""]
-    assert list(missed["b not reached"].text) == ["not reached"] and list(missed["b not reached"].y) == [4]
+    assert list(missed["b not reached"].text) == ["not reached"]
+    assert list(missed["b not reached"].y) == [not_reached_level(4)] and not_reached_level(4) > 4  # above the budget
     pruned = table.copy()
     pruned.loc[pruned["number"] == 3, "state"] = "PRUNED"
     assert "pruned" in figure_panels(pruned, 1.0)
