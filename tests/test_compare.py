@@ -12,11 +12,13 @@ from hpo.compare import (
     ComparisonPlan,
     ProblemSource,
     best_at,
+    rank_samplers,
     run_comparison,
     summarize,
     trials_to_target,
+    verdict,
 )
-from hpo.compare_report import comparison_figure, write_report
+from hpo.compare_report import comparison_figure, figure_panels, not_reached_level, ranking_table, write_report
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -70,6 +72,57 @@ def test_trials_to_target_counts_trials_until_first_reached() -> None:
     assert needed.to_dict() == {"a": 1.0, "b": 1.0}
 
 
+def _hand_table() -> pd.DataFrame:
+    """Three samplers, two seeds each, four trials: a reaches 1.0 fast, b slowly on one seed, c never."""
+    finals = {"a": ([5.0, 0.9, 0.5, 0.5], [4.0, 3.0, 0.8, 0.2]), "b": ([6.0, 2.0, 2.0, 0.7], [6.0, 5.0, 4.0, 3.0]),
+              "c": ([9.0, 8.0, 7.0, 6.0], [9.0, 8.5, 8.0, 7.5])}
+    rows = []
+    for sampler, seeds in finals.items():
+        for seed, values in enumerate(seeds):
+            for number, value in enumerate(values):
+                rows.append({"sampler": sampler, "seed": seed, "number": number, "state": "COMPLETE",
+                             "value": value, "best_so_far": value, "elapsed_s": 0.5 * (number + 1),
+                             "sampler_s": 0.001})
+    return pd.DataFrame(rows)
+
+
+def test_ranking_names_the_winner_and_marks_samplers_that_never_reached_the_target() -> None:
+    table = _hand_table()
+    summary = summarize(table, "minimize", 1.0, {"b": {"population_size": 4}})
+    assert summary.set_index("sampler").loc["a", "seconds_to_target_median"] == pytest.approx(1.25)  # 1.0 and 1.5
+    ranking = rank_samplers(summary, "minimize")
+    assert list(ranking["sampler"]) == ["a", "b", "c"]
+    assert list(ranking["rank_by_target"]) == [1, 2, 3]
+    assert ranking.set_index("sampler").loc["b", "sampler_options"] == '{"population_size": 4}'
+    lines = verdict(ranking, "minimize", 1.0)
+    assert lines[0].startswith("Winner by best value: a (mean best 0.35")
+    assert any(line.startswith("Fastest to the target 1: a (reached on 2/2 seeds, median 2.5 trials") for line in lines)
+    assert "Never reached the target: c." in lines
+    shown = ranking_table(ranking, 1.0).set_index("sampler")
+    assert shown.loc["c", "trials_to_target_median"] == "not reached (mean best 6.75)"
+    assert shown.loc["b", "reached_target"] == "1/2" and shown.loc["a", "sampler_options"] == "defaults"
+    # maximising flips the order: c has the highest values
+    assert list(rank_samplers(summarize(table, "maximize", None), "maximize")["sampler"]) == ["c", "b", "a"]
+    assert verdict(rank_samplers(summarize(table, "maximize", None), "maximize"), "maximize", None)[-1] == (
+        "No target given: no ranking by time to target (use --target).")
+
+
+def test_figure_shows_not_reached_and_leaves_out_empty_panels() -> None:
+    table = _hand_table()
+    assert figure_panels(table, 1.0) == ["by_trial", "by_time", "final", "to_target", "overhead"]  # none pruned
+    assert figure_panels(table, None) == ["by_trial", "by_time", "final", "overhead"]
+    figure = comparison_figure(table, "minimize", 1.0)
+    assert not [t for t in figure.data if t.type == "bar"]
+    missed = {t.name: t for t in figure.data if t.type == "scatter" and t.name.endswith("not reached")}
+    assert set(missed) == {"b not reached", "c not reached"}
+    assert list(missed["c not reached"].text) == ["not reached<br>mean best 6.75", ""]
+    assert list(missed["b not reached"].text) == ["not reached"]
+    assert list(missed["b not reached"].y) == [not_reached_level(4)] and not_reached_level(4) > 4  # above the budget
+    pruned = table.copy()
+    pruned.loc[pruned["number"] == 3, "state"] = "PRUNED"
+    assert "pruned" in figure_panels(pruned, 1.0)
+
+
 def test_report_has_one_curve_per_sampler(sphere_trials, tmp_path) -> None:
     figure = comparison_figure(sphere_trials, "minimize", 5.0, "t")
     curves = [t.name for t in figure.data if t.type == "scatter" and t.mode == "lines" and t.xaxis == "x"]
@@ -80,6 +133,7 @@ def test_report_has_one_curve_per_sampler(sphere_trials, tmp_path) -> None:
                          direction="minimize", target=5.0, title="t")
     page = paths["report"].read_text()
     assert "best so far vs trial" in page and page.count('"name":"tpe"') >= 3
+    assert "Winner by best value" in page and "pruned fraction of trials" not in page
     assert len(pd.read_csv(paths["trials"])) == len(sphere_trials)
 
 
@@ -94,10 +148,13 @@ def test_hpo_compare_command_writes_grouped_studies_and_report(tmp_path, unique_
     assert set(studies) == {f"{unique_name}/{s}/seed{n}" for s in ("ga", "random") for n in (0, 1)}
     attrs = studies[f"{unique_name}/ga/seed1"].user_attrs
     assert attrs["comparison"] == unique_name and attrs["sampler"] == "ga" and attrs["seed"] == 1
-    assert attrs["sampler_options"]["population_size"] == 4
+    assert attrs["sampler_options"]["population_size"] == 4 and attrs["target"] == pytest.approx(0.9)
     assert studies[f"{unique_name}/ga/seed1"].direction == optuna.study.StudyDirection.MAXIMIZE
     assert len(pd.read_csv(tmp_path / "out" / "trials.csv")) == 32
-    assert "report.html" in capsys.readouterr().out
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("sampler")
+    assert summary.loc["ga", "sampler_options"] == '{"population_size": 4}'
+    out = capsys.readouterr().out
+    assert "report.html" in out and "Winner by best value: " in out
     # the same name again resumes: every study already has its trials, none are added
     assert main(args) == 0
     assert len(optuna.load_study(study_name=f"{unique_name}/ga/seed0", storage=storage).trials) == 8
@@ -113,6 +170,16 @@ def test_two_workers_share_each_study(tmp_path) -> None:
     assert len({t.user_attrs.get("worker") for t in study.trials}) == 2  # and both ran trials
     points = {tuple(sorted(t.params.items())) for t in study.trials}
     assert len(points) == 24  # workers are seeded apart: no point drawn twice
+
+
+def test_test_functions_compare_in_memory_unless_a_storage_is_given(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HPO_HOME", str(tmp_path))
+    monkeypatch.delenv("HPO_STORAGE", raising=False)
+    args = ["compare", "--function", "sphere", "--samplers", "random", "--seeds", "1", "--n-trials", "5",
+            "--name", "mem", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert "in memory (nothing kept" in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.db")) and (tmp_path / "out" / "report.html").is_file()
 
 
 @pytest.mark.parametrize(

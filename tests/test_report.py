@@ -65,8 +65,11 @@ def test_report_holds_every_figure_offline(storage_url, tmp_path):
     for key, title in FIGURES:
         assert f'id="pruned-{key}"' in page, title
     assert "class='note'" not in page  # every figure could be drawn
-    assert page.count(get_plotlyjs()[:200]) == 1  # plotly.js embedded exactly once
-    assert not re.search(r"<script[^>]+src=", page)  # nothing fetched: works offline
+    # by default plotly.js is the shared file beside the page, loaded by relative path: works offline
+    assert (tmp_path / "out" / "plotly.min.js").read_text(encoding="utf-8") == get_plotlyjs()
+    assert get_plotlyjs()[:200] not in page
+    assert re.findall(r"<script[^>]+src='([^']+)'", page) == ["plotly.min.js"]
+    assert "id='pruned-importances-warning'" in page and "only 6 completed trials" in page
 
     pruned = [t.number for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     complete = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -90,6 +93,36 @@ def test_report_holds_every_figure_offline(storage_url, tmp_path):
     assert list(table["trial"]) == [study.best_trial.number] + list(table["trial"][1:])
     assert table["value"].is_monotonic_decreasing and len(table) == 3
     assert "param lr" in table.columns and "val_accuracy" in table.columns
+
+
+def test_plotly_js_inline_and_cdn_modes(storage_url, tmp_path, capsys):
+    _pruned_study(open_storage(storage_url))
+    for mode in ("inline", "cdn"):
+        out = tmp_path / mode
+        assert main(["report", "pruned", "--storage", storage_url, "--out", str(out), "--plotly-js", mode]) == 0
+        page = (out / "report.html").read_text(encoding="utf-8")
+        assert not (out / "plotly.min.js").exists()
+        sources = re.findall(r"<script[^>]+src='([^']+)'", page)
+        if mode == "inline":
+            assert page.count(get_plotlyjs()[:200]) == 1 and sources == []  # self-contained
+        else:
+            assert get_plotlyjs()[:200] not in page and len(sources) == 1
+            assert sources[0].startswith("https://cdn.plot.ly/plotly-") and "integrity='sha256-" in page
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses it, naming the choices
+        main(["report", "pruned", "--storage", storage_url, "--out", str(tmp_path), "--plotly-js", "x"])
+    assert exit_info.value.code == 2 and "choose from 'shared', 'inline', 'cdn'" in capsys.readouterr().err
+
+
+def test_importance_warning_threshold(storage_url):
+    from hpo.report import IMPORTANCE_MIN_TRIALS, importance_warning, study_figures
+
+    assert importance_warning(IMPORTANCE_MIN_TRIALS) is None
+    assert f"only {IMPORTANCE_MIN_TRIALS - 1} completed trials" in importance_warning(IMPORTANCE_MIN_TRIALS - 1)
+    study = optuna.create_study(storage=open_storage(storage_url), study_name="enough",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=IMPORTANCE_MIN_TRIALS)
+    importances = next(figure for figure in study_figures(study) if figure.key == "importances")
+    assert importances.figure is not None and importances.warning is None
 
 
 def test_empty_and_single_trial_studies_get_notes(storage_url):
@@ -134,12 +167,12 @@ def test_comparison_group_and_unknown_names(storage_url, tmp_path, capsys):
         "cmp/random/seed0", "cmp/random/seed1", "cmp/tpe/seed0", "cmp/tpe/seed1"]
     assert main(["report", "cmp", "--storage", storage_url, "--out", str(tmp_path / "cmp")]) == 0
     page = (tmp_path / "cmp" / "report.html").read_text(encoding="utf-8")
-    assert 'id="comparison-figure"' in page
+    assert 'id="comparison-figure"' in page and "Winner by best value" in page
     for name in ("cmp-random-seed0", "cmp-tpe-seed1"):
         for key, _ in FIGURES[:4]:
             assert f'id="{name}-{key}"' in page
     assert "cmpx-unrelated" not in page
-    assert page.count(get_plotlyjs()[:200]) == 1
+    assert get_plotlyjs()[:200] not in page and (tmp_path / "cmp" / "plotly.min.js").is_file()
 
     capsys.readouterr()
     assert main(["report", "nope", "--storage", storage_url, "--out", str(tmp_path / "x")]) == 2

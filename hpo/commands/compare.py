@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hpo.plotly_js import add_plotly_js_argument
+
 DEFAULT_FUNCTION_TRIALS = 100
 DEFAULT_STUDY_TRIALS = 20
 
@@ -18,10 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compare samplers (tpe, ga, random, nsga2, cmaes, ...) over several seeds",
         description=(
             "Run one study per sampler x seed, named PREFIX/SAMPLER/seedN in the storage (user attributes "
-            "comparison, sampler, seed), then write trials.csv, summary.csv and a plotly report.html: best so "
-            "far against trial and wall time, final best values, trials to reach a target, pruned fraction and "
-            "the sampler's own time per trial. Give a study file, or --function for a cheap built-in test "
-            "function (many seeds are affordable and there is no training noise). Re-running with the same "
+            "comparison, sampler, sampler_options, seed, target), then write trials.csv, summary.csv and a "
+            "plotly report.html that names the winner, ranks the samplers by best value and by time to the "
+            "target, and draws best so far against trial and wall time, final best values, trials to reach "
+            "the target, pruned fraction and the sampler's own time per trial. Give a study file, or "
+            "--function for a cheap built-in test function (many seeds are affordable, no training noise; its "
+            "studies stay in memory unless --storage is given). Re-running a stored comparison with the same "
             "--name resumes."
         ),
     )
@@ -37,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", "-j", type=int, default=1,
                         help="worker processes sharing each study (default 1; >1 needs a database storage)")
     parser.add_argument("--storage", metavar="URL",
-                        help="storage URL (default $HPO_STORAGE, else sqlite in $HPO_HOME); "
-                             "'memory' keeps nothing (one worker only)")
+                        help="storage URL; default: in memory for --function with one worker (fast, nothing "
+                             "kept), else $HPO_STORAGE or sqlite in $HPO_HOME; 'memory' keeps nothing "
+                             "(one worker only)")
     parser.add_argument("--name", metavar="PREFIX", help="comparison name, the study name prefix "
                                                          "(default compare-<problem>-<time>)")
     parser.add_argument("--out", metavar="DIR", help="report folder (default $HPO_HOME/comparisons/<name>)")
@@ -50,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override a study-file key, e.g. --set data.preset=tiny (repeatable)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N for study files (overrides device)")
+    add_plotly_js_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -69,8 +75,18 @@ def run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import optuna
 
-    from hpo.compare import ComparisonPlan, ProblemSource, best_at, default_prefix, resolve_problem, run_comparison, summarize
-    from hpo.compare_report import write_report
+    from hpo.compare import (
+        ComparisonPlan,
+        ProblemSource,
+        best_at,
+        default_prefix,
+        rank_samplers,
+        resolve_problem,
+        run_comparison,
+        summarize,
+        verdict,
+    )
+    from hpo.compare_report import ranking_table, write_report
     from hpo.overrides import parse_overrides
     from hpo.storage import redact, resolve_storage_url, run_directory
 
@@ -96,27 +112,40 @@ def _compare(args: argparse.Namespace) -> int:
         prefix=args.name or default_prefix(problem.name),
         workers=args.workers,
         sampler_options=_sampler_options(args.sampler_options),
+        target=args.target,
     )
-    storage: Any = None if args.storage == "memory" else resolve_storage_url(args.storage)
-    where = "memory (nothing kept)" if storage is None else redact(storage)
+    storage: Any = None if _in_memory(args) else resolve_storage_url(args.storage)
+    where = "memory (nothing kept; --storage URL keeps the studies)" if storage is None else redact(storage)
     print(f"comparing {', '.join(plan.samplers)} on {problem.name}: {len(plan.seeds)} seeds x {n_trials} trials, "
           f"{plan.workers} worker(s), studies {plan.prefix}/<sampler>/seed<N> in {where}", flush=True)
 
     trials = run_comparison(plan, storage)  # logs one line per finished study
-    target = args.target if args.target is not None else problem.target
-    summary = summarize(trials, problem.direction, target)
+    target = plan.target_for(problem)
+    options = {sampler: plan.options_for(sampler, problem) for sampler in plan.samplers}
+    summary = summarize(trials, problem.direction, target, options)
     budgets = sorted({b for b in (n_trials // 4, n_trials // 2, n_trials) if b > 0})
     out = Path(args.out) if args.out else run_directory() / "comparisons" / plan.prefix.replace("/", "_")
     paths = write_report(trials, summary, out, direction=problem.direction, target=target,
                          title=f"{plan.prefix}: samplers on {problem.name}",
-                         budgets_table=best_at(trials, budgets))
-    columns = ["sampler", "best_mean", "best_std", "reached_target", "trials_to_target_median",
-               "pruned_fraction", "sampler_ms_per_trial_mean"]
-    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+                         budgets_table=best_at(trials, budgets), can_prune=problem.make_pruner is not None,
+                         plotly_js=args.plotly_js)
+    ranking = rank_samplers(summary, problem.direction)
+    columns = [c for c in ("rank_by_best", "sampler", "best_mean", "best_std", "reached_target",
+                           "trials_to_target_median", "sampler_options") if c in ranking_table(ranking, target)]
+    print(ranking_table(ranking, target)[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for line in verdict(ranking, problem.direction, target):
+        print(line)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     sys.stdout.flush()
     return 0
+
+
+def _in_memory(args: argparse.Namespace) -> bool:
+    """``--storage memory``, or a test function run by one worker with no --storage given."""
+    if args.storage is not None:
+        return args.storage == "memory"
+    return args.function is not None and args.workers == 1
 
 
 def _default_trials(args: argparse.Namespace, problem: Any) -> int:
