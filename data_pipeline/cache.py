@@ -75,12 +75,19 @@ def file_content_hash(path: Path, cache_dir: Path) -> str:
 
 
 def hash_file(path: Path) -> str:
-    """SHA-256 of an input file's bytes (for its fingerprint)."""
-    return _sha256_of_file(path)
+    """SHA-256 of an input file's bytes, read in 8 MiB blocks (safe if the file changes meanwhile)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _sha256_of_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, hashed straight from a memory map (no copies; ~30% faster than reads)."""
+def _hash_cache_file(path: Path) -> str:
+    """SHA-256 of a cache file, hashed straight from a memory map (~30% faster than block reads).
+
+    Only for files this module wrote: they are never changed in place, so the map cannot shrink under us.
+    """
     with open(path, "rb") as handle:
         if os.fstat(handle.fileno()).st_size == 0:
             return hashlib.sha256(b"").hexdigest()
@@ -195,9 +202,9 @@ def _array_records(directory: Path, arrays: dict[str, np.ndarray]) -> dict[str, 
 def _hash_files(paths: list[Path]) -> list[str]:
     """SHA-256 of several files, in parallel threads (hashlib releases the GIL while hashing)."""
     if len(paths) <= 1:
-        return [_sha256_of_file(path) for path in paths]
+        return [_hash_cache_file(path) for path in paths]
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
-        return list(pool.map(_sha256_of_file, paths))
+        return list(pool.map(_hash_cache_file, paths))
 
 
 def _meta_value_hash(value: Any) -> str:

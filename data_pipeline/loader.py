@@ -196,22 +196,25 @@ def read_expression(path: str | Path) -> ExpressionMatrix:
     return ExpressionMatrix(values=values, model_ids=model_ids, gene_names=genes, layout=layout, path=path)
 
 
+def count_and_first(mask: np.ndarray) -> tuple[int, int, int]:
+    """``(how many True, row, column of the first)`` of a 2-D mask, without listing every index."""
+    count = int(np.count_nonzero(mask))
+    row, col = np.unravel_index(int(np.argmax(mask)), mask.shape) if count else (0, 0)
+    return count, int(row), int(col)
+
+
 def _check_finite(values: np.ndarray, path: Path, model_ids: list[str], genes: list[str]) -> None:
     """Missing (NaN) and infinite values stop the load: they would poison every statistic downstream."""
-    finite = np.isfinite(values)
-    if finite.all():
+    if np.isfinite(values).all():
         return
-    missing = np.isnan(values)
-    n_missing = int(missing.sum())
+    n_missing, row, col = count_and_first(np.isnan(values))
     if n_missing:
-        row, col = np.argwhere(missing)[0]
         raise DataError(
             f"{path}: {n_missing} missing expression value(s), e.g. ModelID {model_ids[row]!r}, gene {genes[col]!r}"
         )
-    infinite = np.argwhere(~finite)
-    row, col = infinite[0]
+    n_infinite, row, col = count_and_first(np.isinf(values))
     raise DataError(
-        f"{path}: {len(infinite)} infinite expression value(s) (inf, or beyond float32's range), "
+        f"{path}: {n_infinite} infinite expression value(s) (inf, or beyond float32's range), "
         f"e.g. {values[row, col]} at ModelID {model_ids[row]!r}, gene {genes[col]!r}; expected finite numbers"
     )
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from data_pipeline.config import DataConfig
 from data_pipeline.errors import DataError
-from data_pipeline.loader import LabelledData
+from data_pipeline.loader import LabelledData, count_and_first
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,9 @@ def check_negative_values(data: LabelledData, log_applied: bool, mode: str, *, s
     """
     if data.values.size == 0 or float(data.values.min()) >= 0:
         return
-    negative = np.argwhere(data.values < 0)
-    row, col = negative[0]
+    n_negative, row, col = count_and_first(data.values < 0)
     where = str(data.expression_path or source)
-    example = (f"{len(negative)} negative expression value(s), e.g. {float(data.values[row, col]):g} at ModelID "
+    example = (f"{n_negative} negative expression value(s), e.g. {float(data.values[row, col]):g} at ModelID "
                f"{data.model_ids[row]!r}, gene {data.gene_names[col]!r}")
     if log_applied:
         reason = ("log_transform='yes'" if mode == "yes" else
