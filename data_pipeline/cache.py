@@ -272,6 +272,14 @@ def _check_array_header(path: Path, record: dict[str, Any]) -> str | None:
     return None
 
 
+class CorruptEntryError(DataError):
+    """A cache entry whose files no longer match the checksums in its ``meta.json``."""
+
+
+class StaleEntryError(DataError):
+    """A cache entry written in an older cache format (intact, but not readable by this version)."""
+
+
 def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """An entry's ``meta.json`` (of this cache format), unchecked."""
     directory = Path(directory)
@@ -280,20 +288,12 @@ def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise DataError(f"{directory}: not a prepared data set (no {META_FILE})") from None
     except (OSError, ValueError) as error:
-        raise DataError(f"{directory}/{META_FILE}: unreadable ({error})") from None
+        raise CorruptEntryError(f"{directory}/{META_FILE}: unreadable ({str(error).splitlines()[0]})") from None
     if not isinstance(meta, dict):
-        raise DataError(f"{directory}/{META_FILE}: not a JSON object")
+        raise CorruptEntryError(f"{directory}/{META_FILE}: not a JSON object")
     if meta.get("format") != CACHE_FORMAT:
         raise StaleEntryError(f"{directory}: cache format {meta.get('format')!r}, expected {CACHE_FORMAT}")
     return meta
-
-
-class CorruptEntryError(DataError):
-    """A cache entry whose files no longer match the checksums in its ``meta.json``."""
-
-
-class StaleEntryError(DataError):
-    """A cache entry written in an older cache format (intact, but not readable by this version)."""
 
 
 def load_prepared(directory: str | os.PathLike[str], *, verify: bool = True) -> PreparedDataset:

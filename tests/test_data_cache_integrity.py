@@ -45,12 +45,18 @@ def _empty_file(directory: Path) -> None:
     (directory / "X_test.npy").write_bytes(b"")
 
 
+def _garbled_meta(directory: Path) -> None:
+    path = directory / "meta.json"
+    path.write_bytes(path.read_bytes()[:-40] + np.random.default_rng(2).bytes(40))
+
+
 CASES: list[tuple[Callable[[Path], None], str]] = [
     (_random_bytes_in_x_train, "X_train.npy: content differs from its SHA-256"),
     (_rewritten_labels, "y_train.npy: content differs from its SHA-256"),
     (_reversed_tissues, "meta.json: entry 'tissues' does not match its checksum"),
     (_float64_file, "X_val.npy: dtype float64 (<f8), expected float32 (<f4)"),
     (_empty_file, "X_test.npy: empty (0 bytes, expected"),
+    (_garbled_meta, "meta.json: unreadable"),
 ]
 
 
