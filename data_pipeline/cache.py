@@ -237,7 +237,10 @@ def verify_entry(directory: Path, meta: dict[str, Any]) -> str | None:
         if problem:
             return f"{path.name}: {problem}"
     names = sorted(records)
-    digests = _hash_files([directory / f"{name}.npy" for name in names])
+    try:
+        digests = _hash_files([directory / f"{name}.npy" for name in names])
+    except OSError as error:  # e.g. another worker set the entry aside while we hashed it
+        return f"{Path(error.filename or '?').name}: unreadable ({error.strerror or error})"
     for name, digest in zip(names, digests):
         if digest != records[name]["sha256"]:
             return f"{name}.npy: content differs from its SHA-256 (bytes changed after it was written)"
