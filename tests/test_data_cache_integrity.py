@@ -138,3 +138,26 @@ def test_workers_meeting_a_damaged_entry_together_rebuild_it_once(tmp_path: Path
     assert len(list(directory.parent.glob(f"{directory.name}.corrupt-*"))) == 1
     assert sum("damaged cache entry" in err for _, err in outputs) == 1
     load_prepared(directory)
+
+
+def test_an_entry_set_aside_while_it_is_verified_is_rechecked_not_a_crash(
+    tmp_path: Path, tiny_data_config: DataConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker may rename the entry away between its header checks and its hashing."""
+    from data_pipeline import cache
+
+    config = tiny_data_config.replace(cache_dir=str(tmp_path))
+    directory = prepare_dataset(config).directory
+    real_hash = cache._hash_cache_file
+
+    def rename_first(path: Path) -> str:
+        if directory.exists():
+            directory.rename(directory.with_name(directory.name + ".corrupt-elsewhere"))
+        return real_hash(path)
+
+    monkeypatch.setattr(cache, "_hash_cache_file", rename_first)
+    problem = cache.verify_entry(directory, cache.read_meta(directory))
+    assert problem is not None and "unreadable" in problem
+    monkeypatch.undo()
+    again = prepare_dataset(config)  # the entry is gone: rebuilt under its name
+    assert again.directory == directory and load_prepared(directory).tissues == again.tissues
