@@ -14,11 +14,28 @@ SOURCES = ("synthetic", "depmap")
 PRESETS = ("tiny", "small", "full")
 LAYOUTS = ("classic", "25q3")
 LOG_TRANSFORMS = ("auto", "yes", "no")
+PATH_SETTINGS = ("expression_path", "model_path", "cache_dir")
+"""Settings that name a file or folder; DataConfig holds them as absolute paths."""
 
 
 def default_cache_dir() -> str:
     """``$HPO_HOME/cache`` (``hpo-runs/cache`` when HPO_HOME is unset)."""
     return os.environ.get("HPO_HOME", "hpo-runs") + "/cache"
+
+
+def resolve_relative_paths(mapping: Mapping[str, Any], base_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A copy of a ``[data]`` table whose relative paths (:data:`PATH_SETTINGS`) are joined to ``base_dir``.
+
+    Paths written in a file are relative to that file's folder, not to wherever the command runs.
+    """
+    resolved = dict(mapping)
+    for key in PATH_SETTINGS:
+        value = resolved.get(key)
+        if isinstance(value, str) and value:
+            expanded = os.path.expanduser(value)
+            if not os.path.isabs(expanded):
+                resolved[key] = os.path.abspath(os.path.join(os.fspath(base_dir), expanded))
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -58,8 +75,14 @@ class DataConfig:
     n_folds: int = 0
     """Stratified k-fold assignment of the training rows (0 = none)."""
     cache_dir: str = field(default_factory=default_cache_dir)
+    """Relative paths here (and in the file fields) are made absolute against the current directory
+    when the config is made; a study file's are relative to the study file (:func:`resolve_relative_paths`)."""
 
     def __post_init__(self) -> None:
+        for name in PATH_SETTINGS:  # absolute from here on: every process (and export) sees the same files
+            value = getattr(self, name)
+            if isinstance(value, str) and value:
+                object.__setattr__(self, name, os.path.abspath(os.path.expanduser(value)))
         self._validate()
 
     def _validate(self, where: str = "") -> None:

@@ -69,6 +69,8 @@ class LabelledData:
     n_expression_rows: int
     n_unlabeled: int
     n_without_metadata: int
+    expression_path: Path | None = None
+    """The expression file the values came from (for messages about them)."""
 
 
 def _is_gzip(path: Path) -> bool:
@@ -190,13 +192,31 @@ def read_expression(path: str | Path) -> ExpressionMatrix:
         column = table.column(leading + j)
         array = column.to_numpy() if column.null_count == 0 else column.to_numpy(zero_copy_only=False)
         values[:, j] = array if all_rows else array[rows]
-    missing = int(np.isnan(values).sum())
-    if missing:
-        row, col = np.argwhere(np.isnan(values))[0]
-        raise DataError(
-            f"{path}: {missing} missing expression value(s), e.g. ModelID {model_ids[row]!r}, gene {genes[col]!r}"
-        )
+    _check_finite(values, path, model_ids, genes)
     return ExpressionMatrix(values=values, model_ids=model_ids, gene_names=genes, layout=layout, path=path)
+
+
+def count_and_first(mask: np.ndarray) -> tuple[int, int, int]:
+    """``(how many True, row, column of the first)`` of a 2-D mask, without listing every index."""
+    count = int(np.count_nonzero(mask))
+    row, col = np.unravel_index(int(np.argmax(mask)), mask.shape) if count else (0, 0)
+    return count, int(row), int(col)
+
+
+def _check_finite(values: np.ndarray, path: Path, model_ids: list[str], genes: list[str]) -> None:
+    """Missing (NaN) and infinite values stop the load: they would poison every statistic downstream."""
+    if np.isfinite(values).all():
+        return
+    n_missing, row, col = count_and_first(np.isnan(values))
+    if n_missing:
+        raise DataError(
+            f"{path}: {n_missing} missing expression value(s), e.g. ModelID {model_ids[row]!r}, gene {genes[col]!r}"
+        )
+    n_infinite, row, col = count_and_first(np.isinf(values))
+    raise DataError(
+        f"{path}: {n_infinite} infinite expression value(s) (inf, or beyond float32's range), "
+        f"e.g. {values[row, col]} at ModelID {model_ids[row]!r}, gene {genes[col]!r}; expected finite numbers"
+    )
 
 
 def read_models(path: str | Path, label_column: str) -> pd.DataFrame:
@@ -214,6 +234,8 @@ def read_models(path: str | Path, label_column: str) -> pd.DataFrame:
         )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         raise DataError(f"{path}: not a valid CSV metadata file: {str(error).splitlines()[0]}") from None
+    if table.empty:
+        raise DataError(f"{path}: model metadata file has a header but no rows")
     table.columns = [str(c).strip() for c in table.columns]
     renames = {old: new for old, new in LEGACY_METADATA_NAMES.items() if old in table.columns and new not in table.columns}
     table = table.rename(columns=renames)
@@ -269,4 +291,5 @@ def load_labelled(expression_path: str | Path, model_path: str | Path, label_col
         n_expression_rows=len(matrix.model_ids),
         n_unlabeled=n_without_metadata + n_unlabeled,
         n_without_metadata=n_without_metadata,
+        expression_path=matrix.path,
     )

@@ -14,12 +14,14 @@ import numpy as np
 
 from data_pipeline import synthetic
 from data_pipeline.cache import (
+    StaleEntryError,
     entry_directory,
     entry_lock,
     file_content_hash,
     fingerprint,
     load_prepared,
     read_meta,
+    set_aside,
     write_entry,
 )
 from data_pipeline.config import DataConfig
@@ -97,28 +99,47 @@ def prepare_dataset(config: DataConfig | None = None, *, progress: bool = False)
     cache_dir = Path(config.cache_dir).expanduser().resolve()
     key = config_fingerprint(config, progress=progress)
     directory = entry_directory(cache_dir, key)
-    cached = _try_load(directory)
+    cached, _ = _try_load(directory)
     if cached is not None:
         log.debug("cache hit %s", directory)
         return cached
     with entry_lock(cache_dir, key):
-        cached = _try_load(directory)  # another worker may have prepared it while we waited
+        # Again under the lock: another worker may have prepared (or rebuilt) it while we waited, and
+        # only the lock holder may set an entry aside (never one that another worker just rebuilt).
+        cached, problem = _try_load(directory)
         if cached is not None:
             return cached
+        if problem is not None:
+            _set_aside(directory, problem)
         return _prepare_uncached(config, cache_dir, key, progress)
 
 
-def _try_load(directory: Path) -> PreparedDataset | None:
-    if not (directory / "meta.json").is_file():
-        return None
+def _try_load(directory: Path) -> tuple[PreparedDataset | None, DataError | None]:
+    """The verified entry, or why it cannot be used (``(None, None)`` when there is none)."""
+    if not directory.exists():
+        return None, None
     try:
-        return load_prepared(directory)
-    except (DataError, KeyError) as error:
-        log.warning("ignoring unusable cache entry %s: %s", directory, error)
-        broken = directory.with_name(f".tmp-broken-{directory.name}-{time.time_ns()}")
+        return load_prepared(directory), None
+    except DataError as error:
+        return None, error
+    except KeyError as error:
+        return None, DataError(f"{directory}/meta.json: entry {error} is missing")
+
+
+def _set_aside(directory: Path, problem: DataError) -> None:
+    """Move an unusable entry out of the way (one log line), so that it is rebuilt under its name."""
+    if isinstance(problem, StaleEntryError):
+        stale = directory.with_name(f".tmp-stale-{directory.name}-{time.time_ns()}")  # removed after an hour
         with contextlib.suppress(OSError):
-            directory.rename(broken)
-        return None
+            directory.rename(stale)
+        log.info("rebuilding %s: %s", directory.name, problem)
+        return
+    try:
+        target = set_aside(directory)
+    except OSError as error:
+        log.warning("damaged cache entry: %s; could not set it aside (%s)", problem, error.strerror or error)
+        return
+    log.warning("damaged cache entry: %s; set aside as %s, rebuilding", problem, target.name)
 
 
 def _prepare_uncached(config: DataConfig, cache_dir: Path, key: str, progress: bool) -> PreparedDataset:
@@ -136,7 +157,7 @@ def _prepare_uncached(config: DataConfig, cache_dir: Path, key: str, progress: b
     arrays, meta = _cache_payload(config, data, processed, expression_path, model_path)
     with _step("writing the cache", progress):
         directory = write_entry(cache_dir, key, arrays, meta)
-    dataset = load_prepared(directory)
+    dataset = load_prepared(directory, verify=False)  # just written and hashed
     log.info(
         "prepared %d samples x %d genes, %d tissues (train %d, val %d, test %d) in %s",
         sum(len(ids) for ids in dataset.sample_ids.values()), dataset.n_features, dataset.n_classes,

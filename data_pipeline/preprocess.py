@@ -10,7 +10,7 @@ import numpy as np
 
 from data_pipeline.config import DataConfig
 from data_pipeline.errors import DataError
-from data_pipeline.loader import LabelledData
+from data_pipeline.loader import LabelledData, count_and_first
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,21 @@ def select_tissues(labels: list[str], min_samples: int, *, source: str, label_co
     if len(kept) < 2:
         raise DataError(
             f"{source}: label column {label_column!r} leaves {len(kept)} tissue(s) with at least "
-            f"{min_samples} samples; at least two are needed to classify"
+            f"{min_samples} samples; at least two are needed to classify; {_min_samples_hint(counts)}"
         )
     mask = np.array([label not in dropped for label in labels])
     return mask, dropped
+
+
+def _min_samples_hint(counts: Counter[str]) -> str:
+    """What would keep two tissues: a lower min_samples_per_tissue (>= 3), or nothing but more data."""
+    sizes = sorted(counts.values(), reverse=True)
+    largest = ", ".join(f"{t} ({n})" for t, n in counts.most_common(3)) or "none"
+    if len(sizes) >= 2 and sizes[1] >= 3:
+        return (f"min_samples_per_tissue = {sizes[1]} (--min-samples-per-tissue {sizes[1]}, "
+                f"study file [data] min_samples_per_tissue) would keep {sum(n >= sizes[1] for n in sizes)}; "
+                f"largest tissues: {largest}")
+    return f"largest tissues: {largest}; a tissue needs >= 3 labelled samples (one per split)"
 
 
 def needs_log(values: np.ndarray, mode: str) -> bool:
@@ -61,6 +72,30 @@ def needs_log(values: np.ndarray, mode: str) -> bool:
     if mode == "no":
         return False
     return bool(np.nanmax(values) > LOGGED_MAX)
+
+
+def check_negative_values(data: LabelledData, log_applied: bool, mode: str, *, source: str) -> None:
+    """Negative values cannot be log2(x+1)-transformed: an error then; otherwise say they are kept.
+
+    With the log applied they stop the run (TPM and counts are never negative; clipping them to 0
+    would silently change the data). Without it (``log_transform="no"``, or ``auto`` on values
+    that look logged, e.g. z-scores or log2(TPM)) they are z-scored as they are, and one line says so.
+    """
+    if data.values.size == 0 or float(data.values.min()) >= 0:
+        return
+    n_negative, row, col = count_and_first(data.values < 0)
+    where = str(data.expression_path or source)
+    example = (f"{n_negative} negative expression value(s), e.g. {float(data.values[row, col]):g} at ModelID "
+               f"{data.model_ids[row]!r}, gene {data.gene_names[col]!r}")
+    if log_applied:
+        reason = ("log_transform='yes'" if mode == "yes" else
+                  f"log_transform='auto' applies it because the maximum {float(np.max(data.values)):g} > {LOGGED_MAX:g}")
+        raise DataError(
+            f"{where}: {example}; log2(x+1) needs values >= 0 ({reason}); if the values are already "
+            "log-scaled, set log_transform = \"no\" (--log-transform no)"
+        )
+    level = logging.INFO if mode == "no" else logging.WARNING
+    log.log(level, "%s: %s: taken as already log-scaled (no log2 applied); z-scored as they are", where, example)
 
 
 def stratified_split(
@@ -121,11 +156,12 @@ def preprocess(data: LabelledData, config: DataConfig, *, source: str) -> Proces
 
     split_rows = stratified_split(y, config.val_fraction, config.test_fraction, config.split_seed, source=source)
     log_applied = needs_log(data.values, config.log_transform)
+    check_negative_values(data, log_applied, config.log_transform, source=source)
 
     def features(rows: np.ndarray) -> np.ndarray:
         block = data.values[rows_kept[rows]]
         if log_applied:
-            block = np.log2(np.maximum(block, 0.0) + 1.0, dtype=np.float32)
+            block = np.log2(block + 1.0, dtype=np.float32)  # check_negative_values: no value < 0
         return block.astype(np.float32, copy=False)
 
     X_train_all = features(split_rows["train"])

@@ -152,6 +152,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
     missing = [key for key in REQUIRED_SECTIONS if key not in config]
     if missing:
         raise ExportError(f"{path}: missing {', '.join(missing)} (is this a file written by `hpo export`?)")
+    if isinstance(config["data"], dict):  # exports hold absolute paths; a hand-written relative one is the file's
+        from data_pipeline.config import resolve_relative_paths
+
+        config["data"] = resolve_relative_paths(config["data"], path.absolute().parent)
     return config
 
 

@@ -124,6 +124,11 @@ def load_study_file(path: str | Path, overrides: Mapping[str, Any] | None = None
         content = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise StudyFileError(path, [f"not valid TOML: {error}"]) from None
+    if isinstance(content.get("data"), dict):
+        # The file's own paths are relative to the file; overrides (command line) to the current directory.
+        from data_pipeline.config import resolve_relative_paths
+
+        content["data"] = resolve_relative_paths(content["data"], path.absolute().parent)
     merged = apply_overrides(content, overrides or {})
     merged = drop_options_of_replaced(content, merged, overrides or {})
     return parse_study(merged, path=path, text=text)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -71,7 +73,7 @@ def study_attributes(spec: StudySpec, data_fingerprint: str | None) -> dict[str,
         "seed": spec.seed,
         "data_settings": spec.data.to_dict() if hasattr(spec.data, "to_dict") else dict(spec.data_settings),
         "data_fingerprint": data_fingerprint,
-        "study_file": spec.path,
+        "study_file": os.path.abspath(spec.path) if spec.path and Path(spec.path).is_file() else spec.path,
         "study_file_text": spec.text,
         "description": spec.description,
         "versions": package_versions(),

@@ -132,23 +132,50 @@ def _bad_case(tmp_path: Path, case: str) -> tuple[DataConfig, str, str]:
         return _config(tmp_path, expression, model, "Lineage"), str(model), "label column 'Lineage' not found"
     if case == "single tissue":
         return _config(tmp_path, expression, model, "Constant"), str(model), "at least two are needed"
+    if case in ("infinite value", "-infinite value", "beyond float32"):
+        text = {"infinite value": "inf", "-infinite value": "-inf", "beyond float32": "1e39"}[case]
+        expression.write_text(samples.classic_expression_text().replace("7.112", text).replace("5.102", text))
+        return (_config(tmp_path, expression, model, label), str(expression),
+                "2 infinite expression value(s) (inf, or beyond float32's range), e.g. "
+                f"{'-' if text == '-inf' else ''}inf at ModelID 'ACH-000001', gene 'DPM1 (8813)'")
+    if case == "negative value, log2 forced":
+        expression.write_text(samples.classic_expression_text().replace("6.901", "-0.25"))
+        return (_config(tmp_path, expression, model, label, log_transform="yes"), str(expression),
+                "1 negative expression value(s), e.g. -0.25 at ModelID 'ACH-000002', gene 'DPM1 (8813)'; "
+                "log2(x+1) needs values >= 0 (log_transform='yes')")
+    if case == "negative value, log2 chosen by auto":
+        text = samples.classic_expression_text().replace("6.901", "-0.25").replace("7.112", "812.5")
+        expression.write_text(text)
+        return (_config(tmp_path, expression, model, label), str(expression),
+                "log_transform='auto' applies it because the maximum 812.5 > 50); if the values are already "
+                "log-scaled, set log_transform = \"no\" (--log-transform no)")
+    if case == "metadata header only":
+        model.write_text(samples.MODEL_HEADER + "\n")
+        return _config(tmp_path, expression, model, label), str(model), "model metadata file has a header but no rows"
+    if case == "too few samples per tissue":
+        config = _config(tmp_path, expression, model, label).replace(min_samples_per_tissue=7)
+        return (config, str(model), "leaves 0 tissue(s) with at least 7 samples; at least two are needed to classify; "
+                "min_samples_per_tissue = 6 (--min-samples-per-tissue 6, study file [data] min_samples_per_tissue) "
+                "would keep 2")
     if case == "metadata without ModelID":
         model.write_text(samples.model_text().replace("ModelID,", "ID,", 1))
         return _config(tmp_path, expression, model, label), str(model), "no 'ModelID' column"
     raise AssertionError(case)
 
 
-def _config(tmp_path: Path, expression: Path, model: Path, label: str) -> DataConfig:
+def _config(tmp_path: Path, expression: Path, model: Path, label: str, log_transform: str = "auto") -> DataConfig:
     return DataConfig(
         source="depmap", expression_path=str(expression), model_path=str(model), label_column=label,
-        min_samples_per_tissue=3, val_fraction=0.25, test_fraction=0.25, cache_dir=str(tmp_path / "cache"),
+        log_transform=log_transform, min_samples_per_tissue=3, val_fraction=0.25, test_fraction=0.25, cache_dir=str(tmp_path / "cache"),
     )
 
 
 BAD_CASES = [
     "missing file", "directory instead of file", "binary file", "not comma separated", "no ID overlap",
     "duplicate expression ID", "duplicate metadata ID", "non-numeric value", "missing value", "ragged rows",
-    "unknown label column", "single tissue", "metadata without ModelID",
+    "unknown label column", "single tissue", "metadata without ModelID", "infinite value", "-infinite value",
+    "beyond float32", "negative value, log2 forced", "negative value, log2 chosen by auto", "metadata header only",
+    "too few samples per tissue",
 ]
 
 
@@ -174,3 +201,27 @@ def test_hand_written_files_prepare_end_to_end(tmp_path: Path) -> None:
     assert dataset.sample_info["test"]["Sex"]
     for split in ("train", "val", "test"):
         assert set(np.asarray(dataset.split(split)[1])) == {0, 1}
+
+
+@pytest.mark.parametrize(("mode", "level"), [("auto", "WARNING"), ("no", "INFO")])
+def test_negative_values_on_a_log_scale_are_kept_and_said_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: str, level: str
+) -> None:
+    """z-scores or log2(TPM) may be negative: without log2 they are z-scored as they are, never clipped."""
+    expression, model = samples.write_pair(tmp_path / "files")
+    expression.write_text(samples.classic_expression_text().replace("6.901", "-3.5"))
+    with caplog.at_level("INFO", logger="data_pipeline"):
+        dataset = prepare_dataset(_config(tmp_path, expression, model, "OncotreeLineage", log_transform=mode))
+    notes = [r for r in caplog.records if "negative expression value" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelname == level
+    assert notes[0].getMessage() == (
+        f"{expression}: 1 negative expression value(s), e.g. -3.5 at ModelID 'ACH-000002', gene 'DPM1 (8813)': "
+        "taken as already log-scaled (no log2 applied); z-scored as they are"
+    )
+    assert dataset.provenance["log_applied"] is False
+    split = next(s for s in ("train", "val", "test") if "ACH-000002" in dataset.sample_ids[s])
+    row = dataset.sample_ids[split].index("ACH-000002")
+    gene = dataset.gene_names.index("DPM1 (8813)")
+    X = np.asarray(getattr(dataset, f"X_{split}"))
+    raw = X[row, gene] * dataset.feature_std[gene] + dataset.feature_mean[gene]
+    assert raw == pytest.approx(-3.5, abs=1e-4)  # the value itself, not clipped to 0

@@ -72,6 +72,7 @@ def data_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The DataConfig from ``--study``'s [data] table overridden by the given options."""
     from data_pipeline import DataConfig, DataError
+    from data_pipeline.config import resolve_relative_paths
 
     mapping: dict[str, Any] = {}
     where = "command line"
@@ -88,7 +89,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
             raise DataError(f"{study}: study file not found") from None
         except tomllib.TOMLDecodeError as error:
             raise DataError(f"{study}: not valid TOML ({error})") from None
-        mapping.update(document.get("data", {}))
+        table = document.get("data", {})
+        if not isinstance(table, dict):
+            raise DataError(f"{study}: [data] must be a table, got {type(table).__name__}")
+        mapping.update(resolve_relative_paths(table, study.absolute().parent))  # relative to the study file
         where = str(study)
     mapping.update(data_overrides(args))
     return DataConfig.from_mapping(mapping, where=where)
