@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hpo.commands.study_args import add_study_arguments, overrides_from
 
@@ -45,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"best trial {result.progress.best_trial}: {result.progress.best_value:.4f}")
     print(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
     print(f"next: hpo show {result.study_name}   hpo export {result.study_name} --out best.toml")
+    if result.failure:
+        print(f"hpo run: {args.study_file}: {result.failure}", file=sys.stderr)
+        return 1
     if not result.ok:
-        print(f"hpo run: worker exit codes {result.exit_codes}")
+        print(f"hpo run: worker exit codes {result.exit_codes}", file=sys.stderr)
         return 1
     return 0
