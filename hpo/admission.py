@@ -88,7 +88,7 @@ class TrialBudget:
     """``time.monotonic()`` when the worker started (for ``timeout``)."""
 
     def decide(self, counts: Counts) -> tuple[Decision, str]:
-        if self.n_trials is not None and counts.finished >= self.n_trials:
+        if self._all_finished(counts):
             return Decision.DONE, f"{counts.finished} of {self.n_trials} trials finished"
         if counts.failed >= self.max_failed:
             return Decision.DONE, f"{counts.failed} failed trials reached max_failed_trials={self.max_failed}"
@@ -97,6 +97,13 @@ class TrialBudget:
         if self.n_trials is None or counts.finished + counts.running < self.n_trials:
             return Decision.RUN, ""
         return Decision.WAIT, f"{counts.running} running trial(s) hold the rest of the budget"
+
+    def stopped_on_failures(self, counts: Counts) -> bool:
+        """Whether ``counts`` end the study on ``max_failed`` failures (before its trials all finished)."""
+        return not self._all_finished(counts) and counts.failed >= self.max_failed
+
+    def _all_finished(self, counts: Counts) -> bool:
+        return self.n_trials is not None and counts.finished >= self.n_trials
 
 
 class AdmissionLock:

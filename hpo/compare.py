@@ -33,6 +33,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from hpo.samplers.factory import SAMPLERS, build_sampler
+from hpo.samplers.seeding import sampler_seed, trials_in_study
 from hpo.samplers.timing import SAMPLER_SECONDS_KEY, TimedSampler
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SAMPLERS = ("tpe", "ga", "random", "nsga2", "cmaes")
 QUIET_OPTIONS: dict[str, dict[str, Any]] = {"cmaes": {"warn_independent_sampling": False}}
 """Defaults that only silence per-trial warnings (CMA-ES samples categorical parameters randomly)."""
-WORKER_SEED_STRIDE = 1000
-"""Worker ``k`` of a study seeded ``s`` seeds its sampler ``s + 1000 k`` (worker 0 gets ``s``)."""
 
 TRIAL_COLUMNS = (
     "comparison", "problem", "sampler", "seed", "study", "number", "state", "value",
@@ -164,10 +163,6 @@ class ComparisonPlan:
         }
 
 
-def worker_seed(seed: int, worker_index: int) -> int:
-    return seed + WORKER_SEED_STRIDE * worker_index
-
-
 def run_comparison(
     plan: ComparisonPlan,
     storage: str | optuna.storages.BaseStorage | None = None,
@@ -198,14 +193,17 @@ def run_comparison(
             for seed in plan.seeds:
                 name = plan.study_name(sampler, seed)
                 _create_study(store, name, plan, problem, sampler, seed)
+                # the rule of `hpo run` (hpo.samplers.seeding): worker k of a fresh study gets seed + 1000 k,
+                # a resumed one other seeds, so it does not repeat the configurations it already has
+                before = trials_in_study(store, name)
                 started = time.perf_counter()
                 if pool is None:
                     _optimize(problem, store, name, sampler, plan.options_for(sampler, problem),
-                              worker_seed(seed, 0), plan.n_trials)
+                              sampler_seed(seed, 0, before), plan.n_trials)
                 else:
                     futures = [
                         pool.submit(_share_in_worker, plan.source, storage, name, sampler,
-                                    plan.options_for(sampler, problem), worker_seed(seed, k),
+                                    plan.options_for(sampler, problem), sampler_seed(seed, k, before),
                                     plan.n_trials, k)
                         for k in range(plan.workers)
                     ]

@@ -21,11 +21,13 @@ from typing import Any
 
 import optuna
 
-from hpo.admission import Counts
+from hpo.admission import Counts, TrialBudget
 from hpo.overrides import format_overrides
-from hpo.storage import open_storage, resolve_storage_url
-from hpo.studyfile import StudySpec, load_study_file
+from hpo.samplers.seeding import trials_in_study
+from hpo.storage import check_storage_url, open_storage, resolve_storage_url
+from hpo.studyfile import StudySpec, check_study_name, load_study_file
 from hpo.studysetup import open_study
+from hpo.summary import failure_stop_message
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +55,12 @@ class LaunchResult:
     storage_url: str
     progress: Progress
     exit_codes: list[int]
+    failure: str = ""
+    """Why the study stopped on ``max_failed_trials`` failed trials; empty when it did not."""
 
     @property
     def ok(self) -> bool:
-        return all(code == 0 for code in self.exit_codes)
+        return not self.failure and all(code == 0 for code in self.exit_codes)
 
 
 def cpu_count() -> int:
@@ -109,16 +113,23 @@ def launch(
         raise ValueError(f"--workers must be >= 1, got {workers}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines replace Optuna's own
     overrides = dict(overrides or {})
+    if study_name is not None:  # the cheap checks first, before the study file and its models load
+        check_study_name(study_name, "--study-name")
+    url = check_storage_url(resolve_storage_url(storage_url))
     spec: StudySpec = load_study_file(study_file, overrides)
-    url = resolve_storage_url(storage_url)
-    name = study_name or spec.name
+    name = study_name if study_name is not None else spec.name
     storage = open_storage(url, heartbeat_interval=None)
     data = prepare_dataset(spec.data)  # once here, so that the workers find it cached
     open_study(spec, storage, study_name=name, data_fingerprint=data.fingerprint)
     study = optuna.load_study(study_name=name, storage=storage)
+    # counted once for all workers, before any starts: their sampler seeds do not depend on who opened first
+    trials_before = trials_in_study(storage, name)
 
     cores, gpus = cpu_count(), visible_gpus(spec.device)
-    command = [sys.executable, "-m", "hpo.commands.worker", str(study_file), "--storage", url, "--study-name", name]
+    command = [
+        sys.executable, "-m", "hpo.commands.worker", str(study_file), "--storage", url, "--study-name", name,
+        "--trials-before", str(trials_before),
+    ]
     command += [arg for assignment in format_overrides(overrides) for arg in ("--set", assignment)]
     logger.info(
         "study %r: %d worker(s), %d thread(s) each%s", name, workers, max(1, cores // workers),
@@ -151,7 +162,9 @@ def launch(
         for process in processes:
             process.wait()
         raise
-    return LaunchResult(name, url, last, [p.returncode for p in processes])
+    budget = TrialBudget(spec.n_trials, spec.failure_cap)
+    failure = failure_stop_message(study, spec.failure_cap) if budget.stopped_on_failures(last.counts) else ""
+    return LaunchResult(name, url, last, [p.returncode for p in processes], failure)
 
 
 def _snapshot(study: optuna.Study, spec: StudySpec, name: str, started: float, alive: int) -> Progress:

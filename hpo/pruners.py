@@ -17,6 +17,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.options import check_options
+
 
 class _CompletedTrialsView:
     """The study as a pruner sees it, with a snapshot of its completed trials."""
@@ -89,6 +91,7 @@ def build_pruner(name: str, options: Mapping[str, Any] | None = None) -> optuna.
     for option in options:
         if option not in parameters:
             raise ValueError(f"pruner.{option}: unknown option for pruner {name!r}; allowed: {sorted(parameters)}")
+    check_options("pruner", name, cls, options)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # WilcoxonPruner

@@ -30,8 +30,9 @@ DEFAULT_HEARTBEAT_INTERVAL_S = 10
 DEFAULT_GRACE_PERIOD_S = 30
 DEFAULT_MAX_RETRY = 3
 GRPC_CONNECT_TIMEOUT_S = 10
-RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+RDB_SCHEMES = ("sqlite", "postgresql")
 SCHEMES = (*RDB_SCHEMES, "journal", "grpc")
+SUPPORTED_URLS = "sqlite:///FILE, postgresql://USER@HOST/DB, journal:///FILE or grpc://HOST:PORT"
 
 
 class StorageUnavailable(ConnectionError):
@@ -54,6 +55,13 @@ def resolve_storage_url(url: str | None = None) -> str:
     url = url or os.environ.get("HPO_STORAGE") or default_storage_url()
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def check_storage_url(url: str) -> str:
+    """``url`` if its scheme is one a worker can use, else ``ValueError`` naming it and the supported ones."""
+    if url.split(":", 1)[0].split("+", 1)[0] not in SCHEMES:
+        raise ValueError(f"unsupported storage URL {redact(url)!r}: supported are {SUPPORTED_URLS}")
     return url
 
 
@@ -89,13 +97,8 @@ def open_storage(
     opens the storage without heartbeats (readers: reports, export, the dashboard).
     Raises :class:`StorageUnavailable` with a one-line reason when the storage cannot be reached.
     """
-    url = resolve_storage_url(url)
+    url = check_storage_url(resolve_storage_url(url))
     scheme = url.split(":", 1)[0].split("+", 1)[0]
-    if scheme not in SCHEMES:
-        raise ValueError(
-            f"unsupported storage URL {redact(url)!r}: use sqlite:///FILE, postgresql://USER@HOST/DB, "
-            "journal:///FILE or grpc://HOST:PORT"
-        )
     with warnings.catch_warnings():
         # heartbeats and the retry callback are "experimental" in Optuna; we rely on them knowingly
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -109,6 +112,12 @@ def open_storage(
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlite3.Error) as error:
             reason = str(getattr(error, "orig", error) or error).strip().splitlines()[0]
             raise StorageUnavailable(f"cannot open storage {redact(url)}: {reason}") from None
+        except (ImportError, sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as error:
+            # a driver that is not installed (postgresql+pg8000://) or a URL SQLAlchemy cannot parse
+            reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+            raise ValueError(
+                f"storage URL {redact(url)!r} cannot be opened here: {reason}; supported are {SUPPORTED_URLS}"
+            ) from None
 
 
 def journal_path(url: str) -> Path:

@@ -10,6 +10,7 @@ See the README section "Study files" for the full reference.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 try:
@@ -40,6 +41,9 @@ HEARTBEAT_KEYS = ("interval", "grace_period", "max_retry")
 DEFAULT_HEARTBEAT = {"interval": 10, "grace_period": 30, "max_retry": 3}
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+MAX_NAME_LENGTH = 128
+"""Study names also name lock files (``optuna.db.NAME.lock``), which must fit a file system's 255 bytes."""
+SEED_LIMIT = 2**32
 
 
 class StudyFileError(ValueError):
@@ -118,6 +122,10 @@ def load_study_file(path: str | Path, overrides: Mapping[str, Any] | None = None
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StudyFileError(path, ["no such study file"]) from None
+    except UnicodeDecodeError as error:
+        raise StudyFileError(
+            path, [f"not a text file: byte {error.object[error.start:error.start + 1]!r} at offset {error.start} is not UTF-8"]
+        ) from None
     except OSError as error:
         raise StudyFileError(path, [f"cannot read: {error.strerror or error}"]) from None
     try:
@@ -170,9 +178,12 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
         if key not in content:
             problems.append(f"{key}: missing (required keys: {', '.join(REQUIRED_KEYS)})")
 
-    name = _typed(content, "name", str, problems, default="")
-    if name and not _NAME.match(name):
-        problems.append(f"name: {name!r} may use letters, digits, '_', '-' and '.' only")
+    name = _typed(content, "name", str, problems, default=None)
+    if name is not None:
+        name_problem = study_name_problem(name)
+        if name_problem:
+            problems.append(f"name: {name_problem}")
+    name = name or ""
     description = _typed(content, "description", str, problems, default="")
     model = _typed(content, "model", str, problems, default="")
     spec = _model_spec(model, problems) if model else None
@@ -193,8 +204,8 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
     if n_trials is not None and n_trials < 1:
         problems.append(f"n_trials: must be >= 1, got {n_trials}")
     timeout = _typed(content, "timeout", (int, float), problems, default=None)
-    if timeout is not None and timeout <= 0:
-        problems.append(f"timeout: must be > 0 seconds, got {timeout}")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        problems.append(f"timeout: must be a finite number of seconds > 0, got {timeout} (leave it out for no time limit)")
     if "n_trials" not in content and "timeout" not in content:
         problems.append("n_trials: give n_trials, timeout (seconds) or both")
     max_failed = _typed(content, "max_failed_trials", int, problems, default=None)
@@ -241,6 +252,25 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
         max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat,
         description=description, path=str(path), text=text,
     )
+
+
+def study_name_problem(name: str) -> str:
+    """What is wrong with ``name`` as a study name (empty when nothing is)."""
+    if not name:
+        return "must not be empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{name[:20]!r}... has {len(name)} characters; at most {MAX_NAME_LENGTH} are allowed"
+    if not _NAME.match(name):
+        return f"{name!r} may use letters, digits, '_', '-' and '.' only (starting with a letter or digit)"
+    return ""
+
+
+def check_study_name(name: str, where: str) -> str:
+    """``name`` if it is a valid study name (the rule study files follow), else ``ValueError`` naming ``where``."""
+    problem = study_name_problem(name)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
+    return name
 
 
 def _typed(content: Mapping[str, Any], key: str, kind: Any, problems: list[str], *, default: Any) -> Any:
@@ -307,8 +337,8 @@ def _sampler_spec(table: Any, problems: list[str]) -> SamplerSpec:
     if name not in SAMPLERS:
         problems.append(f"sampler.name: unknown sampler {name!r}{_did_you_mean(str(name), SAMPLERS)}; expected one of {sorted(SAMPLERS)}")
         return SamplerSpec()
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        problems.append(f"sampler.seed: expected an integer, got {seed!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT):
+        problems.append(f"sampler.seed: expected an integer from 0 to 2**32 - 1, got {seed!r}")
         seed = None
     try:
         build_sampler(name, options, seed)

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.admission import Counts
+from hpo.admission import NOT_FAILURES, Counts
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,18 @@ def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
     trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     reverse = study.direction == optuna.study.StudyDirection.MAXIMIZE
     return sorted(trials, key=lambda t: (t.value, -t.number), reverse=reverse)[:k]
+
+
+def failure_stop_message(study: optuna.Study, max_failed: int) -> str:
+    """One line saying that ``study`` stopped on ``max_failed`` failed trials, with the latest reason."""
+    failed = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.user_attrs.get("fail_reason") not in NOT_FAILURES
+    ]
+    last = max(failed, key=lambda t: t.number, default=None)
+    reason = " ".join(str(last.user_attrs.get("fail_reason") or "no fail_reason").split())[:300] if last else ""
+    latest = f"; latest: trial {last.number}: {reason}" if last else ""
+    return (
+        f"study {study.study_name!r} stopped: {len(failed)} failed trials reached max_failed_trials={max_failed}"
+        f"{latest} (hpo show {study.study_name})"
+    )

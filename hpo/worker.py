@@ -27,9 +27,11 @@ from optuna.trial import TrialState
 
 from hpo.admission import AdmissionLock, Counts, Decision, TrialBudget
 from hpo.provenance import worker_id
+from hpo.samplers.seeding import sampler_seed, trials_in_study
 from hpo.storage import open_storage, resolve_storage_url
-from hpo.studyfile import StudySpec
+from hpo.studyfile import StudySpec, check_study_name
 from hpo.studysetup import open_study
+from hpo.summary import failure_stop_message
 from hpo.trial_writes import set_user_attrs
 
 logger = logging.getLogger("hpo.worker")
@@ -48,6 +50,8 @@ class WorkerReport:
     pruned: int = 0
     failed: int = 0
     stop_reason: str = ""
+    stopped_on_failures: bool = False
+    """The study stopped because ``max_failed_trials`` trials failed, not because its budget was spent."""
 
 
 def run_worker(
@@ -58,11 +62,18 @@ def run_worker(
     worker_index: int | None = None,
     device: str | None = None,
     num_threads: int | None = None,
+    trials_before: int | None = None,
 ) -> WorkerReport:
-    """Run trials of ``spec`` against the storage until the study's budget is spent."""
+    """Run trials of ``spec`` against the storage until the study's budget is spent.
+
+    ``trials_before`` is how many trials the study held when this run began (``hpo run`` counts once
+    for all its workers); it shifts the sampler seed (:func:`hpo.samplers.seeding.sampler_seed`) so a
+    resumed study proposes new configurations. By default the worker counts when it opens the study.
+    """
     from data_pipeline import prepare_dataset
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log one line per trial ourselves
+    name = check_study_name(study_name, "--study-name") if study_name is not None else spec.name
     url = resolve_storage_url(storage_url)
     storage = open_storage(
         url,
@@ -71,11 +82,10 @@ def run_worker(
         max_retry=spec.heartbeat.max_retry,
     )
     data = prepare_dataset(spec.data)
-    name = study_name or spec.name
-    study = open_study(
-        spec, storage, study_name=name, sampler_seed=_worker_seed(spec.sampler.seed, worker_index),
-        data_fingerprint=data.fingerprint,
-    )
+    if trials_before is None:
+        trials_before = trials_in_study(storage, name)
+    seed = sampler_seed(spec.sampler.seed, worker_index, trials_before)
+    study = open_study(spec, storage, study_name=name, sampler_seed=seed, data_fingerprint=data.fingerprint)
     device = _resolve_device(device or spec.device)
     objective = _build_objective(spec, data, device, num_threads)
     # Everything loaded so far (torch, optuna, sqlalchemy, the data) lives as long as the worker: move it
@@ -90,6 +100,8 @@ def run_worker(
         report = trial_loop(study, objective, storage=storage, budget=budget, lock=lock, label=label, metric=spec.metric)
     finally:
         lock.close()
+    if report.stopped_on_failures:
+        report.stop_reason = failure_stop_message(study, spec.failure_cap)
     logger.info(
         "%s: done (%s); ran %d: %d complete, %d pruned, %d failed",
         label, report.stop_reason, report.ran, report.complete, report.pruned, report.failed,
@@ -119,12 +131,14 @@ def trial_loop(
     while True:
         _fail_stale_trials(study)
         with lock.hold():
-            decision, why = budget.decide(Counts.of(study))
+            counts = Counts.of(study)
+            decision, why = budget.decide(counts)
             trial = _ask(study) if decision is Decision.RUN else None
             if trial is not None and _heartbeat_interval(storage):
                 storage.record_heartbeat(trial._trial_id)  # stale detection covers it from now on
         if decision is Decision.DONE:
             report.stop_reason = why
+            report.stopped_on_failures = budget.stopped_on_failures(counts)
             break
         if trial is None:
             if time.monotonic() - last_wait_log >= WAIT_LOG_S:  # a waiting worker says so, not silence
@@ -323,17 +337,6 @@ def _fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-
-
-def _worker_seed(seed: int | None, worker_index: int | None) -> int | None:
-    """Distinct sampler seeds per worker, so parallel workers do not draw the same points."""
-    if seed is None:
-        return None
-    if worker_index is None:
-        import os
-
-        return (seed + os.getpid() * 7919) % (2**31)
-    return seed + 1000 * worker_index
 
 
 def _resolve_device(device: str) -> str:

@@ -182,6 +182,17 @@ def test_test_functions_compare_in_memory_unless_a_storage_is_given(tmp_path, mo
     assert not list(tmp_path.glob("*.db")) and (tmp_path / "out" / "report.html").is_file()
 
 
+def test_a_resumed_comparison_draws_new_points_and_a_fresh_one_reproduces(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    run_comparison(_plan("r", samplers=("random",), seeds=(0,), n_trials=4), url)
+    run_comparison(_plan("r", samplers=("random",), seeds=(0,), n_trials=8), url)  # the same name resumes
+    resumed = optuna.load_study(study_name="r/random/seed0", storage=url).trials
+    assert len({tuple(sorted(t.params.items())) for t in resumed}) == 8
+    run_comparison(_plan("again", samplers=("random",), seeds=(0,), n_trials=4), url)
+    fresh = optuna.load_study(study_name="again/random/seed0", storage=url).trials
+    assert [t.params for t in fresh] == [t.params for t in resumed[:4]]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -108,6 +108,20 @@ MALFORMED = {
     "searched and fixed": (VALID.replace("[fixed]\n", "[fixed]\nlr = 0.1\n"), "fixed.lr: also in [space]"),
     "heartbeat grace too short": (VALID + "[heartbeat]\ninterval = 5\ngrace_period = 5\n", "heartbeat.grace_period: must exceed"),
     "missing required key": (VALID.replace('metric = "val_balanced_accuracy"\n', ""), "metric: missing"),
+    "empty name": (VALID.replace('name = "t"', 'name = ""'), "name: must not be empty"),
+    "name too long": (VALID.replace('name = "t"', f'name = "{"n" * 600}"'), "has 600 characters; at most 128"),
+    "name with a slash": (VALID.replace('name = "t"', 'name = "a/b"'), "name: 'a/b' may use letters"),
+    "timeout nan": (VALID.replace("n_trials = 4", "n_trials = 4\ntimeout = nan"), "timeout: must be a finite number of seconds > 0, got nan"),
+    "timeout inf": (VALID.replace("n_trials = 4", "n_trials = 4\ntimeout = inf"), "timeout: must be a finite number of seconds > 0, got inf"),
+    "negative sampler seed": (VALID + "[sampler]\nseed = -1\n", "sampler.seed: expected an integer from 0 to 2**32 - 1, got -1"),
+    "negative sampler count": (VALID + "[sampler]\nn_startup_trials = -1\n", "sampler.n_startup_trials: must be >= 0, got -1"),
+    "sampler count as a string": (VALID + '[sampler]\nn_startup_trials = "10"\n', "sampler.n_startup_trials: expected int, got '10'"),
+    "callable sampler option": (VALID + '[sampler]\ngamma = "lambda n: 10"\n', "sampler.gamma: sampler 'tpe' takes a Python object"),
+    "constraints_func as a string": (VALID + '[sampler]\nname = "nsga2"\nconstraints_func = "f"\n', "sampler.constraints_func: sampler 'nsga2' takes a Python object"),
+    "sampler given as a string": (VALID + '[sampler]\nname = "cmaes"\nindependent_sampler = "random"\n', "sampler.independent_sampler: sampler 'cmaes' takes a Python object"),
+    "non-finite sampler option": (VALID + "[sampler]\nprior_weight = nan\n", "sampler.prior_weight: must be a finite number, got nan"),
+    "negative pruner count": (VALID + "[pruner]\nname = \"median\"\nn_warmup_steps = -3\n", "pruner.n_warmup_steps: must be >= 0, got -3"),
+    "pruner option of the wrong type": (VALID + '[pruner]\nname = "hyperband"\nreduction_factor = 2.5\n', "pruner.reduction_factor: expected int, got 2.5"),
 }
 
 
@@ -140,6 +154,24 @@ def test_missing_file_and_bad_toml(tmp_path):
         load_study_file(tmp_path / "absent.toml")
     with pytest.raises(StudyFileError, match="not valid TOML"):
         load_study_file(write(tmp_path, "name = \n"))
+
+
+def test_binary_study_file_is_named_in_its_error(tmp_path):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"name = \"t\"\n\x89PNG\r\n\x1a\n\xff")
+    with pytest.raises(StudyFileError) as error:
+        load_study_file(path)
+    assert str(error.value) == f"{path}: not a text file: byte b'\\x89' at offset 11 is not UTF-8"
+
+
+def test_study_name_rule_applies_to_names_from_the_command_line():
+    from hpo.studyfile import check_study_name
+
+    assert check_study_name("classifier-2026.v2", "--study-name") == "classifier-2026.v2"
+    for bad, words in (("", "must not be empty"), ("a b", "may use letters"), ("x" * 129, "at most 128")):
+        with pytest.raises(ValueError, match=words) as error:
+            check_study_name(bad, "--study-name")
+        assert str(error.value).startswith("--study-name: ")
 
 
 def test_overrides_apply_before_validation(tmp_path):
@@ -218,3 +250,23 @@ def test_int_step_and_float_step_distributions():
     assert space.distributions()["d"] == optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25)
     _, problems = parse_space({"n": {"type": "int", "low": 1.5, "high": 3}})
     assert "space.n.low: expected an integer" in str(problems[0])
+
+
+@pytest.mark.parametrize(
+    "section, name, options",
+    [
+        ("sampler", "tpe", {"n_startup_trials": 0, "multivariate": True, "group": True, "prior_weight": 2}),
+        ("sampler", "cmaes", {"inc_popsize": -1, "restart_strategy": "ipop", "x0": {"lr": 0.01}}),  # -1: its default
+        ("sampler", "ga", {"independent_sampler": "tpe", "population_size": 6}),  # a sampler *name* is a string
+        ("sampler", "qmc", {"qmc_type": "halton", "scramble": True}),
+        ("pruner", "hyperband", {"max_resource": "auto", "reduction_factor": 3}),
+        ("pruner", "percentile", {"percentile": 25}),  # an integer where a float is expected
+    ],
+)
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_valid_options_pass_the_signature_check(section, name, options):
+    from hpo.pruners import build_pruner
+    from hpo.samplers.factory import build_sampler
+
+    built = build_sampler(name, options, 0) if section == "sampler" else build_pruner(name, options)
+    assert built is not None

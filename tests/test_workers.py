@@ -272,6 +272,10 @@ def test_budget_semantics():
     # ...but end the study at the cap
     assert budget.decide(Counts(complete=1, failed=3))[0] is Decision.DONE
     assert budget.decide(Counts(complete=3, pruned=2, running=1))[0] is Decision.DONE
+    # only the cap (not a spent budget) is a stop on failures, which `hpo run` / `hpo worker` exit 1 for
+    assert budget.stopped_on_failures(Counts(complete=1, failed=3))
+    assert not budget.stopped_on_failures(Counts(complete=5, failed=3))
+    assert not budget.stopped_on_failures(Counts(complete=1, failed=2))
     expired = TrialBudget(n_trials=None, max_failed=3, timeout=1.0, started=time.monotonic() - 2)
     assert expired.decide(Counts())[0] is Decision.DONE
     assert TrialBudget(None, 3, None, time.monotonic()).decide(Counts(complete=10**6))[0] is Decision.RUN
@@ -330,3 +334,60 @@ def test_a_waiting_worker_says_what_it_waits_for(tmp_path, caplog):
     assert "worker 9: waiting: 1 running trial(s) hold the rest of the budget (running: #0)" in waits[0]
     assert "re-run after 5 s without a heartbeat" in waits[0]
     assert "`hpo abandon waiting N`" in waits[0]  # what to do about a trial that never beat
+
+
+def test_sampler_seed_rule():
+    from hpo.samplers.seeding import sampler_seed
+
+    assert sampler_seed(7, 0) == 7 and sampler_seed(7, 2) == 2007  # a fresh study: seed + 1000 x worker index
+    assert sampler_seed(7, 0, trials_before=2) == 7 + 2 * 1_000_003  # a resumed one: shifted by the trials it holds
+    assert sampler_seed(None, 3, 5) is None
+    assert 0 <= sampler_seed(2**32 - 1, 5, 10**6) < 2**32  # numpy's seed range, however large the study
+    seeds = {sampler_seed(0, k, n) for k in range(50) for n in range(50)}
+    assert len(seeds) == 50 * 50  # no worker of one run shares a seed with a worker of another
+
+
+def _fast_tpe_study(tmp_path: Path, data_config: Any, name: str) -> Path:
+    """A logistic-regression study (fractions of a second per trial) with a seeded TPE sampler."""
+    path = tiny_study(
+        tmp_path, data_config, name=name, model="logistic_regression",
+        space={"C": {"type": "float", "low": 1e-3, "high": 10.0, "log": True},
+               "l1_ratio": {"type": "float", "low": 0.0, "high": 1.0}},
+        sampler={"name": "tpe", "seed": 3, "n_startup_trials": 10}, n_trials=2,
+    )
+    content = tomllib.loads(path.read_text())
+    content["fixed"] = {"max_iter": 50}
+    path.write_text(tomli_w.dumps(content))
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_resumed_study_proposes_new_configurations_and_a_fresh_one_reproduces(tmp_path, tiny_dataset, tiny_data_config):
+    url = sqlite_url(tmp_path)
+    path = _fast_tpe_study(tmp_path, tiny_data_config, "resumed")
+    run_worker(load_study_file(path), storage_url=url, worker_index=0, num_threads=1)
+    # resumed for 2 more in a new worker process, as `hpo worker` (the launcher's child) runs it
+    subprocess.run([sys.executable, "-m", "hpo.commands.worker", str(path), "--storage", url, "--n-trials", "4",
+                    "--worker-index", "0", "--threads", "1"], check=True, timeout=300)
+    trials = trials_of(url, "resumed")
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    assert count(trials, TrialState.COMPLETE) == 4 and len(set(points)) == 4, points
+    # a fresh study with the same seed proposes the first run's configurations again
+    fresh = load_study_file(path)
+    run_worker(fresh, storage_url=url, study_name="fresh", worker_index=0, num_threads=1)
+    assert [t.params for t in trials_of(url, "fresh")] == [t.params for t in trials[:2]]
+
+
+def test_hpo_run_and_its_worker_exit_non_zero_saying_why_when_the_study_stops_on_failures(tmp_path, tiny_dataset, tiny_data_config, capfd):
+    from hpo.cli import main
+
+    # a pretrained encoder that is not there: valid as a file, but every trial fails when it trains
+    path = tiny_study(tmp_path, tiny_data_config, name="gives-up", n_trials=5, max_failed_trials=2,
+                      **{"fixed.encoder_from": str(tmp_path / "no-such-autoencoder")})
+    assert main(["run", str(path), "--storage", sqlite_url(tmp_path), "--quiet"]) == 1
+    err = capfd.readouterr().err
+    expected = ("study 'gives-up' stopped: 2 failed trials reached max_failed_trials=2; latest: trial 1: "
+                "FileNotFoundError: no saved model in")
+    assert f"hpo worker: {path}: {expected}" in err  # the worker process says why...
+    assert f"hpo run: {path}: {expected}" in err  # ...and so does the command that started it
+    assert count(trials_of(sqlite_url(tmp_path), "gives-up"), TrialState.FAIL) == 2

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         study_name=name, on_progress=show, poll_seconds=2.0,
     )
     if not result.ok:
-        print(f"hpo demo: a worker failed (exit codes {result.exit_codes})")
+        print(f"hpo demo: {result.failure or f'a worker failed (exit codes {result.exit_codes})'}")
         return 1
 
     print("[3/5] exporting the best configuration", flush=True)

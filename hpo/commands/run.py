@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hpo.commands.study_args import add_study_arguments, overrides_from
 
@@ -35,8 +36,11 @@ def run(args: argparse.Namespace) -> int:
         print(status_line(result.progress, args.workers))
     for line in final_lines(result, _metric(result.storage_url, result.study_name), args.storage is not None):
         print(line)
+    if result.failure:
+        print(f"hpo run: {args.study_file}: {result.failure}", file=sys.stderr)
+        return 1
     if not result.ok:
-        print(f"hpo run: worker exit codes {result.exit_codes}")
+        print(f"hpo run: worker exit codes {result.exit_codes}", file=sys.stderr)
         return 1
     return 0
 

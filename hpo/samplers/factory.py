@@ -10,6 +10,8 @@ from typing import Any
 
 import optuna
 
+from hpo.options import check_options
+
 SAMPLERS: dict[str, str] = {
     "tpe": "optuna.samplers:TPESampler",
     "random": "optuna.samplers:RandomSampler",
@@ -33,7 +35,8 @@ def sampler_class(name: str) -> Callable[..., optuna.samplers.BaseSampler]:
 def build_sampler(name: str, options: Mapping[str, Any] | None = None, seed: int | None = None) -> optuna.samplers.BaseSampler:
     """Build the sampler ``name`` with keyword ``options`` and ``seed``.
 
-    Raises ``ValueError`` naming the option when an option is unknown or has a bad value.
+    Raises ``ValueError`` naming the option when an option is unknown, has a value of the wrong type
+    (a string where Optuna wants a callable, :func:`hpo.options.check_options`) or a bad value.
     """
     cls = sampler_class(name)
     options = dict(options or {})
@@ -46,6 +49,7 @@ def build_sampler(name: str, options: Mapping[str, Any] | None = None, seed: int
             if option not in parameters:
                 allowed = sorted(k for k in parameters if k != "seed")
                 raise ValueError(f"sampler.{option}: unknown option for sampler {name!r}; allowed: {allowed}")
+    check_options("sampler", name, cls, options)
     try:
         with warnings.catch_warnings():
             # QMC, GP options, `group`, ... are "experimental" in Optuna; a study file picks them knowingly
