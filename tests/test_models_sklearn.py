@@ -142,6 +142,15 @@ def test_folds_choose_genes_on_each_folds_training_rows_not_the_held_out_fold(
     assert scores[0] != pytest.approx(leaky[0], abs=1e-6)
 
 
+def test_folds_on_a_data_set_without_the_unfiltered_training_split_fail_clearly(tiny_dataset: PreparedDataset) -> None:
+    data = dataclasses.replace(tiny_dataset, X_train_unfiltered=None)
+    with pytest.raises(ValueError, match="has no X_train_unfiltered; prepare it again"):
+        fit("knn", data, {"fidelity": "folds", "fidelity_steps": 2})
+    # classifiers on autoencoder codes cross-validate the codes, not genes
+    _, steps = fit("knn_on_embeddings", data, {**SMALL_AE, "fidelity": "folds", "fidelity_steps": 2})
+    assert [metrics["fold"] for _, metrics in steps] == [0.0, 1.0]
+
+
 @pytest.mark.parametrize("name", ["svc_on_embeddings", "knn_on_embeddings"])
 def test_classifier_on_autoencoder_embeddings(tiny_dataset: PreparedDataset, name: str) -> None:
     model, steps = fit(name, tiny_dataset, {**SMALL_AE, "fidelity": "subsets", "fidelity_steps": 2})
