@@ -335,6 +335,7 @@ def load_prepared(directory: str | os.PathLike[str], *, verify: bool = True) -> 
         fingerprint=str(meta["fingerprint"]),
         sample_info=meta["sample_info"],
         folds=arrays.get("folds"),
+        X_train_unfiltered=arrays.get("X_train_unfiltered"),
         settings=meta["settings"],
         directory=directory,
         feature_mean=arrays.get("feature_mean"),

@@ -47,6 +47,9 @@ class PreparedDataset:
     """Per-gene standard deviation of the training split (before z-scoring)."""
     provenance: dict[str, Any] = field(default_factory=dict)
     """Where the data came from: source, layout, input files and their hashes, counts dropped."""
+    X_train_unfiltered: np.ndarray | None = None
+    """The training rows before the gene filter and z-scoring (log-transformed, every gene that varies
+    on the training split): CV folds refit the filter and the scaling on their own rows from it."""
 
     @property
     def n_features(self) -> int:

@@ -32,7 +32,7 @@ from data_pipeline.preprocess import ProcessedArrays, preprocess
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 """Bump when preprocessing changes the arrays, so that older cache entries are not reused."""
 
 JACCARD_GENES = 40
@@ -217,6 +217,7 @@ def _cache_payload(
         arrays[f"y_{split}"] = processed.y[split]
     arrays["feature_mean"] = processed.feature_mean
     arrays["feature_std"] = processed.feature_std
+    arrays["X_train_unfiltered"] = processed.X_train_unfiltered
     if processed.folds is not None:
         arrays["folds"] = processed.folds
     zero_fraction = (data.values == 0).mean(axis=0, dtype=np.float64)

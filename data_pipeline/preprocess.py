@@ -31,6 +31,11 @@ class ProcessedArrays:
     """Indices of the kept genes among the input genes (input order)."""
     feature_mean: np.ndarray
     feature_std: np.ndarray
+    X_train_unfiltered: np.ndarray
+    """Training rows, log-transformed, not z-scored, every gene that varies on the training split.
+
+    What a CV fold refits the gene filter on (a gene constant on the split passes no fold's filter).
+    """
     folds: np.ndarray | None
     log_applied: bool
     tissue_counts_input: dict[str, int]
@@ -167,6 +172,7 @@ def preprocess(data: LabelledData, config: DataConfig, *, source: str) -> Proces
     X_train_all = features(split_rows["train"])
     gene_index = select_genes(X_train_all, config.min_gene_variance, config.top_k_genes, source=source)
     X_train = X_train_all[:, gene_index]
+    varying = select_genes(X_train_all, 0.0, None, source=source)
     mean = X_train.mean(axis=0, dtype=np.float64)
     std = X_train.std(axis=0, dtype=np.float64)
     std[std == 0] = 1.0
@@ -190,6 +196,7 @@ def preprocess(data: LabelledData, config: DataConfig, *, source: str) -> Proces
         gene_index=gene_index,
         feature_mean=mean.astype(np.float32),
         feature_std=std.astype(np.float32),
+        X_train_unfiltered=X_train_all[:, varying],
         folds=folds,
         log_applied=log_applied,
         tissue_counts_input=counts_input,

@@ -41,13 +41,17 @@ class EmbeddingModel(SklearnModel):
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return self._classifier.make_estimator(n_rows)
 
-    def fold_estimator(self, n_rows: int) -> BaseEstimator:
+    def fold_estimator(self, n_rows: int, data: PreparedDataset, train_split: str) -> BaseEstimator:
         """The classifier alone: its features are latent codes, which the final model does not scale either.
 
-        The autoencoder is trained once on the whole training split, so its codes of a held-out
-        fold are not independent of that fold (unsupervised, labels unseen).
+        The autoencoder is trained once on the whole training split (the prepared genes), so its
+        codes of a held-out fold are not independent of that fold (unsupervised, labels unseen).
         """
         return self.make_estimator(n_rows)
+
+    def fold_features(self, data: PreparedDataset, train_split: str, X: np.ndarray) -> np.ndarray:
+        """The latent codes of the training split (the autoencoder needs the prepared genes)."""
+        return X
 
     def _prepare(self, data: PreparedDataset, train_split: str) -> None:
         autoencoder = AutoencoderModel(

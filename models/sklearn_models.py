@@ -9,8 +9,9 @@ decides how ``fit`` reports progress, so that Optuna pruners work on them too:
 - ``folds``: stratified k-fold CV on the training split (the data set's fold
   assignment when it has one), the held-out fold's metrics reported as ``val_*``
   after each fold; then one fit on the whole training split. Each fold fits a
-  Pipeline that standardises with the fold's training rows only (:meth:`fold_estimator`),
-  so the held-out fold shapes neither the scaling nor the model.
+  Pipeline that filters genes and standardises with the fold's training rows only
+  (:meth:`fold_estimator` on :meth:`fold_features`), so the held-out fold shapes neither
+  the gene choice, nor the scaling, nor the model.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from data_pipeline.dataset import PreparedDataset
+from data_pipeline.gene_filter import gene_filter_of
 from models.base import StepCallback
 from models.fidelity import FOLDS, cross_validates, nested_stratified_subsets, stratified_folds
 from models.metrics import classification_metrics
@@ -80,14 +82,29 @@ class SklearnModel:
         """A fresh, unfitted estimator for a training set of ``n_rows`` rows."""
         raise NotImplementedError
 
-    def fold_estimator(self, n_rows: int) -> BaseEstimator:
-        """What one CV fold fits: a StandardScaler, then the estimator.
+    def fold_estimator(self, n_rows: int, data: PreparedDataset, train_split: str) -> BaseEstimator:
+        """What one CV fold fits on :meth:`fold_features`: the gene filter, a StandardScaler, the estimator.
 
-        The data set is z-scored with the whole training split's statistics, held-out fold
-        included; refitting the scaler on the fold's training rows makes each fold's features
-        exactly those z-scored with its own training rows (z-scoring is affine per gene).
+        On the training split the features are the genes before filtering, and the filter (the data
+        set's ``min_gene_variance``/``top_k_genes``) and the scaler are fitted on the fold's training
+        rows. A retrain on ``train+val`` (whose fold scores rank nothing) cross-validates the
+        prepared genes, refitting only the scaler.
         """
-        return Pipeline([("standardise", StandardScaler()), ("model", self.make_estimator(n_rows))])
+        steps = [("standardise", StandardScaler()), ("model", self.make_estimator(n_rows))]
+        if train_split == "train":
+            steps.insert(0, ("filter_genes", gene_filter_of(data.settings)))
+        return Pipeline(steps)
+
+    def fold_features(self, data: PreparedDataset, train_split: str, X: np.ndarray) -> np.ndarray:
+        """The rows CV folds are cut from: on ``train``, the training split before the gene filter."""
+        if train_split != "train":
+            return X
+        if data.X_train_unfiltered is None:
+            raise ValueError(
+                f"fidelity='folds' refits the gene filter per fold, but data set {data.directory or data.fingerprint} "
+                "has no X_train_unfiltered; prepare it again (hpo data prepare)"
+            )
+        return np.asarray(data.X_train_unfiltered)
 
     @property
     def cross_validated(self) -> bool:
@@ -132,9 +149,11 @@ class SklearnModel:
             else:
                 if fidelity == FOLDS:
                     folds = data.folds if train_split == "train" else None
+                    X_folds = self.fold_features(data, train_split, X)
                     for step, (fit_rows, held_rows) in enumerate(stratified_folds(y, steps, folds), start=1):
-                        estimator = self.fold_estimator(len(fit_rows)).fit(X[fit_rows], y[fit_rows])
-                        report(step, estimator, X[held_rows], y[held_rows], fold=float(step - 1))
+                        estimator = self.fold_estimator(len(fit_rows), data, train_split)
+                        estimator.fit(X_folds[fit_rows], y[fit_rows])
+                        report(step, estimator, X_folds[held_rows], y[held_rows], fold=float(step - 1))
                 self.estimator_ = self.make_estimator(len(y)).fit(X, y)
                 if fidelity == "none":
                     report(1, self.estimator_, X_val, y_val)

@@ -1,7 +1,9 @@
 """Cross-validated studies (``fidelity = "folds"``): the trial value is the mean fold score, stored with its folds.
 
 Studies run in process against a real SQLite file; the scores are checked against an
-independent scikit-learn computation (``cross_val_score`` of a StandardScaler Pipeline).
+independent scikit-learn computation: ``cross_val_score`` of a Pipeline (VarianceThreshold and,
+with ``top_k_genes``, SelectKBest by variance; StandardScaler; the model) on the training split
+before the gene filter, so the filter and the scaling are fitted inside each fold.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hpo.retrain import retrain
 from hpo.studyfile import load_study_file
 from hpo.studysetup import open_study
 from models.fidelity import FOLD_SEED
+from tests.models_support import gene_filter_steps
 
 N_FOLDS = 3
 
@@ -77,11 +80,12 @@ def test_a_folds_trials_value_is_the_mean_of_its_fold_scores_as_scikit_learn_com
         assert trial.value == pytest.approx(np.mean(scores), abs=1e-12) == trial.user_attrs["cv_mean"]
         assert trial.user_attrs["cv_std"] == pytest.approx(np.std(scores), abs=1e-12)
         pipeline = make_pipeline(
+            *gene_filter_steps(tiny_dataset.settings),
             StandardScaler(),
             LogisticRegression(C=trial.params["C"], max_iter=300, class_weight="balanced", random_state=0),
         )
         independent = cross_val_score(
-            pipeline, np.asarray(tiny_dataset.X_train), np.asarray(tiny_dataset.y_train),
+            pipeline, np.asarray(tiny_dataset.X_train_unfiltered), np.asarray(tiny_dataset.y_train),
             cv=cv, scoring="balanced_accuracy",
         )
         assert scores == pytest.approx(independent.tolist(), abs=1e-12)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from data_pipeline import SPLITS, DataConfig, PreparedDataset, prepare_dataset
+from data_pipeline.gene_filter import gene_filter_of
 from data_pipeline.loader import load_labelled
 from data_pipeline.synthetic import generate_tables, spec_for, write_tables
 
@@ -52,6 +53,7 @@ def test_changing_val_and_test_rows_changes_no_fitted_statistic(tmp_path: Path, 
     np.testing.assert_array_equal(changed.feature_mean, tiny_dataset.feature_mean)
     np.testing.assert_array_equal(changed.feature_std, tiny_dataset.feature_std)
     np.testing.assert_array_equal(changed.X_train, tiny_dataset.X_train)
+    np.testing.assert_array_equal(changed.X_train_unfiltered, tiny_dataset.X_train_unfiltered)
     assert not np.allclose(changed.X_val, tiny_dataset.X_val)
 
 
@@ -100,6 +102,15 @@ def test_gene_filters(tmp_path: Path, tiny_dataset: PreparedDataset) -> None:
     assert variance[kept].min() >= variance[~kept].max() - 1e-6
     everything = prepare_dataset(DataConfig(preset="tiny", min_gene_variance=0.0, cache_dir=str(tmp_path)))
     assert everything.n_features > tiny_dataset.n_features
+    # what CV folds refit the filter on: the training split before filtering, every gene that varies there
+    for dataset in (tiny_dataset, top, everything):
+        unfiltered = dataset.X_train_unfiltered
+        assert isinstance(unfiltered, np.memmap) and not unfiltered.flags.writeable
+        assert unfiltered.shape == (len(dataset.y_train), everything.n_features)
+        refit = gene_filter_of(dataset.settings).fit(unfiltered)  # on every training row: the prepared genes
+        assert refit.genes_.size == dataset.n_features
+        z_scored = (refit.transform(unfiltered) - dataset.feature_mean) / dataset.feature_std
+        np.testing.assert_allclose(z_scored, dataset.X_train, atol=1e-4)
 
 
 def test_rare_tissues_dropped(tmp_path: Path) -> None:

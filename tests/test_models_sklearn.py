@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from data_pipeline import PreparedDataset
 from models import build_model, load_model
 from models.fidelity import nested_stratified_subsets
-from tests.models_support import one_torch_thread  # noqa: F401  (autouse)
+from tests.models_support import gene_filter_steps, one_torch_thread  # noqa: F401  (autouse)
 
 BASELINES = ["svc", "random_forest", "knn", "logistic_regression", "kpca_svc"]
 SMALL_AE = {"ae_hidden_sizes": [64], "ae_latent_dim": 16, "ae_max_epochs": 3}
@@ -77,7 +77,7 @@ def test_folds_fidelity_uses_the_data_sets_fold_assignment(tiny_dataset: Prepare
     assert len(steps) == 4
 
 
-@pytest.mark.parametrize(
+FOLD_CASES = pytest.mark.parametrize(
     ("name", "params", "estimator"),
     [
         ("knn", {"n_neighbors": 5, "metric": "euclidean", "weights": "uniform"},
@@ -86,24 +86,69 @@ def test_folds_fidelity_uses_the_data_sets_fold_assignment(tiny_dataset: Prepare
          LogisticRegression(C=0.01, max_iter=500, class_weight="balanced", random_state=0)),
     ],
 )
+
+
+def fold_scores(name: str, data: PreparedDataset, params: dict) -> list[float]:
+    _, steps = fit(name, data, {**params, "fidelity": "folds"})
+    return [metrics["val_balanced_accuracy"] for _, metrics in steps]
+
+
+def predefined_cv(model, X: np.ndarray, y: np.ndarray, folds: np.ndarray) -> list[float]:
+    return cross_val_score(model, X, y, cv=PredefinedSplit(folds), scoring="balanced_accuracy").tolist()
+
+
+@FOLD_CASES
 def test_folds_standardise_on_each_folds_training_rows_not_the_held_out_fold(
     tiny_dataset: PreparedDataset, name: str, params: dict, estimator
 ) -> None:
     """A batch effect in one fold's rows: scaling fitted with that fold included (a leak) scores it differently."""
     folds = np.arange(len(tiny_dataset.y_train)) % 3
-    X = np.array(tiny_dataset.X_train, dtype=np.float64)
+    X = np.array(tiny_dataset.X_train_unfiltered)
     X[folds == 0, ::2] += 4.0  # half the genes shifted in the rows of fold 0
-    X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)  # z-scored on the whole split, as prepared data is
-    data = dataclasses.replace(tiny_dataset, X_train=X, folds=folds)
-    _, steps = fit(name, data, {**params, "fidelity": "folds"})
-    scores = [metrics["val_balanced_accuracy"] for _, metrics in steps]
-
-    def cv(model) -> list[float]:
-        return cross_val_score(model, X, data.y_train, cv=PredefinedSplit(folds), scoring="balanced_accuracy").tolist()
-
-    assert scores == pytest.approx(cv(make_pipeline(StandardScaler(), clone(estimator))), abs=1e-12)
-    leaky = cv(clone(estimator))  # what the folds scored before: scaling fitted on every training row
+    data = dataclasses.replace(tiny_dataset, X_train_unfiltered=X, folds=folds)
+    scores = fold_scores(name, data, params)
+    y, filters = data.y_train, gene_filter_steps(data.settings)
+    assert scores == pytest.approx(
+        predefined_cv(make_pipeline(*filters, StandardScaler(), clone(estimator)), X, y, folds), abs=1e-12
+    )
+    # scaling fitted on every training row, held-out fold included (a leak)
+    leaky = predefined_cv(make_pipeline(*filters, clone(estimator)), StandardScaler().fit_transform(X), y, folds)
     assert scores != pytest.approx(leaky, abs=1e-6)
+
+
+@FOLD_CASES
+@pytest.mark.parametrize("top_k_genes", [None, 100])
+def test_folds_choose_genes_on_each_folds_training_rows_not_the_held_out_fold(
+    tiny_dataset: PreparedDataset, name: str, params: dict, estimator, top_k_genes: int | None
+) -> None:
+    """Genes below the variance threshold except in one fold's rows: the filter fitted with that fold held
+    out drops them, one fitted on every training row (a leak) keeps them and scores that fold differently."""
+    folds = np.arange(len(tiny_dataset.y_train)) % 3
+    X = np.array(tiny_dataset.X_train_unfiltered)
+    noisy, rng = np.arange(20), np.random.default_rng(0)
+    assert tiny_dataset.settings["min_gene_variance"] == 0.05
+    X[:, noisy] = rng.normal(1.0, 0.1, size=(len(X), noisy.size))  # variance 0.01: filtered out ...
+    X[np.ix_(folds == 0, noisy)] = rng.normal(1.0, 5.0, size=(np.sum(folds == 0), noisy.size))  # ... but for fold 0
+    settings = {**tiny_dataset.settings, "top_k_genes": top_k_genes}
+    data = dataclasses.replace(tiny_dataset, X_train_unfiltered=X, folds=folds, settings=settings)
+    scores = fold_scores(name, data, params)
+    y, filters = data.y_train, gene_filter_steps(settings)
+    independent = predefined_cv(make_pipeline(*filters, StandardScaler(), clone(estimator)), X, y, folds)
+    assert scores == pytest.approx(independent, abs=1e-12)
+    # the filter fitted once on every training row (a leak) keeps the noisy genes for the held-out fold 0
+    chosen = make_pipeline(*filters).fit(X, y)
+    assert set(noisy) <= set(chosen.transform(np.arange(X.shape[1], dtype=X.dtype)[None, :])[0])  # kept columns
+    leaky = predefined_cv(make_pipeline(StandardScaler(), clone(estimator)), chosen.transform(X), y, folds)
+    assert scores[0] != pytest.approx(leaky[0], abs=1e-6)
+
+
+def test_folds_on_a_data_set_without_the_unfiltered_training_split_fail_clearly(tiny_dataset: PreparedDataset) -> None:
+    data = dataclasses.replace(tiny_dataset, X_train_unfiltered=None)
+    with pytest.raises(ValueError, match="has no X_train_unfiltered; prepare it again"):
+        fit("knn", data, {"fidelity": "folds", "fidelity_steps": 2})
+    # classifiers on autoencoder codes cross-validate the codes, not genes
+    _, steps = fit("knn_on_embeddings", data, {**SMALL_AE, "fidelity": "folds", "fidelity_steps": 2})
+    assert [metrics["fold"] for _, metrics in steps] == [0.0, 1.0]
 
 
 @pytest.mark.parametrize("name", ["svc_on_embeddings", "knn_on_embeddings"])
