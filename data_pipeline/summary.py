@@ -132,8 +132,15 @@ def summary_figures(dataset: PreparedDataset) -> list[Any]:
     return [tissue_fig, age_fig, disease_fig, sparsity_fig, jaccard_fig]
 
 
-def write_report(dataset: PreparedDataset, path: str | os.PathLike[str]) -> Path:
-    """Write a self-contained HTML report (plotly.js embedded once: works offline)."""
+def write_report(
+    dataset: PreparedDataset, path: str | os.PathLike[str], *, plotly_js_tag: str | None = None
+) -> Path:
+    """Write the HTML report to ``path``.
+
+    ``plotly_js_tag``: the ``<script>`` markup that loads plotly.js in the page's head (``hpo data summary``
+    passes :func:`hpo.plotly_js.plotly_js_tag`'s); by default plotly.js is embedded once, so the file is
+    self-contained and works offline.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = "".join(
@@ -144,13 +151,13 @@ def write_report(dataset: PreparedDataset, path: str | os.PathLike[str]) -> Path
         for name, total, train, val, test in tissue_table(dataset)
     )
     figures = "".join(
-        f"<div>{figure.to_html(full_html=False, include_plotlyjs=(index == 0))}</div>"
+        f"<div>{figure.to_html(full_html=False, include_plotlyjs=plotly_js_tag is None and index == 0)}</div>"
         for index, figure in enumerate(summary_figures(dataset))
     )
     document = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>tissue-hpo data summary</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:1.5em}}
-th,td{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style></head>
+th,td{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style>{plotly_js_tag or ""}</head>
 <body><h1>Data summary</h1>
 <table>{rows}</table>
 <h2>Tissues and splits</h2>

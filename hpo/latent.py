@@ -193,12 +193,16 @@ def write_latent_plots(
     label: str = "",
     seed: int = 0,
     png: bool = True,
+    plotly_js: str = "shared",
 ) -> list[Path]:
-    """For each method: ``latent_<method>.html`` (self-contained, offline) and a PNG where possible.
+    """For each method: ``latent_<method>.html`` (works offline) and a PNG where possible.
 
     Also writes ``latent_points.csv`` (sample metadata and every method's coordinates).
-    Returns the written paths.
+    ``plotly_js``: how the pages load plotly.js, see :mod:`hpo.plotly_js` (``shared`` also writes
+    ``plotly.min.js`` into ``out_dir``, once for all the pages). Returns the written paths.
     """
+    from hpo.plotly_js import figure_page
+
     embeddings, points = latent_points(model, data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +217,7 @@ def write_latent_plots(
                  f"{len(points)} samples, {data.n_classes} tissues")
         figure = latent_figure(coords, points, title=title, tissues=data.tissues)
         html_path = out / f"latent_{method}.html"
-        figure.write_html(str(html_path), include_plotlyjs=True, full_html=True)
+        html_path.write_text(figure_page(figure, plotly_js, out, title=title), encoding="utf-8")
         written.append(html_path)
         if png:
             png_path = write_png(figure, out / f"latent_{method}.png")

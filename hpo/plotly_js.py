@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import html
 from pathlib import Path
+from typing import Any
 
 PLOTLY_JS_MODES = ("shared", "inline", "cdn")
 DEFAULT_PLOTLY_JS = "shared"
@@ -63,3 +65,10 @@ def write_shared_plotly_js(out_dir: str | Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(bundle)
     return path
+
+
+def figure_page(figure: Any, mode: str, out_dir: str | Path, *, title: str = "") -> str:
+    """A whole HTML page showing one plotly ``figure``, loading plotly.js as ``mode`` says (see :func:`plotly_js_tag`)."""
+    body = figure.to_html(full_html=False, include_plotlyjs=False)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"{plotly_js_tag(mode, out_dir)}</head>\n<body>{body}</body></html>\n")

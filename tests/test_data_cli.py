@@ -37,7 +37,13 @@ def test_prepare_then_summary_on_tiny(tmp_path: Path, capsys: pytest.CaptureFixt
     html = report.read_text()
     for title in ("samples per tissue", "Age at sampling", "Primary disease", "Sparsity per gene", "Jaccard"):
         assert title in html
-    assert "plotly" in html.lower() and len(html) > 1_000_000  # plotly.js embedded: works offline
+    # offline and small: the page loads the plotly.min.js written beside it (the default, 'shared')
+    assert "src='plotly.min.js'" in html and len(html) < 1_000_000
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
+    single = tmp_path / "single" / "report.html"
+    assert main(["data", "summary", "--preset", "tiny", "--cache-dir", cache, "--out", str(single),
+                 "--plotly-js", "inline"]) == 0
+    assert len(single.read_text()) > 1_000_000 and not (single.parent / "plotly.min.js").exists()  # self-contained
 
 
 def test_study_file_data_table_with_option_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

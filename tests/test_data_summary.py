@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,4 +52,10 @@ def test_report_figures(tiny_dataset: PreparedDataset, tmp_path: Path) -> None:
     assert len(sparsity.data[0].x) == 400
     assert np.array(jaccard.data[0].z).shape == (40, 40)
     path = write_report(tiny_dataset, tmp_path / "nested" / "report.html")
-    assert path.read_text().count("Plotly.newPlot") == 5
+    embedded = path.read_text()
+    assert embedded.count("Plotly.newPlot") == 5
+    assert len(embedded) > 1_000_000 and not re.search(r"<script[^>]+src=", embedded)  # default: self-contained
+    tag = "<script src='elsewhere/plotly.js'></script>"
+    loaded = write_report(tiny_dataset, tmp_path / "loaded.html", plotly_js_tag=tag).read_text()
+    assert loaded.count("Plotly.newPlot") == 5 and len(loaded) < 1_000_000  # the caller's tag loads plotly.js
+    assert loaded.index(tag) < loaded.index("</head>")

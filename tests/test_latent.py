@@ -60,7 +60,9 @@ def test_autoencoder_latent_space_holds_every_sample_and_tissue(autoencoder, tin
     assert sorted(table["sample_id"]) == sorted(_all_ids(tiny_dataset))
     assert table[["pca_1", "pca_2", "tsne_1", "tsne_2"]].notna().all().all()
     page = (tmp_path / "latent_tsne.html").read_text(encoding="utf-8")
-    assert not re.search(r"<script[^>]+src=", page)  # offline
+    # offline and small: both pages load the one plotly.min.js written beside them (the default, 'shared')
+    assert re.findall(r"<script[^>]+src='([^']+)'", page) == ["plotly.min.js"]
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000 > len(page)
     assert all(sample in page for sample in _all_ids(tiny_dataset))
 
     coords = table[["pca_1", "pca_2"]].to_numpy()
@@ -101,7 +103,11 @@ def test_cli_from_train_output_and_from_exported_classifier(tiny_data_config, ti
     }
     path = write_config(config, tmp_path / "best.toml")
     assert main(["latent", "--config", str(path), "--cache-dir", cache, "--out", str(tmp_path / "clf"),
-                 "--method", "pca", "--no-png"]) == 0
+                 "--method", "pca", "--no-png", "--plotly-js", "inline"]) == 0
+    inline = (tmp_path / "clf" / "latent_pca.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=", inline) and len(inline) > 1_000_000  # one self-contained file
+    assert not (tmp_path / "clf" / "plotly.min.js").exists()
+    assert (tmp_path / "ae-plots" / "plotly.min.js").is_file()  # the default: shared
     table = pd.read_csv(tmp_path / "clf" / "latent_points.csv")
     assert sorted(table["sample_id"]) == sorted(_all_ids(tiny_dataset))
     assert set(table["predicted"]) <= set(tiny_dataset.tissues)  # a classifier's hover shows its prediction

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hpo.plotly_js import add_plotly_js_argument, plotly_js_tag
+
 # (option, DataConfig field, type, help)
 _DATA_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--source", "source", str, "synthetic (default) or depmap (implied by --expression/--model)"),
@@ -120,6 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_options(summary)
     summary.add_argument("--out", metavar="FILE", default=None,
                          help="HTML report path (default $HPO_HOME/data-summary.html or hpo-runs/data-summary.html)")
+    add_plotly_js_argument(summary)
     summary.set_defaults(handler=run_summary)
 
     generate = commands.add_parser(
@@ -174,7 +177,7 @@ def run_summary(args: argparse.Namespace) -> int:
         dataset = prepare_dataset(config_from_args(args), progress=True)
     print(format_summary(dataset))
     out = args.out or os.path.join(os.environ.get("HPO_HOME", "hpo-runs"), "data-summary.html")
-    path = write_report(dataset, out)
+    path = write_report(dataset, out, plotly_js_tag=plotly_js_tag(args.plotly_js, Path(out).parent))
     print(f"\nreport: {path}", file=sys.stdout)
     return 0
 

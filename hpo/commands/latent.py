@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.commands.data import RENAMED_FOR_MODEL_COMMANDS, add_data_options, data_overrides
+from hpo.plotly_js import add_plotly_js_argument
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="seed of the projections (default 0)")
     parser.add_argument("--no-png", action="store_true", help="skip the PNG even where an exporter is installed")
+    add_plotly_js_argument(parser)
     add_data_options(parser, title="data settings (default: those the model was trained on)",
                      renamed=RENAMED_FOR_MODEL_COMMANDS, study_option=False)
     parser.set_defaults(handler=run)
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(model_dir, device=args.device)
     methods = args.methods or list(available_methods())
     written = write_latent_plots(model, data, out, methods=methods, seed=args.seed, png=not args.no_png,
-                                 label=getattr(model, "name", ""))
+                                 label=getattr(model, "name", ""), plotly_js=args.plotly_js)
     for path in written:
         print(f"wrote {path}")
     if not any(path.suffix == ".png" for path in written) and not args.no_png:
