@@ -182,17 +182,3 @@ def _snapshot(study: optuna.Study, spec: StudySpec, name: str, started: float, a
     mean = sum(durations) / len(durations) if durations else None
     return Progress(name, time.monotonic() - started, counts, spec.n_trials, best_value, best_number, alive, mean)
 
-
-def format_progress(progress: Progress) -> str:
-    """One line: ``[00:42] study: 5 complete, 3 pruned, 0 failed, 2 running (8/12); best 0.8123 (trial 4)``."""
-    minutes, seconds = divmod(int(progress.elapsed), 60)
-    c = progress.counts
-    target = f" ({c.finished}/{progress.n_trials})" if progress.n_trials else ""
-    best = (
-        f"; best {progress.best_value:.4f} (trial {progress.best_trial})"
-        if progress.best_value is not None else "; no complete trial yet"
-    )
-    return (
-        f"[{minutes:02d}:{seconds:02d}] {progress.study_name}: {c.complete} complete, {c.pruned} pruned, "
-        f"{c.failed} failed, {c.running} running{target}{best}; {progress.workers_alive} worker(s) alive"
-    )

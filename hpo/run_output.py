@@ -94,8 +94,13 @@ def dashboard_hint(storage_url: str, explicit_storage: bool) -> str:
     return f"hpo dashboard{' --storage ' + shown if explicit_storage else ''}     (or: optuna-dashboard {shown})"
 
 
-def final_lines(result: LaunchResult, metric: str, explicit_storage: bool) -> list[str]:
-    """The end of ``hpo run``: totals, the best trial, and the commands to look at and use it."""
+def final_lines(
+    result: LaunchResult, metric: str, explicit_storage: bool, *, best_config: str | None = None
+) -> list[str]:
+    """The end of ``hpo run`` (and ``hpo demo``): totals, the best trial, and the commands to look at and use it.
+
+    ``best_config``: the file the best trial was already exported to (the demo's), instead of the export hint.
+    """
     progress = result.progress
     c = progress.counts
     storage = f" --storage {shlex.quote(redact(result.storage_url))}" if explicit_storage else ""
@@ -108,7 +113,9 @@ def final_lines(result: LaunchResult, metric: str, explicit_storage: bool) -> li
     lines.append(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
     lines.append(f"browse:  {dashboard_hint(result.storage_url, explicit_storage)}")
     lines.append(f"report:  hpo report {name}{storage} --out {shlex.quote('reports/' + result.study_name)}")
-    if progress.best_trial is not None:
+    if best_config is not None:
+        lines.append(f"config:  {best_config}   (retrain: hpo train --config {shlex.quote(best_config)})")
+    elif progress.best_trial is not None:
         lines.append(f"export:  hpo export {name}{storage} --out best.toml   (then: hpo train --config best.toml)")
     lines.append(f"look:    hpo show {name}{storage}")
     return lines

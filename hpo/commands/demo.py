@@ -34,10 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from data_pipeline import prepare_dataset
     from hpo.export import export_trial, write_config
-    from hpo.launcher import format_progress, launch
+    from hpo.launcher import launch
     from hpo.overrides import parse_overrides
     from hpo.retrain import copy_config, retrain
-    from hpo.run_output import dashboard_hint
+    from hpo.run_output import StatusPrinter, final_lines
     from hpo.storage import open_storage, redact, run_directory
     from hpo.studyfile import load_study_file
 
@@ -56,14 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"[2/5] study {name}: {spec.n_trials} {spec.model} trials, {args.workers} workers, "
           f"{spec.sampler.name} sampler, {spec.pruner.name} pruner", flush=True)
-    last = {"line": ""}
-
-    def show(progress) -> None:
-        line = format_progress(progress)
-        if line.split("] ", 1)[1] != last["line"]:
-            print("      " + line, flush=True)
-            last["line"] = line.split("] ", 1)[1]
-
+    show = StatusPrinter(args.workers, write=lambda line: print("      " + line, flush=True))
     result = launch(
         args.study_file, workers=args.workers, overrides=overrides, storage_url=args.storage,
         study_name=name, on_progress=show, poll_seconds=2.0,
@@ -86,16 +79,13 @@ def run(args: argparse.Namespace) -> int:
     final = retrain(config, out / "final", train_split="train+val", eval_splits=("test",))
     copy_config(best_file, out / "final")
 
-    print("[5/5] held-out test metrics of the final model", flush=True)
+    print(f"[5/5] held-out test metrics of the final model ({_since(started)} in all)", flush=True)
     for metric, value in final.metrics.items():
         print(f"      {metric:<24} {value:.4f}")
-    counts = result.progress.counts
-    print(f"\ndone in {_since(started)}: {counts.complete} complete, {counts.pruned} pruned, {counts.failed} failed trials")
-    print(f"best config:   {best_file}")
-    print(f"final model:   {out / 'final'} (metrics.json, report_test.json, model/)")
-    print(f"storage:       {redact(result.storage_url)} (study {name})")
-    print(f"browse:        {dashboard_hint(result.storage_url, bool(args.storage))}")
-    print(f"look:          hpo show {name}   |   retrain again: hpo train --config {best_file}")
+    print()
+    for line in final_lines(result, source["metric"], bool(args.storage), best_config=str(best_file)):
+        print(line)
+    print(f"final:   {out / 'final'} (metrics.json, report_test.json, model/)")
     return 0
 
 
