@@ -68,7 +68,7 @@ def write_shared_plotly_js(out_dir: str | Path) -> Path:
 
 
 def figure_page(figure: Any, mode: str, out_dir: str | Path, *, title: str = "") -> str:
-    """A whole HTML page showing one plotly ``figure``, loading plotly.js as ``mode`` says (see :func:`plotly_js_tag`)."""
+    """A whole HTML page of one plotly ``figure`` that loads plotly.js as ``mode`` says (:func:`plotly_js_tag`)."""
     body = figure.to_html(full_html=False, include_plotlyjs=False)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"{plotly_js_tag(mode, out_dir)}</head>\n<body>{body}</body></html>\n")

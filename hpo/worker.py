@@ -142,7 +142,7 @@ def trial_loop(
             break
         if trial is None:
             if time.monotonic() - last_wait_log >= WAIT_LOG_S:  # a waiting worker says so, not silence
-                _log_wait(study, storage, label, why)
+                _log_wait(study, storage, label)
                 last_wait_log = time.monotonic()
             time.sleep(WAIT_POLL_S)
             continue
@@ -157,19 +157,50 @@ def trial_loop(
     return report
 
 
-def _log_wait(study: optuna.Study, storage: optuna.storages.BaseStorage, label: str, why: str) -> None:
+def _log_wait(study: optuna.Study, storage: optuna.storages.BaseStorage, label: str) -> None:
     running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-    shown = ", ".join(f"#{n}" for n in running[:10]) + (" ..." if len(running) > 10 else "")
     interval = _heartbeat_interval(storage)
-    if interval:
-        grace = getattr(storage, "grace_period", None) or 2 * interval  # Optuna's default grace
-        outcome = f"a trial whose worker died is failed and re-run after {grace} s without a heartbeat"
+    grace = (getattr(storage, "grace_period", None) or 2 * interval) if interval else None  # Optuna's default grace
+    logger.info("%s", wait_message(label, running, study.study_name, grace))
+
+
+def wait_message(label: str, running: list[int], study_name: str, grace: float | None) -> str:
+    """``worker 1: waiting for #14, #15 (re-run if silent 30 s, or `hpo abandon STUDY N`)``.
+
+    ``grace``: seconds without a heartbeat after which a dead worker's trial is failed and re-run;
+    ``None`` for a storage without heartbeats, where only ``hpo abandon`` frees it. The trial numbers
+    are shortened (``#3-#7``, ``+4 more``) to keep the message within the trial lines' width (for study
+    names up to 14 characters; a longer name makes it that much longer).
+    """
+    abandon = f"`hpo abandon {study_name} N`"
+    if grace is not None:
+        outcome = f"re-run if silent {grace:g} s, or {abandon}"
     else:
-        outcome = "this storage has no heartbeats, so a trial whose worker died is never failed automatically"
-    logger.info(
-        "%s: waiting: %s (running: %s); %s (a trial that never beat stays: `hpo abandon %s N`)",
-        label, why, shown or "none", outcome, study.study_name,
-    )
+        outcome = f"no heartbeats: if stuck, {abandon}"
+    if not running:  # they finished between the admission count and this look
+        return f"{label}: waiting for running trials ({outcome})"
+    head = f"{label}: waiting for "
+    width = max(10, TRIAL_LINE_WIDTH - len(head) - len(outcome) - 3)
+    return f"{head}{trial_numbers(running, width)} ({outcome})"
+
+
+def trial_numbers(numbers: list[int], width: int) -> str:
+    """``[3, 4, 5, 6, 9]`` -> ``#3-#6, #9``; what does not fit ``width`` characters becomes ``+K more``."""
+    runs: list[list[int]] = []
+    for number in sorted(numbers):
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    items = [(f"#{run[0]}-#{run[-1]}" if len(run) > 2 else ", ".join(f"#{n}" for n in run), len(run)) for run in runs]
+    shown, count = [], 0
+    for position, (text, size) in enumerate(items):
+        more = f" +{len(numbers) - count - size} more" if position < len(items) - 1 else ""
+        if shown and len(", ".join([*shown, text])) + len(more) > width:
+            return f"{', '.join(shown)} +{len(numbers) - count} more"
+        shown.append(text)
+        count += size
+    return ", ".join(shown)
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:

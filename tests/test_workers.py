@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from hpo.launcher import launch, worker_environment
 from hpo.storage import open_storage
 from hpo.studyfile import apply_overrides, load_study_file
-from hpo.worker import run_worker
+from hpo.worker import TRIAL_LINE_WIDTH, run_worker
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -331,9 +331,22 @@ def test_a_waiting_worker_says_what_it_waits_for(tmp_path, caplog):
     assert report.ran == 0 and "timeout" in report.stop_reason
     waits = [r.getMessage() for r in caplog.records if r.name == "hpo.worker" and "waiting" in r.getMessage()]
     assert len(waits) == 1  # at once, then once a minute
-    assert "worker 9: waiting: 1 running trial(s) hold the rest of the budget (running: #0)" in waits[0]
-    assert "re-run after 5 s without a heartbeat" in waits[0]
+    assert waits[0].startswith("worker 9: waiting for #0 (")  # which running trial holds the budget
+    assert "re-run if silent 5 s" in waits[0]  # how a dead worker's trial gets freed
     assert "`hpo abandon waiting N`" in waits[0]  # what to do about a trial that never beat
+    assert len(waits[0]) <= TRIAL_LINE_WIDTH  # as short as a trial line
+
+
+def test_the_waiting_line_names_many_trials_compactly():
+    from hpo.worker import trial_numbers, wait_message
+
+    assert trial_numbers([15, 14], 40) == "#14, #15"
+    assert trial_numbers([3, 4, 5, 6, 9, 11, 12], 40) == "#3-#6, #9, #11, #12"
+    assert trial_numbers(list(range(0, 40, 2)), 20) == "#0, #2, #4 +17 more"  # 20 trials, what fits 20 characters
+    many = wait_message("worker 12", list(range(0, 64, 2)), "classifier-tpe", 30)
+    assert len(many) <= TRIAL_LINE_WIDTH and "+" in many and many.endswith("`hpo abandon classifier-tpe N`)")
+    bare = wait_message("worker 1", [7], "s", None)
+    assert bare == "worker 1: waiting for #7 (no heartbeats: if stuck, `hpo abandon s N`)"
 
 
 def test_sampler_seed_rule():
