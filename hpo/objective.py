@@ -43,7 +43,8 @@ def build_objective(
 
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
-        set_user_attrs(trial, {"model_params": _jsonable(params), "threads": _threads(num_threads)})
+        # no "model_params": the sampled ones are the trial's params, the fixed ones the study's fixed_params
+        set_user_attrs(trial, {"threads": _threads(num_threads)})
         progress = _Progress()
         outcome: dict[str, Any] = {}  # user attributes written in one go when the trial ends
         reports = BufferedReports(trial)  # epoch values reach the storage in batches (hpo.trial_writes)
@@ -106,14 +107,23 @@ def _reporter(
     return on_step
 
 
+FINAL_STATE_PREFIX = "final_"
+"""Last-epoch values that are training state, not metrics (the scheduler's ``lr``), are stored as
+``final_<name>``, so no user attribute is named like a parameter."""
+
+
 def _final_metrics(model: Any, metrics: Mapping[str, float], progress: _Progress) -> dict[str, float]:
     """The last epoch's training metrics and the validation metrics, as user attributes."""
     history = getattr(model, "history_", None) or progress.history
-    last = history[-1] if history else {}
+    last = {
+        key if key.startswith(("train_", "val_")) else f"{FINAL_STATE_PREFIX}{key}": value
+        for key, value in (history[-1] if history else {}).items()
+        if key != "step"
+    }
     return {
         key: float(value)
         for key, value in {**last, **metrics}.items()
-        if key != "step" and isinstance(value, (int, float)) and math.isfinite(value)
+        if isinstance(value, (int, float)) and math.isfinite(value)
     }
 
 
@@ -141,7 +151,9 @@ def _upload_learning_curves(trial: optuna.Trial, history: list[Mapping[str, floa
         return
     try:
         from hpo.artifacts import upload_learning_curves
+        from hpo.dashboard_content import record_trial_history
 
+        record_trial_history(trial, history)  # the trial note's table; the worker redraws the study figure
         upload_learning_curves(trial.study, trial, history)
     except Exception as error:  # an artifact must never fail a trial
         logger.warning("trial %d: learning curves not uploaded: %s", trial.number, error)
@@ -167,7 +179,3 @@ def _threads(num_threads: int | None) -> int:
         return int(num_threads)
     torch = sys.modules.get("torch")
     return int(torch.get_num_threads()) if torch is not None else (os.cpu_count() or 1)
-
-
-def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}

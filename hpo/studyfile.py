@@ -18,7 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,8 @@ class StudySpec:
     path: str = ""
     text: str = ""
     """The study file's text as read, stored in the study for provenance."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """The overrides (``--set``, ``--n-trials`` ...) applied to ``text``: together they are the study that runs."""
 
     @property
     def failure_cap(self) -> int:
@@ -124,7 +126,7 @@ def load_study_file(path: str | Path, overrides: Mapping[str, Any] | None = None
     except tomllib.TOMLDecodeError as error:
         raise StudyFileError(path, [f"not valid TOML: {error}"]) from None
     content = apply_overrides(content, overrides or {})
-    return parse_study(content, path=path, text=text)
+    return replace(parse_study(content, path=path, text=text), overrides=dict(overrides or {}))
 
 
 def apply_overrides(content: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
