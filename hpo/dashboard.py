@@ -84,6 +84,19 @@ def make_dashboard_server(
     return server, address
 
 
+def browse_command(storage_url: str, *, storage_given: bool = True) -> str:
+    """The commands that show ``storage_url`` in optuna-dashboard with its artifacts (learning curves, confusion matrices).
+
+    ``hpo dashboard`` (with ``--storage`` unless ``storage_given`` is false: the default storage)
+    and, for URLs optuna-dashboard reads itself, the plain ``optuna-dashboard ... --artifact-dir``.
+    """
+    shown = redact(storage_url)
+    command = "hpo dashboard" + (f" --storage {shown}" if storage_given else "")
+    if storage_url.startswith(("sqlite", "postgresql", "mysql")):
+        command += f"   (or: optuna-dashboard {shown} --artifact-dir {artifact_directory()})"
+    return command
+
+
 def serve_dashboard(
     storage_url: str | None = None,
     *,

@@ -119,6 +119,9 @@ def record_trial_history(trial: optuna.Trial, history: Sequence[Mapping[str, flo
         metric = None
     try:
         trial.storage.set_trial_system_attr(trial._trial_id, HISTORY_KEY, rows)
+        cached = getattr(trial, "_cached_frozen_trial", None)  # what has_history reads, without a query
+        if cached is not None:
+            cached.system_attrs[HISTORY_KEY] = rows
     except Exception as error:
         logger.warning("trial %d: history not stored: %s", trial.number, error)
     try:
@@ -127,6 +130,12 @@ def record_trial_history(trial: optuna.Trial, history: Sequence[Mapping[str, flo
         save_note(trial, trial_note(rows, metric=metric))
     except Exception as error:
         logger.warning("trial %d: note not written: %s", trial.number, error)
+
+
+def has_history(trial: optuna.Trial) -> bool:
+    """Whether :func:`record_trial_history` stored this trial's epochs (read from the trial's cached state)."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    return cached is not None and HISTORY_KEY in cached.system_attrs
 
 
 def trial_note(rows: Sequence[Mapping[str, float]], *, metric: str | None = None) -> str:

@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from data_pipeline import prepare_dataset
+    from hpo.dashboard import browse_command
     from hpo.export import export_trial, write_config
     from hpo.launcher import format_progress, launch
     from hpo.overrides import parse_overrides
@@ -93,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"best config:   {best_file}")
     print(f"final model:   {out / 'final'} (metrics.json, report_test.json, model/)")
     print(f"storage:       {redact(result.storage_url)} (study {name})")
-    print(f"browse:        hpo dashboard{'' if not args.storage else ' --storage ' + redact(result.storage_url)}"
-          f"     (or: optuna-dashboard {redact(result.storage_url)})")
+    print(f"browse:        {browse_command(result.storage_url, storage_given=bool(args.storage))}")
     print(f"look:          hpo show {name}   |   retrain again: hpo train --config {best_file}")
     return 0
 

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hpo.dashboard import browse_command
     from hpo.launcher import format_progress, launch
     from hpo.storage import redact
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"best trial {result.progress.best_trial}: {result.progress.best_value:.4f}")
     print(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
     print(f"next: hpo show {result.study_name}   hpo export {result.study_name} --out best.toml")
+    print(f"browse: {browse_command(result.storage_url, storage_given=bool(args.storage))}")
     if not result.ok:
         print(f"hpo run: worker exit codes {result.exit_codes}")
         return 1
