@@ -219,7 +219,8 @@ def learning_curves_figure(trials: Sequence[FrozenTrial], *, metric: str, n_comp
                   {"yaxis.title.text": name, "yaxis.type": "log" if _is_learning_rate(name) else "linear"}]}
         for name in names
     ]
-    shown = f"{len(trials)} best of {n_complete} complete trials" if n_complete > len(trials) else (
+    # not "of N": the figure is redrawn only when its trials change, so N would go stale
+    shown = f"the {len(trials)} best complete trials" if n_complete > len(trials) else (
         f"all {n_complete} complete trial{'s' if n_complete != 1 else ''}")
     figure.update_layout(
         title={"text": f"Learning curves ({shown})", "x": 0.01, "font": {"size": 15}},
