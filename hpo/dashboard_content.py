@@ -53,19 +53,24 @@ _METRIC_ORDER = ("val_", "train_")
 
 def describe_study(study: optuna.Study, spec: StudySpec) -> None:
     """Name the objective after the metric and write the study note (description, overrides, effective file)."""
-    try:
-        if study.metric_names is None:
-            with warnings.catch_warnings():  # experimental in Optuna, and what optuna-dashboard reads
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([spec.metric])
-    except Exception as error:
-        logger.warning("study %s: metric name not set: %s", study.study_name, error)
+    name_objective(study, spec.metric)
     try:
         from optuna_dashboard import save_note
 
         save_note(study, study_note(spec))
     except Exception as error:
         logger.warning("study %s: note not written: %s", study.study_name, error)
+
+
+def name_objective(study: optuna.Study, metric: str) -> None:
+    """``study.set_metric_names([metric])`` unless the study has names already."""
+    try:
+        if study.metric_names is None:
+            with warnings.catch_warnings():  # experimental in Optuna, and what optuna-dashboard reads
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([metric])
+    except Exception as error:
+        logger.warning("study %s: metric name not set: %s", study.study_name, error)
 
 
 def effective_study_text(spec: StudySpec) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import optuna
 
-from hpo.dashboard_content import describe_study
+from hpo.dashboard_content import describe_study, name_objective
 from hpo.overrides import format_overrides
 from hpo.pruners import build_pruner
 from hpo.provenance import package_versions
@@ -58,6 +58,8 @@ def open_study(
         for key, value in study_attributes(spec, data_fingerprint).items():
             study.set_user_attr(key, value)
         describe_study(study, spec)  # the metric's name in the dashboard, and the study note
+    else:
+        name_objective(study, spec.metric)  # a study made before objectives were named
     return study
 
 
