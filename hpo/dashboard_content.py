@@ -10,7 +10,9 @@ Everything here lives in the storage, so plain ``optuna-dashboard <storage URL>`
   (:data:`HISTORY_KEY`) and written as a table into the trial's note;
 - :func:`refresh_learning_curves` — one interactive plotly figure on the study page
   (``optuna_dashboard.save_plotly_graph_object``): every metric per epoch (a menu picks the
-  metric), one line per trial, for the :data:`CURVES_TRIALS` best complete trials.
+  metric), one line per trial, for the :data:`CURVES_TRIALS` best complete trials;
+- :func:`refresh_study_figures` — after each complete trial, that figure and a heat map of the
+  best trial's validation confusion matrix (kept by :func:`record_confusion_matrix`).
 
 None of them raises: what the dashboard shows must never cost a trial.
 """
@@ -44,6 +46,12 @@ HISTORY_KEY = "hpo:history"
 
 CURVES_FIGURE_ID = "learning-curves"
 """The study's one learning-curve figure (overwritten on every refresh)."""
+
+CONFUSION_KEY = "hpo:confusion"
+"""Trial system attribute of a trial that was the best when it ended: its validation confusion matrix."""
+
+CONFUSION_FIGURE_ID = "confusion-matrix"
+"""The study's figure of the best trial's confusion matrix."""
 
 CURVES_TRIALS = 10
 """How many of the best complete trials the learning-curve figure shows."""
@@ -156,6 +164,69 @@ def trial_note(rows: Sequence[Mapping[str, float]], *, metric: str | None = None
         cells = [_cell(row.get(name)) for name in names]
         lines.append(f"| {int(row['epoch'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def record_confusion_matrix(trial: optuna.Trial, confusion: Sequence[Sequence[int]], tissues: Sequence[str]) -> None:
+    """Keep a running trial's validation confusion matrix (rows true, columns predicted) for the study figure."""
+    value = {"tissues": [str(t) for t in tissues], "matrix": [[int(c) for c in row] for row in confusion]}
+    try:
+        trial.storage.set_trial_system_attr(trial._trial_id, CONFUSION_KEY, value)
+        cached = getattr(trial, "_cached_frozen_trial", None)
+        if cached is not None:
+            cached.system_attrs[CONFUSION_KEY] = value
+    except Exception as error:
+        logger.warning("trial %d: confusion matrix not stored: %s", trial.number, error)
+
+
+def has_study_figures(trial: optuna.Trial) -> bool:
+    """Whether the trial recorded anything the study's figures show (read from its cached state, no query)."""
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    return cached is not None and (HISTORY_KEY in cached.system_attrs or CONFUSION_KEY in cached.system_attrs)
+
+
+def refresh_study_figures(study: optuna.Study, trial: optuna.Trial) -> None:
+    """After ``trial`` completed: redraw the learning curves and, if it is the best trial, its confusion matrix.
+
+    Parallel callers must serialise calls (the worker holds the study's admission lock): figures are written in chunks.
+    """
+    if has_history(trial):
+        refresh_learning_curves(study, finished_trial=trial._trial_id)
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    confusion = cached.system_attrs.get(CONFUSION_KEY) if cached is not None else None
+    if not confusion:
+        return
+    try:
+        best = study.best_trial
+        if best._trial_id != trial._trial_id:
+            return  # a better trial finished meanwhile: its matrix is shown
+        from optuna_dashboard import save_plotly_graph_object
+
+        metric = (study.metric_names or [study.user_attrs.get("metric", "value")])[0]
+        figure = confusion_matrix_figure(confusion, title=f"Confusion matrix: best trial {best.number} "
+                                                          f"({metric} {best.value:.4g})")
+        save_plotly_graph_object(study, figure, graph_object_id=CONFUSION_FIGURE_ID)
+    except Exception as error:
+        logger.warning("study %s: confusion matrix not drawn: %s", study.study_name, error)
+
+
+def confusion_matrix_figure(confusion: Mapping[str, Any], *, title: str) -> Any:
+    """A heat map of validation counts, true tissue down, predicted across; hover shows the row's share."""
+    import plotly.graph_objects as go
+
+    tissues, counts = confusion["tissues"], confusion["matrix"]
+    shares = [[c / max(sum(row), 1) for c in row] for row in counts]
+    figure = go.Figure(go.Heatmap(
+        z=counts, x=tissues, y=tissues, customdata=shares, colorscale="Blues", showscale=False,
+        texttemplate="%{z}" if len(tissues) <= 15 else None,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z} samples (%{customdata:.0%} of the row)<extra></extra>",
+    ))
+    figure.update_layout(
+        title={"text": title, "x": 0.01, "font": {"size": 15}}, template="plotly_white",
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        xaxis={"title": {"text": "predicted"}, "side": "bottom", "tickangle": -45, "automargin": True},
+        yaxis={"title": {"text": "true"}, "autorange": "reversed", "automargin": True},
+    )
+    return figure
 
 
 def refresh_learning_curves(study: optuna.Study, *, finished_trial: int | None = None) -> bool:

@@ -164,10 +164,12 @@ def _upload_confusion_matrix(trial: optuna.Trial, model: Any, data: Any) -> None
         from sklearn.metrics import confusion_matrix
 
         from hpo.artifacts import upload_confusion_matrix
+        from hpo.dashboard_content import record_confusion_matrix
 
         X_val, y_val = data.split("val")
         predicted = model.predict(X_val)
         confusion = confusion_matrix(y_val, predicted, labels=np.arange(data.n_classes))
+        record_confusion_matrix(trial, confusion.tolist(), list(data.tissues))  # the worker draws it on the study page
         upload_confusion_matrix(trial.study, trial, confusion, list(data.tissues))
     except Exception as error:  # an artifact must never fail a trial
         logger.warning("trial %d: confusion matrix not uploaded: %s", trial.number, error)

@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo.admission import AdmissionLock, Counts, Decision, TrialBudget
-from hpo.dashboard_content import has_history, refresh_learning_curves
+from hpo.dashboard_content import has_study_figures, refresh_study_figures
 from hpo.provenance import worker_id
 from hpo.storage import open_storage, resolve_storage_url
 from hpo.studyfile import StudySpec
@@ -139,9 +139,9 @@ def trial_loop(
         report.complete += state == TrialState.COMPLETE
         report.pruned += state == TrialState.PRUNED
         report.failed += state == TrialState.FAIL
-        if state == TrialState.COMPLETE and has_history(trial):  # no cost for trials without epochs
-            with lock.hold():  # the figure is written in chunks: one writer at a time
-                refresh_learning_curves(study, finished_trial=trial._trial_id)
+        if state == TrialState.COMPLETE and has_study_figures(trial):  # no cost for e.g. benchmark functions
+            with lock.hold():  # figures are written in chunks: one writer at a time
+                refresh_study_figures(study, trial)
         if free_memory:
             _free_memory()
     return report

@@ -2,7 +2,8 @@
 
 What a user of the dashboard sees: the metric's name (not "Objective 0"), a study note with the
 description, the overrides that ran and the effective study file, the learning curves of every
-metric as an interactive plotly figure on the study page, a per-epoch table on each trial page,
+metric and the best trial's confusion matrix as interactive plotly figures on the study page, a
+per-epoch table on each trial page,
 trial pages no wider than the window, and no user attribute named like a parameter.
 """
 
@@ -44,7 +45,7 @@ def _box_lines(page, label: str) -> list[str]:
     return [line.strip() for line in box.inner_text().splitlines() if line.strip()]
 
 
-def test_dashboard_pages_read_well(browsed_study, page, tmp_path):
+def test_dashboard_pages_read_well(browsed_study, page, tmp_path, tiny_dataset):
     base, study = browsed_study
     study_id = _study_id(base, "browsed")
     best = study.best_trial
@@ -63,6 +64,9 @@ def test_dashboard_pages_read_well(browsed_study, page, tmp_path):
     page.locator(f"{FIGURE} .updatemenu-header-group").click()
     page.locator(f"{FIGURE} .updatemenu-dropdown-button").filter(has_text="val_loss").first.click()
     page.wait_for_function(f"document.querySelector(\"{FIGURE} .ytitle\").textContent === 'val_loss'")
+    confusion = page.locator("[id='user-defined-plot:confusion-matrix']")
+    assert confusion.locator(".gtitle").text_content().startswith(f"Confusion matrix: best trial {best.number} ")
+    assert set(confusion.locator(".ytick text").all_text_contents()) == set(tiny_dataset.tissues)
     shot = tmp_path / "study.png"
     page.locator(FIGURE).screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000  # a drawn chart, not an empty box

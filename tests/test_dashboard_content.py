@@ -10,12 +10,16 @@ from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from hpo.dashboard_content import (
+    CONFUSION_FIGURE_ID,
     CURVES_FIGURE_ID,
     CURVES_TRIALS,
     describe_study,
     has_history,
+    has_study_figures,
+    record_confusion_matrix,
     record_trial_history,
     refresh_learning_curves,
+    refresh_study_figures,
 )
 from hpo.storage import open_storage
 from hpo.studyfile import load_study_file
@@ -24,9 +28,9 @@ from tests.test_workers import tiny_study
 METRICS = ("val_balanced_accuracy", "val_loss", "train_loss", "lr")
 
 
-def _figure(study: optuna.Study) -> dict | None:
+def _figure(study: optuna.Study, figure_id: str = CURVES_FIGURE_ID) -> dict | None:
     objects = get_plotly_graph_objects(study._storage.get_study_system_attrs(study._study_id))
-    return json.loads(objects[CURVES_FIGURE_ID]) if CURVES_FIGURE_ID in objects else None
+    return json.loads(objects[figure_id]) if figure_id in objects else None
 
 
 def _run_trial(study: optuna.Study, quality: float, epochs: int = 3) -> optuna.Trial:
@@ -87,3 +91,17 @@ def test_trials_without_epochs_cost_nothing(tmp_path):
     study.tell(trial, 1.0)
     assert not has_history(trial)
     assert not refresh_learning_curves(study, finished_trial=trial._trial_id) and _figure(study) is None
+
+
+def test_the_confusion_matrix_shown_is_the_best_trials(tmp_path):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'm.db'}", heartbeat_interval=None),
+                                direction="maximize")
+    for value, diagonal in ((0.5, 3), (0.9, 7), (0.7, 5)):  # the last one was "new best" when it ran elsewhere
+        trial = study.ask()
+        record_confusion_matrix(trial, [[diagonal, 1], [2, diagonal]], ["Lung", "Skin"])
+        assert has_study_figures(trial)
+        study.tell(trial, value)
+        refresh_study_figures(study, trial)
+    (heatmap,) = _figure(study, CONFUSION_FIGURE_ID)["data"]
+    assert heatmap["z"] == [[7, 1], [2, 7]] and heatmap["y"] == ["Lung", "Skin"]
+    assert "best trial 1 " in _figure(study, CONFUSION_FIGURE_ID)["layout"]["title"]["text"]
