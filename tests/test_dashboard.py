@@ -168,7 +168,10 @@ def test_dashboard_keeps_serving_while_a_worker_writes(dashboard, tmp_path):
             writer.wait()
     deadline = time.monotonic() + 15  # optuna-dashboard caches a study's trials for 2 s
     detail = _get_json(f"{base}/api/studies/{study_id}")
-    while len(detail["trials"]) < 14 and time.monotonic() < deadline:
+    def settled(detail: dict) -> bool:  # the writer has exited: every trial is complete in the storage
+        return len(detail["trials"]) == 14 and all(t["state"] == "Complete" for t in detail["trials"])
+
+    while not settled(detail) and time.monotonic() < deadline:
         time.sleep(0.5)
         detail = _get_json(f"{base}/api/studies/{study_id}")
     assert len(detail["trials"]) == 14
