@@ -10,6 +10,7 @@ and a bound port known before serving (``port=0`` picks a free one).
 from __future__ import annotations
 
 import logging
+import shlex
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +83,19 @@ def make_dashboard_server(
     address = f"http://{shown_host}:{server.server_port}/dashboard/"
     logger.info("optuna-dashboard on %s (artifacts in %s) at %s", redact(url), artifacts, address)
     return server, address
+
+
+def browse_command(storage_url: str, *, storage_given: bool = True) -> str:
+    """The commands that show ``storage_url`` in optuna-dashboard with its artifacts (learning curves, confusion matrices).
+
+    ``hpo dashboard`` (with ``--storage`` unless ``storage_given`` is false: the default storage)
+    and, for URLs optuna-dashboard reads itself, the plain ``optuna-dashboard ... --artifact-dir``.
+    """
+    shown = shlex.quote(redact(storage_url))
+    command = "hpo dashboard" + (f" --storage {shown}" if storage_given else "")
+    if storage_url.startswith(("sqlite", "postgresql", "mysql")):
+        command += f"   (or: optuna-dashboard {shown} --artifact-dir {shlex.quote(str(artifact_directory()))})"
+    return command
 
 
 def serve_dashboard(

@@ -23,6 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.space import decode_trial_params
 from hpo.summary import best_trial
 
 FORMATS = ("toml", "json", "yaml")
@@ -47,7 +48,8 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
     model = attrs.get("model")
     if not model:
         raise ExportError(f"study {study.study_name!r} was not made by tissue-hpo (no 'model' attribute)")
-    chosen = trial.user_attrs.get("model_params") or {**attrs.get("fixed_params", {}), **trial.params}
+    chosen = trial.user_attrs.get("model_params") or {  # model_params: studies made before it was dropped
+        **attrs.get("fixed_params", {}), **decode_trial_params(trial.params, trial.distributions)}
     params = resolve_model_params(model, chosen)
     metrics = {
         k: v for k, v in sorted(trial.user_attrs.items())

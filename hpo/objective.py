@@ -54,7 +54,8 @@ def build_objective(
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
         cross_validated = cross_validates(params)
-        first = {"model_params": _jsonable(params), "threads": _threads(num_threads)}
+        # no "model_params": the sampled ones are the trial's params, the fixed ones the study's fixed_params
+        first = {"threads": _threads(num_threads)}
         if val_warning and not cross_validated:  # the trial is ranked by its validation split
             first["val_split_warning"] = val_warning
         set_user_attrs(trial, first)
@@ -125,6 +126,11 @@ def _reporter(
     return on_step
 
 
+FINAL_STATE_PREFIX = "final_"
+"""Last-epoch values that are training state, not metrics (the scheduler's ``lr``), are stored as
+``final_<name>``, so no user attribute is named like a parameter."""
+
+
 def _final_metrics(
     model: Any, metrics: Mapping[str, float], progress: _Progress, cross_validated: bool
 ) -> dict[str, float]:
@@ -134,11 +140,16 @@ def _final_metrics(
     validation metrics are kept (its fold scores go to :func:`_cv_summary`).
     """
     history = getattr(model, "history_", None) or progress.history
-    last = history[-1] if history and not cross_validated else {}
+    last_step = history[-1] if history and not cross_validated else {}
+    last = {
+        key if key.startswith(("train_", "val_")) else f"{FINAL_STATE_PREFIX}{key}": value
+        for key, value in last_step.items()
+        if key != "step"
+    }
     return {
         key: float(value)
         for key, value in {**last, **metrics}.items()
-        if key != "step" and isinstance(value, (int, float)) and math.isfinite(value)
+        if isinstance(value, (int, float)) and math.isfinite(value)
     }
 
 
@@ -179,7 +190,9 @@ def _upload_learning_curves(trial: optuna.Trial, history: list[Mapping[str, floa
         return
     try:
         from hpo.artifacts import upload_learning_curves
+        from hpo.dashboard_content import record_trial_history
 
+        record_trial_history(trial, history)  # the trial note's table; the worker redraws the study figure
         upload_learning_curves(trial.study, trial, history)
     except Exception as error:  # an artifact must never fail a trial
         logger.warning("trial %d: learning curves not uploaded: %s", trial.number, error)
@@ -190,10 +203,12 @@ def _upload_confusion_matrix(trial: optuna.Trial, model: Any, data: Any) -> None
         from sklearn.metrics import confusion_matrix
 
         from hpo.artifacts import upload_confusion_matrix
+        from hpo.dashboard_content import record_confusion_matrix
 
         X_val, y_val = data.split("val")
         predicted = model.predict(X_val)
         confusion = confusion_matrix(y_val, predicted, labels=np.arange(data.n_classes))
+        record_confusion_matrix(trial, confusion.tolist(), list(data.tissues))  # the worker draws it on the study page
         upload_confusion_matrix(trial.study, trial, confusion, list(data.tissues))
     except Exception as error:  # an artifact must never fail a trial
         logger.warning("trial %d: confusion matrix not uploaded: %s", trial.number, error)
@@ -205,7 +220,3 @@ def _threads(num_threads: int | None) -> int:
         return int(num_threads)
     torch = sys.modules.get("torch")
     return int(torch.get_num_threads()) if torch is not None else (os.cpu_count() or 1)
-
-
-def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}

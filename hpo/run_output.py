@@ -88,12 +88,6 @@ class StatusPrinter:
         self._last_at = progress.elapsed
 
 
-def dashboard_hint(storage_url: str, explicit_storage: bool) -> str:
-    """How to browse a study: ``hpo dashboard`` (with ``--storage`` when one was given) or plain optuna-dashboard."""
-    shown = shlex.quote(redact(storage_url))
-    return f"hpo dashboard{' --storage ' + shown if explicit_storage else ''}     (or: optuna-dashboard {shown})"
-
-
 def final_lines(
     result: LaunchResult, metric: str, explicit_storage: bool, *, best_config: str | None = None
 ) -> list[str]:
@@ -101,6 +95,8 @@ def final_lines(
 
     ``best_config``: the file the best trial was already exported to (the demo's), instead of the export hint.
     """
+    from hpo.dashboard import browse_command
+
     progress = result.progress
     c = progress.counts
     storage = f" --storage {shlex.quote(redact(result.storage_url))}" if explicit_storage else ""
@@ -111,7 +107,7 @@ def final_lines(
     else:
         lines.append(f"best: {metric} = {progress.best_value:.4f} (trial {progress.best_trial})")
     lines.append(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
-    lines.append(f"browse:  {dashboard_hint(result.storage_url, explicit_storage)}")
+    lines.append(f"browse:  {browse_command(result.storage_url, storage_given=explicit_storage)}")
     lines.append(f"report:  hpo report {name}{storage} --out {shlex.quote('reports/' + result.study_name)}")
     if best_config is not None:
         lines.append(f"config:  {best_config}   (retrain: hpo train --config {shlex.quote(best_config)})")

@@ -109,6 +109,28 @@ class SearchSpace:
         return {k: by_name[k].decode(v) if k in by_name else v for k, v in params.items()}
 
 
+def decode_trial_params(params: Mapping[str, Any], distributions: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """Model parameters from a stored trial's ``params`` and ``distributions``, without the study file.
+
+    The inverse of the encoding in :func:`_parse_categorical`: a categorical whose choices are all
+    JSON text, at least one of them a list or table, had its choices encoded, so its value is decoded.
+    """
+    decoded = dict(params)
+    for name, value in params.items():
+        distribution = distributions.get(name)
+        if isinstance(distribution, CategoricalDistribution) and _json_encoded(distribution.choices):
+            decoded[name] = json.loads(value)
+    return decoded
+
+
+def _json_encoded(choices: tuple[Any, ...]) -> bool:
+    try:
+        values = [json.loads(c) for c in choices if isinstance(c, str)]
+    except ValueError:
+        return False
+    return len(values) == len(choices) and any(not isinstance(v, _OPTUNA_CHOICE_TYPES) for v in values)
+
+
 def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
     if isinstance(distribution, FloatDistribution):
         return trial.suggest_float(

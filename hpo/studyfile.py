@@ -19,7 +19,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,8 @@ class StudySpec:
     path: str = ""
     text: str = ""
     """The study file's text as read, stored in the study for provenance."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """The overrides (``--set``, ``--n-trials`` ...) applied to ``text``: together they are the study that runs."""
 
     @property
     def failure_cap(self) -> int:
@@ -139,7 +141,7 @@ def load_study_file(path: str | Path, overrides: Mapping[str, Any] | None = None
         content["data"] = resolve_relative_paths(content["data"], path.absolute().parent)
     merged = apply_overrides(content, overrides or {})
     merged = drop_options_of_replaced(content, merged, overrides or {})
-    return parse_study(merged, path=path, text=text)
+    return replace(parse_study(merged, path=path, text=text), overrides=dict(overrides or {}))
 
 
 def apply_overrides(content: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

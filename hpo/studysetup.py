@@ -9,6 +9,8 @@ from typing import Any
 
 import optuna
 
+from hpo.dashboard_content import describe_study, name_objective
+from hpo.overrides import format_overrides
 from hpo.pruners import build_pruner
 from hpo.provenance import package_versions
 from hpo.samplers.factory import build_sampler
@@ -29,8 +31,9 @@ def open_study(
 
     ``sampler_seed`` replaces the study file's seed (workers offset it so that parallel
     workers do not draw the same points). Study user attributes (model, metric, direction,
-    data settings and fingerprint, the study file, package versions) are written once,
-    by whoever creates the study; a study created from a different model is refused.
+    data settings and fingerprint, the study file and its overrides, package versions), the
+    metric's name and the study note (:func:`hpo.dashboard_content.describe_study`) are written
+    once, by whoever creates the study; a study created from a different model is refused.
     """
     name = study_name or spec.name
     seed = spec.sampler.seed if sampler_seed is None else sampler_seed
@@ -56,6 +59,9 @@ def open_study(
     if existing_model is None:
         for key, value in study_attributes(spec, data_fingerprint).items():
             study.set_user_attr(key, value)
+        describe_study(study, spec)  # the metric's name in the dashboard, and the study note
+    else:
+        name_objective(study, spec.metric)  # a study made before objectives were named
     return study
 
 
@@ -75,6 +81,7 @@ def study_attributes(spec: StudySpec, data_fingerprint: str | None) -> dict[str,
         "data_fingerprint": data_fingerprint,
         "study_file": os.path.abspath(spec.path) if spec.path and Path(spec.path).is_file() else spec.path,
         "study_file_text": spec.text,
+        "study_overrides": format_overrides(spec.overrides),
         "description": spec.description,
         "versions": package_versions(),
     }

@@ -26,6 +26,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo.admission import AdmissionLock, Counts, Decision, TrialBudget
+from hpo.dashboard_content import has_study_figures, refresh_study_figures
 from hpo.provenance import worker_id
 from hpo.samplers.seeding import sampler_seed, trials_in_study
 from hpo.storage import open_storage, resolve_storage_url
@@ -152,6 +153,9 @@ def trial_loop(
         report.complete += state == TrialState.COMPLETE
         report.pruned += state == TrialState.PRUNED
         report.failed += state == TrialState.FAIL
+        if state == TrialState.COMPLETE and has_study_figures(trial):  # no cost for e.g. benchmark functions
+            with lock.hold():  # figures are written in chunks: one writer at a time
+                refresh_study_figures(study, trial)
         if free_memory:
             _free_memory()
     return report

@@ -168,7 +168,10 @@ def test_dashboard_keeps_serving_while_a_worker_writes(dashboard, tmp_path):
             writer.wait()
     deadline = time.monotonic() + 15  # optuna-dashboard caches a study's trials for 2 s
     detail = _get_json(f"{base}/api/studies/{study_id}")
-    while len(detail["trials"]) < 14 and time.monotonic() < deadline:
+    def settled(detail: dict) -> bool:  # the writer has exited: every trial is complete in the storage
+        return len(detail["trials"]) == 14 and all(t["state"] == "Complete" for t in detail["trials"])
+
+    while not settled(detail) and time.monotonic() < deadline:
         time.sleep(0.5)
         detail = _get_json(f"{base}/api/studies/{study_id}")
     assert len(detail["trials"]) == 14
@@ -234,3 +237,41 @@ def test_busy_port_is_a_one_line_error(dashboard, tmp_path):
         f"hpo dashboard: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
         "pick another --port (0 = any free port)"
     ]
+
+
+def test_the_printed_plain_optuna_dashboard_command_serves_the_artifacts(dashboard, tmp_path):
+    """`hpo run` / `hpo demo` print `optuna-dashboard URL --artifact-dir DIR`: that command shows the SVGs."""
+    import shlex
+    import socket
+
+    from hpo.dashboard import browse_command
+
+    _, url = dashboard
+    if not url.startswith("sqlite"):
+        pytest.skip("optuna-dashboard itself reads RDB URLs only")
+    printed = browse_command(url).split("(or: ", 1)[1].rstrip(")")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = shlex.split(printed)
+    assert command[0] == "optuna-dashboard"
+    executable = Path(sys.executable).with_name("optuna-dashboard")
+    process = subprocess.Popen([str(executable), *command[1:], "--port", str(port), "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                study_id = _study_id(base)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, "optuna-dashboard did not start"
+                time.sleep(0.3)
+        trial = _get_json(f"{base}/api/studies/{study_id}")["trials"][0]
+        (svg,) = [a for a in trial["artifacts"] if a["filename"] == "learning_curves.svg"]
+        status, body, _ = _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{svg['artifact_id']}")
+        assert status == 200 and body.lstrip().startswith(b"<svg")
+    finally:
+        process.kill()
+        process.wait(timeout=10)

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from hpo.overrides import format_overrides, parse_overrides
-from hpo.space import parse_space
+from hpo.space import decode_trial_params, parse_space
 from hpo.studyfile import StudyFileError, load_study_file
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
@@ -212,6 +212,13 @@ def test_cli_set_pruner_name_none_runs_a_trial(tmp_path, tiny_dataset, tiny_data
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
 
 
+def test_the_spec_keeps_its_overrides(tmp_path):
+    path = write(tmp_path, VALID)
+    assert load_study_file(path).overrides == {}
+    spec = load_study_file(path, {"n_trials": 9, "fixed.max_epochs": 2})
+    assert spec.overrides == {"n_trials": 9, "fixed.max_epochs": 2} and "n_trials = 9" not in spec.text
+
+
 def test_set_assignments_round_trip():
     overrides = parse_overrides(["data.preset=tiny", "n_trials=4", "space.lr.low=1e-3", 'device="cpu"', "x=[1, 2]"])
     assert overrides == {"data.preset": "tiny", "n_trials": 4, "space.lr.low": 1e-3, "device": "cpu", "x": [1, 2]}
@@ -238,6 +245,8 @@ def test_conditional_parameter_is_sampled_only_when_its_condition_holds():
         assert ("momentum" in params) == (params["optimizer"] == "sgd")
         assert params["sizes"] in ([64, 32], [128])  # list choices come back decoded
         study.tell(trial, 0.0)
+        stored = study.trials[-1]  # what export reads back, without the study file
+        assert decode_trial_params(stored.params, stored.distributions) == params
     assert seen == {"adamw", "sgd"}
 
 

@@ -194,7 +194,8 @@ def test_every_epoch_of_a_worker_trial_is_stored(tmp_path, tiny_dataset, tiny_da
     assert len(trials) == 2
     for trial in trials:
         assert len(trial.intermediate_values) == trial.user_attrs["steps_run"] > 0
-        assert {"model_params", "threads", "worker", "train_seconds", "val_balanced_accuracy"} <= set(trial.user_attrs)
+        assert {"threads", "worker", "train_seconds", "val_balanced_accuracy", "final_lr"} <= set(trial.user_attrs)
+        assert not set(trial.user_attrs) & set(trial.params)  # no attribute named like a parameter
 
 
 def test_keys_the_trial_already_has_are_updated(tmp_path):

@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from hpo.dashboard import serve_dashboard
     from hpo.exposure import exposure_warning
+    from hpo.storage import artifact_directory
 
     warning = exposure_warning("optuna-dashboard", args.host)
     if warning:
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     def announce(url: str) -> None:
         print(f"optuna-dashboard: {url}  (Ctrl-C to stop)", flush=True)
+        print(f"artifacts: {args.artifact_dir or artifact_directory()} (learning curves, confusion matrices: "
+              "a trial's Artifacts section; curves of every metric: the study page)", flush=True)
 
     try:
         serve_dashboard(args.storage, host=args.host, port=args.port, artifact_dir=args.artifact_dir,
