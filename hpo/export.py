@@ -77,8 +77,11 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
     }
     if "fold_scores" in trial.user_attrs:  # the value is the mean of these (fidelity = "folds")
         source["fold_scores"] = list(trial.user_attrs["fold_scores"])
-    if trial.user_attrs.get("val_split_warning"):
-        source["val_split_warning"] = trial.user_attrs["val_split_warning"]
+    # trials ranked on the validation split (no folds) carry the study's small-split warning;
+    # older studies kept it on each trial
+    warning = trial.user_attrs.get("val_split_warning") or attrs.get("val_split_warning")
+    if warning and "fold_scores" not in trial.user_attrs:
+        source["val_split_warning"] = warning
     return {
         "model": model,
         "task": get_spec(model).task,

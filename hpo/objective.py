@@ -50,15 +50,17 @@ def build_objective(
     )
     if val_warning and not cross_validates(spec.fixed):
         logger.warning("%s", val_warning)
+    warned_study: list[bool] = []  # whether this worker has put val_warning on the study yet
 
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
         cross_validated = cross_validates(params)
+        if val_warning and not cross_validated and not warned_study:  # ranked by its validation split
+            # a study attribute, once per worker: the same sentence on every trial page widened it past the screen
+            trial.study.set_user_attr("val_split_warning", val_warning)
+            warned_study.append(True)
         # no "model_params": the sampled ones are the trial's params, the fixed ones the study's fixed_params
-        first = {"threads": _threads(num_threads)}
-        if val_warning and not cross_validated:  # the trial is ranked by its validation split
-            first["val_split_warning"] = val_warning
-        set_user_attrs(trial, first)
+        set_user_attrs(trial, {"threads": _threads(num_threads)})
         progress = _Progress()
         outcome: dict[str, Any] = {}  # user attributes written in one go when the trial ends
         reports = BufferedReports(trial)  # epoch values reach the storage in batches (hpo.trial_writes)

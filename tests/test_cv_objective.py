@@ -126,7 +126,9 @@ def test_a_study_ranked_on_a_small_validation_split_says_so_and_a_large_one_does
     spec = study_spec(tmp_path, tiny_data_config, fidelity="none")
     (small,) = run_study(tmp_path / "small", spec, tiny_dataset, n_trials=1)
     n_val = len(tiny_dataset.y_val)
-    assert small.user_attrs["val_split_warning"] == (
+    small_study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{tmp_path / 'small' / 'optuna.db'}")
+    assert "val_split_warning" not in small.user_attrs  # on the study: one sentence, not one per trial page
+    assert small_study.user_attrs["val_split_warning"] == (
         f"validation split has {n_val} samples over {tiny_dataset.n_classes} tissues: ties are likely; "
         'consider fidelity = "folds" or a larger val_fraction'
     )
@@ -136,7 +138,8 @@ def test_a_study_ranked_on_a_small_validation_split_says_so_and_a_large_one_does
     data = prepare_dataset(spec.data)
     assert len(data.y_val) >= 50
     (large,) = run_study(tmp_path / "large", spec, data, n_trials=1)
-    assert large.state == TrialState.COMPLETE and "val_split_warning" not in large.user_attrs
+    large_study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{tmp_path / 'large' / 'optuna.db'}")
+    assert large.state == TrialState.COMPLETE and "val_split_warning" not in large_study.user_attrs
 
 
 def test_a_folds_trial_exports_its_folds_and_retrains_to_its_validation_score(tmp_path, tiny_dataset, tiny_data_config):
