@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hpo.commands.study_args import add_study_arguments, overrides_from
 
@@ -46,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
     print(f"next: hpo show {result.study_name}   hpo export {result.study_name} --out best.toml")
     if not result.ok:
+        from hpo.outage import EXIT_CODE
+
+        if result.storage_problem:  # the workers stopped after the outage window; each said so in one line
+            print(f"hpo run: error: workers stopped (exit codes {result.exit_codes}): {result.storage_problem}", file=sys.stderr)
+            return EXIT_CODE
         print(f"hpo run: worker exit codes {result.exit_codes}")
         return 1
     return 0

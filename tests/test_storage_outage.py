@@ -1,0 +1,177 @@
+"""Storage outages against a real (private) PostgreSQL that the test stops and starts mid-study.
+
+Real ``hpo run`` processes with real worker processes: a restart shorter than the outage window
+costs nothing (exact trial count, no failed trial, exit 0); a longer one stops every process with one
+line, leaves no worker behind and no corrupted store, and the study resumes to its exact count.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from hpo.outage import EXIT_CODE, StorageOutage, StorageRetry, is_storage_error
+from hpo.studyfile import load_study_file
+from hpo.worker import run_worker
+from tests.test_workers import FINISHED, _private_run_directory, count, tiny_study, trials_of  # noqa: F401
+
+WORKERS = 2
+
+
+def start_hpo_run(path: Path, url: str, log: Path) -> subprocess.Popen:
+    """``hpo run FILE --workers 2`` as a user starts it, output (both streams) into ``log``."""
+    command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--workers", str(WORKERS), "--storage", url]
+    with open(log, "w") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+
+def wait_for_finished_trials(url: str, name: str, at_least: int, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "hpo run ended before the outage"
+        try:
+            if count(trials_of(url, name), *FINISHED) >= at_least:
+                return
+        except KeyError:  # the study does not exist yet
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"no {at_least} finished trial(s) within {timeout} s")
+
+
+def worker_pids(launcher_pid: int) -> list[int]:
+    children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def finish(process: subprocess.Popen, timeout: float) -> int:
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+def test_a_restart_shorter_than_the_window_costs_no_trial(tmp_path, tiny_dataset, tiny_data_config, private_postgres, unique_name):
+    url = private_postgres.url
+    path = tiny_study(
+        tmp_path, tiny_data_config, name=unique_name, n_trials=4,
+        **{"fixed.max_epochs": 25, "fixed.early_stopping_patience": 25, "storage": {"outage_window_s": 30}},
+    )
+    log = tmp_path / "run.log"
+    run = start_hpo_run(path, url, log)
+    try:
+        wait_for_finished_trials(url, unique_name, 1, run)
+        private_postgres.stop()  # connections terminated, new ones refused
+        time.sleep(4)
+        private_postgres.start()
+        code = finish(run, timeout=240)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    output = log.read_text()
+    assert code == 0, output[-4000:]
+    assert "Traceback" not in output and "invalid data in the commit" not in output, output[-4000:]
+    assert "unreachable" in output and "retrying for up to 30 s" in output, output[-4000:]
+    assert "reachable again after" in output, output[-4000:]
+    trials = trials_of(url, unique_name)
+    assert count(trials, *FINISHED) == 4 and len(trials) == 4, [(t.number, t.state) for t in trials]
+    assert count(trials, TrialState.FAIL) == 0  # nothing failed, nothing re-run
+
+
+def test_an_outage_longer_than_the_window_stops_cleanly_and_the_study_resumes(
+    tmp_path, tiny_dataset, tiny_data_config, private_postgres, unique_name, monkeypatch
+):
+    url = private_postgres.url
+    n_trials = 4
+    path = tiny_study(
+        tmp_path, tiny_data_config, name=unique_name, n_trials=n_trials,
+        **{
+            "fixed.max_epochs": 50, "fixed.early_stopping_patience": 50,
+            "storage": {"outage_window_s": 6}, "heartbeat": {"interval": 1, "grace_period": 3},
+        },
+    )
+    log = tmp_path / "run.log"
+    run = start_hpo_run(path, url, log)
+    try:
+        wait_for_finished_trials(url, unique_name, 1, run)
+        pids = worker_pids(run.pid)
+        assert len(pids) == WORKERS
+        private_postgres.stop()
+        started = time.monotonic()
+        code = finish(run, timeout=120)
+        down_for = time.monotonic() - started
+    finally:
+        if run.poll() is None:
+            run.kill()
+        private_postgres.start()
+    output = log.read_text()
+    assert code == EXIT_CODE, output[-4000:]
+    assert down_for >= 6  # they waited the window out first
+    assert "Traceback" not in output, output[-4000:]
+    errors = [line for line in output.splitlines() if ": error: " in line]
+    assert len(errors) == WORKERS + 1, errors  # one line per worker, one from hpo run
+    assert sum(line.startswith("hpo worker: error: storage ") and "outage window" in line for line in errors) == WORKERS
+    assert any(line.startswith("hpo run: error: workers stopped") for line in errors), errors
+    for pid in pids:  # hpo run reaped its workers before it exited: none is left behind
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived hpo run"
+
+    # The store is intact; the trials that ran during the outage stay RUNNING until heartbeats fail them.
+    before = trials_of(url, unique_name)
+    assert 1 <= count(before, *FINISHED) < n_trials
+    stranded = [t.number for t in before if t.state == TrialState.RUNNING]
+    time.sleep(3.5)  # past the grace period of their last beat
+    monkeypatch.setenv("HPO_STORAGE_OUTAGE_S", "30")
+    report = run_worker(load_study_file(path), storage_url=url, worker_index=5, num_threads=1)
+    after = {t.number: t for t in trials_of(url, unique_name)}
+    assert count(after.values(), *FINISHED) == n_trials, report
+    assert count(after.values(), TrialState.RUNNING, TrialState.WAITING) == 0
+    for number in stranded:  # failed by heartbeat and re-run with the same configuration
+        assert after[number].state == TrialState.FAIL
+        assert any(t.system_attrs.get("failed_trial") == number and t.state in FINISHED for t in after.values())
+
+
+def test_storage_retry_waits_out_a_short_outage_and_gives_up_after_the_window(private_postgres, caplog):
+    """The retry on its own, against the real server: reconnects after a restart, then stops past the window."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(private_postgres.url, pool_pre_ping=True)
+
+    def query() -> int:
+        with engine.connect() as connection:
+            return connection.execute(sqlalchemy.text("SELECT 1")).scalar()
+
+    retry = StorageRetry(20, where="storage test", label="t")
+    try:
+        assert retry.call(query) == 1
+        private_postgres.stop()
+        with pytest.raises(sqlalchemy.exc.OperationalError) as refused:
+            query()
+        assert is_storage_error(refused.value) and not is_storage_error(ValueError("bad data"))
+        restart_after = time.monotonic() + 2
+
+        def query_restarting_the_server():
+            if time.monotonic() >= restart_after:
+                private_postgres.start()
+            return query()
+
+        with caplog.at_level("WARNING", logger="hpo.outage"):
+            assert retry.call(query_restarting_the_server) == 1
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 2 and "t: storage test unreachable" in messages[0] and "reachable again" in messages[1]
+
+        private_postgres.stop()
+        short = StorageRetry(1.5, where="storage test")
+        started = time.monotonic()
+        with pytest.raises(StorageOutage, match=r"unreachable for \d+ s, longer than the outage window"):
+            short.call(query)
+        assert 1.5 <= time.monotonic() - started < 5
+    finally:
+        private_postgres.start()
+        engine.dispose()
