@@ -29,7 +29,7 @@ from typing import Any
 import optuna
 
 from hpo.admission import Counts
-from hpo.outage import StorageRetry, is_storage_error
+from hpo.outage import StorageRetry, is_storage_error, quiet_optuna_disconnect_warnings
 from hpo.overrides import format_overrides
 from hpo.storage import open_storage, redact, resolve_storage_url
 from hpo.studyfile import StudySpec, load_study_file
@@ -118,6 +118,7 @@ def launch(
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines replace Optuna's own
+    quiet_optuna_disconnect_warnings()
     overrides = dict(overrides or {})
     spec: StudySpec = load_study_file(study_file, overrides)
     url = resolve_storage_url(storage_url)

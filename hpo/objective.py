@@ -126,9 +126,7 @@ def _should_prune(trial: optuna.Trial, retry: StorageRetry | None) -> bool:
             raise
         retry.note(error)  # raises StorageOutage once the outage lasts longer than the window
         return False
-    if retry is not None:
-        retry.succeeded()
-    return prune
+    return prune  # no proof that the storage is back: a pruner may not read it at all
 
 
 def _final_metrics(model: Any, metrics: Mapping[str, float], progress: _Progress) -> dict[str, float]:

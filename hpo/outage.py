@@ -59,14 +59,40 @@ def is_storage_error(error: BaseException) -> bool:
 
 def short_reason(error: BaseException) -> str:
     """The first line of the database's own message (``connection refused``), not SQLAlchemy's wrapping."""
+    sqlalchemy = sys.modules.get("sqlalchemy")
     current: BaseException = error
-    for _ in range(10):  # SQLAlchemy's error -> the driver's (``orig``) -> what that wraps
+    for _ in range(10):  # Optuna's error -> SQLAlchemy's -> the driver's (``orig``)
         inner = getattr(current, "orig", None) or current.__cause__
+        if sqlalchemy is not None and isinstance(current, sqlalchemy.exc.PendingRollbackError):
+            inner = current.__context__  # "can't reconnect until ... rolled back": the loss is what it follows
         if not isinstance(inner, BaseException):
             break
         current = inner
     text = str(current).strip() or type(current).__name__
     return text.splitlines()[0][:300]
+
+
+class _DisconnectWarnings(logging.Filter):
+    """Drops Optuna's multi-line "Caught an error from sqlalchemy ... Falling back" warning for a lost connection.
+
+    Optuna logs it (with the SQL) when a trial query fails and retries another way; for a dropped
+    connection that retry fails too and :class:`StorageRetry` reports the outage in one line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = sys.exc_info()[1]  # the filter runs inside Optuna's ``except`` block
+        return not (
+            str(record.msg).startswith("Caught an error from sqlalchemy")
+            and error is not None
+            and getattr(error, "connection_invalidated", False)
+        )
+
+
+def quiet_optuna_disconnect_warnings() -> None:
+    """Install :class:`_DisconnectWarnings` on Optuna's RDB storage logger (once per process)."""
+    target = logging.getLogger("optuna.storages._rdb.storage")
+    if not any(isinstance(f, _DisconnectWarnings) for f in target.filters):
+        target.addFilter(_DisconnectWarnings())
 
 
 class StorageRetry:

@@ -26,7 +26,9 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo.admission import AdmissionLock, Counts, Decision, TrialBudget
-from hpo.outage import DEFAULT_OUTAGE_WINDOW_S, StorageOutage, StorageRetry, is_storage_error, short_reason
+from hpo.outage import (
+    DEFAULT_OUTAGE_WINDOW_S, StorageOutage, StorageRetry, is_storage_error, quiet_optuna_disconnect_warnings, short_reason,
+)
 from hpo.provenance import worker_id
 from hpo.storage import open_storage, redact, resolve_storage_url
 from hpo.studyfile import StudySpec
@@ -64,6 +66,7 @@ def run_worker(
     from data_pipeline import prepare_dataset
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log one line per trial ourselves
+    quiet_optuna_disconnect_warnings()  # an outage is told in one line (hpo.outage), not with Optuna's SQL
     url = resolve_storage_url(storage_url)
     storage = open_storage(
         url,

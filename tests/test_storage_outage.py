@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from hpo.launcher import launch
 from hpo.outage import EXIT_CODE, StorageOutage, StorageRetry, is_storage_error
 from hpo.studyfile import load_study_file
 from hpo.worker import run_worker
-from tests.test_workers import FINISHED, _private_run_directory, count, tiny_study, trials_of  # noqa: F401
+from tests.test_workers import FINISHED, _private_run_directory, count, sqlite_url, tiny_study, trials_of  # noqa: F401
 
 WORKERS = 2
 
@@ -78,11 +79,13 @@ def test_a_restart_shorter_than_the_window_costs_no_trial(tmp_path, tiny_dataset
     output = log.read_text()
     assert code == 0, output[-4000:]
     assert "Traceback" not in output and "invalid data in the commit" not in output, output[-4000:]
+    assert "Caught an error from sqlalchemy" not in output  # Optuna's multi-line SQL warning is kept out
     assert "unreachable" in output and "retrying for up to 30 s" in output, output[-4000:]
     assert "reachable again after" in output, output[-4000:]
     trials = trials_of(url, unique_name)
     assert count(trials, *FINISHED) == 4 and len(trials) == 4, [(t.number, t.state) for t in trials]
     assert count(trials, TrialState.FAIL) == 0  # nothing failed, nothing re-run
+    assert "reachable again after 0.0 s" not in output  # only a call that reached the storage ends an outage
 
 
 def test_an_outage_longer_than_the_window_stops_cleanly_and_the_study_resumes(
@@ -175,3 +178,28 @@ def test_storage_retry_waits_out_a_short_outage_and_gives_up_after_the_window(pr
     finally:
         private_postgres.start()
         engine.dispose()
+
+
+def test_a_launcher_that_fails_itself_interrupts_and_reaps_its_workers(tmp_path, tiny_dataset, tiny_data_config):
+    """Any error of ``hpo run`` itself (here: in its progress callback) stops its workers; none is orphaned."""
+    url = sqlite_url(tmp_path)
+    path = tiny_study(tmp_path, tiny_data_config, name="orphans", n_trials=6,
+                      **{"fixed.max_epochs": 200, "fixed.early_stopping_patience": 200})
+    seen: dict[str, list[int]] = {}
+
+    def progress_that_breaks(progress) -> None:
+        if progress.counts.running >= WORKERS:  # both workers are inside a trial
+            seen["pids"] = worker_pids(os.getpid())
+            raise RuntimeError("the launcher's own bug")
+
+    with pytest.raises(RuntimeError, match="own bug"):
+        launch(path, workers=WORKERS, storage_url=url, on_progress=progress_that_breaks, poll_seconds=0.3)
+    assert len(seen["pids"]) == WORKERS
+    for pid in seen["pids"]:
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the launcher"
+    trials = trials_of(url, "orphans")
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert interrupted and all(t.user_attrs["fail_reason"] == "interrupted" for t in interrupted)
+    assert count(trials, TrialState.RUNNING) == 0  # each worker failed its trial before it exited...
+    requeued = {t.system_attrs.get("failed_trial") for t in trials if t.state == TrialState.WAITING}
+    assert requeued == {t.number for t in interrupted}  # ...and queued its configuration again
