@@ -29,7 +29,7 @@ from typing import Any
 import optuna
 
 from hpo.admission import Counts
-from hpo.outage import StorageRetry, is_storage_error, quiet_optuna_disconnect_warnings
+from hpo.outage import EXIT_CODE, StorageRetry, is_storage_error, quiet_optuna_disconnect_warnings
 from hpo.overrides import format_overrides
 from hpo.storage import open_storage, redact, resolve_storage_url
 from hpo.studyfile import StudySpec, load_study_file
@@ -162,8 +162,11 @@ def launch(
     except BaseException:
         _stop_workers(processes, signalled=False)  # never leave workers unsupervised
         raise
+    codes = [p.returncode for p in processes]
     problem = f"{retry.where} unreachable: {retry.reason}" if retry.in_outage else ""
-    return LaunchResult(name, url, last, [p.returncode for p in processes], problem)
+    if not problem and EXIT_CODE in codes:  # the storage came back after the workers' windows ran out
+        problem = f"{retry.where} was unreachable for longer than the outage window ({retry.window_s:g} s)"
+    return LaunchResult(name, url, last, codes, problem)
 
 
 def _guarded_snapshot(

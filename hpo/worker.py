@@ -221,6 +221,8 @@ def _run_trial(
         raise
     except StorageOutage:
         raise  # past the window: the trial stays RUNNING; heartbeats fail and re-queue it once the storage is back
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return _taken_over(label, trial)  # a write of the objective found the trial failed as stale
     except Exception as error:  # the worker goes on: one bad trial must not end the study
         if is_storage_error(error):  # a storage call the objective does not retry: not the configuration's fault
             retry.note(error)
@@ -228,22 +230,30 @@ def _run_trial(
             logger.warning("%s: trial %d lost the storage; failed and queued again: %s", label, trial.number, short_reason(error))
             return TrialState.FAIL
         state, reason = TrialState.FAIL, f"{type(error).__name__}: {error}"
-        if not trial.user_attrs.get("fail_reason"):
-            retry.call(trial.set_user_attr, "fail_reason", reason[:2000])
         logger.debug("trial %d failed", trial.number, exc_info=True)
     if state is TrialState.COMPLETE and (value is None or not math.isfinite(value)):
         state, reason = TrialState.FAIL, f"objective returned {value!r}"
-    told = retry.call(_tell, study, trial, value if state is TrialState.COMPLETE else None, state)
+    try:
+        if state is TrialState.FAIL and not trial.user_attrs.get("fail_reason"):
+            retry.call(trial.set_user_attr, "fail_reason", reason[:2000])
+        told = retry.call(_tell, study, trial, value if state is TrialState.COMPLETE else None, state)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        told = None
     if told is not state:
-        logger.warning(
-            "%s: trial %d was failed meanwhile (no heartbeat while the storage was unreachable); its result is "
-            "dropped and its configuration re-run as a retry", label, trial.number,
-        )
-        return told
+        return _taken_over(label, trial)
     seconds = time.perf_counter() - started
     if log_trials or state is TrialState.FAIL:
         retry.call(_log_trial, study, trial, state, value, reason, seconds, label, metric, retried)
     return state
+
+
+def _taken_over(label: str, trial: optuna.Trial) -> TrialState:
+    """The trial was finished by others: failed as stale (and re-queued) while this worker could not beat."""
+    logger.warning(
+        "%s: trial %d was failed meanwhile as stale (no heartbeat while the storage was unreachable); its result "
+        "is dropped, a retry re-runs its configuration", label, trial.number,
+    )
+    return TrialState.FAIL
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState) -> TrialState:
@@ -283,10 +293,14 @@ def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, storage: optuna.
 
 
 def _fail_and_requeue(study: optuna.Study, trial: optuna.Trial, storage: optuna.storages.BaseStorage, reason: str) -> None:
-    """Fail the trial with ``fail_reason = reason`` (a reason in NOT_FAILURES is not counted) and queue a copy."""
-    trial.set_user_attr("fail_reason", reason)
-    if _tell(study, trial, None, TrialState.FAIL) is not TrialState.FAIL:
+    """Fail the trial with ``fail_reason = reason`` (a reason in NOT_FAILURES is not counted) and queue a copy.
+
+    A trial finished already (failed as stale, and re-queued then) is left as it is.
+    """
+    if storage.get_trial(trial._trial_id).state.is_finished():
         return
+    trial.set_user_attr("fail_reason", reason)
+    study.tell(trial, state=TrialState.FAIL)
     requeue = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
     if requeue is not None:
         requeue(study, storage.get_trial(trial._trial_id))

@@ -131,7 +131,8 @@ def test_an_outage_longer_than_the_window_stops_cleanly_and_the_study_resumes(
     stranded = [t.number for t in before if t.state == TrialState.RUNNING]
     time.sleep(3.5)  # past the grace period of their last beat
     monkeypatch.setenv("HPO_STORAGE_OUTAGE_S", "30")
-    report = run_worker(load_study_file(path), storage_url=url, worker_index=5, num_threads=1)
+    resumed = load_study_file(path, {"fixed.max_epochs": 8})  # shorter trials: only the count matters here
+    report = run_worker(resumed, storage_url=url, worker_index=5, num_threads=1)
     after = {t.number: t for t in trials_of(url, unique_name)}
     assert count(after.values(), *FINISHED) == n_trials, report
     assert count(after.values(), TrialState.RUNNING, TrialState.WAITING) == 0
@@ -203,3 +204,31 @@ def test_a_launcher_that_fails_itself_interrupts_and_reaps_its_workers(tmp_path,
     assert count(trials, TrialState.RUNNING) == 0  # each worker failed its trial before it exited...
     requeued = {t.system_attrs.get("failed_trial") for t in trials if t.state == TrialState.WAITING}
     assert requeued == {t.number for t in interrupted}  # ...and queued its configuration again
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
+def test_a_trial_failed_as_stale_meanwhile_is_dropped_without_a_crash(tmp_path, caplog):
+    """After an outage longer than grace_period other workers may fail this worker's trial: it goes on."""
+    import optuna
+
+    from hpo.storage import open_storage
+    from hpo.trial_writes import set_user_attrs
+    from hpo.worker import _ask, _run_trial
+
+    storage = open_storage(sqlite_url(tmp_path), heartbeat_interval=1, grace_period=3)
+    study = optuna.create_study(study_name="stale", storage=storage)
+
+    def failed_by_others_then_returns(trial):
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # what another worker's stale check does
+        return 0.5
+
+    def failed_by_others_then_writes(trial):
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        set_user_attrs(trial, {"steps_run": 3})  # a write of the objective finds the trial finished
+        return 0.5
+
+    with caplog.at_level("WARNING", logger="hpo.worker"):
+        for objective in (failed_by_others_then_returns, failed_by_others_then_writes):
+            assert _run_trial(study, _ask(study), objective, storage, "worker 0", "value") is TrialState.FAIL
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL]  # left as the others set it
+    assert sum("was failed meanwhile as stale" in r.getMessage() for r in caplog.records) == 2
