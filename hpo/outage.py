@@ -53,7 +53,7 @@ def is_storage_error(error: BaseException) -> bool:
         if grpc is not None and isinstance(current, grpc.RpcError):
             code = getattr(current, "code", lambda: None)()
             return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-        current = current.__cause__ or current.__context__
+        current = current.__cause__  # what it wraps (``raise ... from``), not what it was raised while handling
     return False
 
 

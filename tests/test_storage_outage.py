@@ -232,3 +232,68 @@ def test_a_trial_failed_as_stale_meanwhile_is_dropped_without_a_crash(tmp_path, 
             assert _run_trial(study, _ask(study), objective, storage, "worker 0", "value") is TrialState.FAIL
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL]  # left as the others set it
     assert sum("was failed meanwhile as stale" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_sigterm_to_hpo_run_stops_its_workers_first(tmp_path, tiny_dataset, tiny_data_config):
+    """``kill``, ``timeout`` or SLURM end ``hpo run`` with SIGTERM: its workers fail and re-queue their trials and exit."""
+    url = sqlite_url(tmp_path)
+    path = tiny_study(tmp_path, tiny_data_config, name="terminated", n_trials=6,
+                      **{"fixed.max_epochs": 200, "fixed.early_stopping_patience": 200})
+    log = tmp_path / "run.log"
+    run = start_hpo_run(path, url, log)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if count(trials_of(url, "terminated"), TrialState.RUNNING) == WORKERS:
+                    break
+            except KeyError:
+                pass
+            time.sleep(0.3)
+        pids = worker_pids(run.pid)
+        run.terminate()
+        code = finish(run, timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    output = log.read_text()
+    assert code == 143 and "Traceback" not in output, output[-3000:]
+    assert len(pids) == WORKERS and not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    trials = trials_of(url, "terminated")
+    assert count(trials, TrialState.RUNNING) == 0
+    assert all(t.user_attrs.get("fail_reason") == "interrupted" for t in trials if t.state == TrialState.FAIL)
+    assert count(trials, TrialState.WAITING) == count(trials, TrialState.FAIL) >= 1  # each re-queued
+
+
+def test_retry_backs_off_exponentially_up_to_the_window_and_lets_other_errors_through():
+    import optuna
+    import sqlalchemy
+
+    now, sleeps = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    retry = StorageRetry(20, clock=lambda: now[0], sleep=sleep)
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+    wrapped = optuna.exceptions.StorageInternalError("invalid data in the commit")  # how Optuna re-raises it
+    wrapped.__cause__ = lost
+
+    def unreachable():
+        raise wrapped
+
+    with pytest.raises(StorageOutage, match=r"unreachable for 20 s, .*= 20\): connection refused$"):
+        retry.call(unreachable)
+    assert sleeps == [0.5, 1, 2, 4, 5, 5, 2.5]  # doubling, capped at 5 s, the last one ends at the window
+
+    def bad_data():
+        raise ValueError("not an outage")
+
+    sleeps.clear()
+    with pytest.raises(ValueError):
+        StorageRetry(20, sleep=sleep).call(bad_data)
+    assert sleeps == []  # no retry: only a lost storage is waited for
+    handled = ValueError("raised while handling a lost connection")
+    handled.__context__ = lost
+    assert not is_storage_error(handled)
