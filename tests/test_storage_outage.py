@@ -297,3 +297,50 @@ def test_retry_backs_off_exponentially_up_to_the_window_and_lets_other_errors_th
     handled = ValueError("raised while handling a lost connection")
     handled.__context__ = lost
     assert not is_storage_error(handled)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
+def test_reports_and_the_tell_that_meet_a_restart_reach_the_database_once_it_is_back(private_postgres, unique_name):
+    import threading
+
+    import optuna
+
+    from hpo.storage import open_storage
+    from hpo.trial_writes import BufferedReports
+    from hpo.worker import _ask, _run_trial
+
+    storage = open_storage(private_postgres.url, heartbeat_interval=1, grace_period=30)
+    study = optuna.create_study(study_name=unique_name, storage=storage)
+    retry = StorageRetry(30, where="storage test")
+    restarts: list[threading.Timer] = []
+
+    def restart_in_2_s() -> None:
+        private_postgres.stop()  # the next writes fail
+        restarts.append(threading.Timer(2.0, private_postgres.start))
+        restarts[-1].start()
+
+    def reports_meet_the_outage(trial):
+        reports = BufferedReports(trial, flush_every_s=0, retry=retry)  # every report is a write
+        reports.report(0.1, 0)
+        restart_in_2_s()
+        reports.report(0.2, 1)  # kept for the next flush while the trial trains on
+        assert retry.in_outage
+        retry.call(reports.flush)  # what the objective does before the trial is told
+        return 0.7
+
+    def tell_meets_the_outage(trial):
+        restart_in_2_s()
+        return 0.9
+
+    try:
+        for objective in (reports_meet_the_outage, tell_meets_the_outage):
+            assert _run_trial(study, _ask(study), objective, storage, "worker 0", "value", retry=retry) is TrialState.COMPLETE
+    finally:
+        for timer in restarts:
+            timer.join()
+        private_postgres.start()
+    assert not retry.in_outage
+    first, second = optuna.load_study(study_name=unique_name, storage=private_postgres.url).get_trials()
+    assert first.state == TrialState.COMPLETE and first.value == 0.7
+    assert first.intermediate_values == {0: 0.1, 1: 0.2}  # no report lost
+    assert second.state == TrialState.COMPLETE and second.value == 0.9  # told once the database was back
