@@ -13,13 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpo.abandon import abandon_trials
+
 from hpo.launcher import launch
 from hpo.outage import EXIT_CODE, StorageOutage, StorageRetry, is_storage_error
+from hpo.storage import open_storage
 from hpo.studyfile import load_study_file
-from hpo.worker import run_worker
+from hpo.worker import _fail_stale_trials, run_worker
 from tests.test_workers import FINISHED, _private_run_directory, count, sqlite_url, tiny_study, trials_of  # noqa: F401
 
 WORKERS = 2
@@ -125,18 +129,23 @@ def test_an_outage_longer_than_the_window_stops_cleanly_and_the_study_resumes(
     for pid in pids:  # hpo run reaped its workers before it exited: none is left behind
         assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived hpo run"
 
-    # The store is intact; the trials that ran during the outage stay RUNNING until heartbeats fail them.
+    # The store is intact. Trials that were running stay RUNNING until heartbeats fail them; one whose worker
+    # created it but never got to beat (the outage hit between ask and heartbeat) needs `hpo abandon`.
     before = trials_of(url, unique_name)
     assert 1 <= count(before, *FINISHED) < n_trials
     stranded = [t.number for t in before if t.state == TrialState.RUNNING]
     time.sleep(3.5)  # past the grace period of their last beat
+    study = optuna.load_study(study_name=unique_name, storage=open_storage(url, heartbeat_interval=1, grace_period=3))
+    _fail_stale_trials(study)  # what every worker does before it asks for a trial
+    never_beat = [t.number for t in study.get_trials() if t.state == TrialState.RUNNING]
+    abandon_trials(study, never_beat)
     monkeypatch.setenv("HPO_STORAGE_OUTAGE_S", "30")
-    resumed = load_study_file(path, {"fixed.max_epochs": 8})  # shorter trials: only the count matters here
+    resumed = load_study_file(path, {"fixed.max_epochs": 8, "timeout": 240})  # short trials; never wait forever
     report = run_worker(resumed, storage_url=url, worker_index=5, num_threads=1)
     after = {t.number: t for t in trials_of(url, unique_name)}
-    assert count(after.values(), *FINISHED) == n_trials, report
+    assert count(after.values(), *FINISHED) == n_trials, (report, [(t.number, t.state) for t in after.values()])
     assert count(after.values(), TrialState.RUNNING, TrialState.WAITING) == 0
-    for number in stranded:  # failed by heartbeat and re-run with the same configuration
+    for number in stranded:  # failed by heartbeat (or abandoned) and re-run with the same configuration
         assert after[number].state == TrialState.FAIL
         assert any(t.system_attrs.get("failed_trial") == number and t.state in FINISHED for t in after.values())
 
@@ -209,9 +218,7 @@ def test_a_launcher_that_fails_itself_interrupts_and_reaps_its_workers(tmp_path,
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
 def test_a_trial_failed_as_stale_meanwhile_is_dropped_without_a_crash(tmp_path, caplog):
     """After an outage longer than grace_period other workers may fail this worker's trial: it goes on."""
-    import optuna
 
-    from hpo.storage import open_storage
     from hpo.trial_writes import set_user_attrs
     from hpo.worker import _ask, _run_trial
 
@@ -266,7 +273,6 @@ def test_sigterm_to_hpo_run_stops_its_workers_first(tmp_path, tiny_dataset, tiny
 
 
 def test_retry_backs_off_exponentially_up_to_the_window_and_lets_other_errors_through():
-    import optuna
     import sqlalchemy
 
     now, sleeps = [0.0], []
@@ -303,9 +309,7 @@ def test_retry_backs_off_exponentially_up_to_the_window_and_lets_other_errors_th
 def test_reports_and_the_tell_that_meet_a_restart_reach_the_database_once_it_is_back(private_postgres, unique_name):
     import threading
 
-    import optuna
 
-    from hpo.storage import open_storage
     from hpo.trial_writes import BufferedReports
     from hpo.worker import _ask, _run_trial
 
