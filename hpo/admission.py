@@ -41,7 +41,7 @@ from hpo.storage import resolve_storage_url
 logger = logging.getLogger(__name__)
 
 LOCK_URL_ENV = "HPO_LOCK_URL"
-NOT_FAILURES = ("interrupted", "abandoned")
+NOT_FAILURES = ("interrupted", "abandoned", "storage outage")
 """``fail_reason`` values of FAILED trials that do not count toward ``max_failed_trials``."""
 
 
@@ -161,8 +161,13 @@ class AdmissionLock:
                 try:
                     yield
                 finally:
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
-                    connection.commit()
+                    try:
+                        connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+                        connection.commit()
+                    except sqlalchemy.exc.DBAPIError:
+                        # the connection died (the server restarted or dropped it): its session, and with it
+                        # the session-level lock, is gone; drop the connection instead of returning it to the pool
+                        connection.invalidate()
         else:
             yield
 

@@ -35,6 +35,7 @@ import optuna
 from optuna.artifacts import upload_artifact
 from optuna.trial import FrozenTrial, Trial
 
+from hpo.outage import is_storage_error
 from hpo.storage import artifact_store as default_artifact_store
 from hpo.svg_charts import confusion_matrix_svg, learning_curves_svg
 
@@ -118,6 +119,8 @@ def is_new_best(study: optuna.Study, value: float) -> bool:
     except ValueError:  # no completed trial yet
         return True
     except Exception as error:
+        if is_storage_error(error):
+            raise  # an unreachable storage is the caller's to retry (hpo.outage), not a reason to skip
         logger.warning("cannot read the best value of %s: %s", study.study_name, error)
         return False
     if study.direction == optuna.study.StudyDirection.MAXIMIZE:

@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from hpo.outage import EXIT_CODE, StorageOutage, is_storage_error, short_reason
+
 COMMAND_MODULES: tuple[str, ...] = (
     "hpo.commands.data",
     "hpo.commands.compare",
@@ -63,7 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             raise
         print(f"hpo {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CODE if isinstance(error, StorageOutage) else 2
+    except Exception as error:
+        if verbose or not is_storage_error(error):
+            raise
+        print(f"hpo {args.command}: error: storage unreachable: {short_reason(error)}", file=sys.stderr)
+        return EXIT_CODE
 
 
 if __name__ == "__main__":

@@ -4,17 +4,24 @@ The launcher validates the study file, prepares the data once (workers then hit 
 cache), creates the study, and starts K ``hpo worker`` processes. CPU threads are split
 between workers (``OMP_NUM_THREADS`` etc. are set before the child imports torch); with
 several GPUs visible, workers are pinned round-robin through ``CUDA_VISIBLE_DEVICES``.
+
+The launcher supervises its workers until all have exited, whatever its progress polling meets: an
+unreachable storage only pauses the progress lines (:mod:`hpo.outage`); on any error of its own,
+SIGTERM included, it interrupts its workers (their trials are failed and re-queued) before it exits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +29,10 @@ from typing import Any
 import optuna
 
 from hpo.admission import Counts, TrialBudget
+from hpo.outage import EXIT_CODE, StorageRetry, is_storage_error, quiet_optuna_disconnect_warnings
 from hpo.overrides import format_overrides
 from hpo.samplers.seeding import trials_in_study
-from hpo.storage import check_storage_url, open_storage, resolve_storage_url
+from hpo.storage import check_storage_url, open_storage, redact, resolve_storage_url
 from hpo.studyfile import StudySpec, check_study_name, load_study_file
 from hpo.studysetup import open_study
 from hpo.summary import failure_stop_message
@@ -32,6 +40,8 @@ from hpo.summary import failure_stop_message
 logger = logging.getLogger(__name__)
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "HPO_NUM_THREADS")
+STOP_GRACE_S = 10.0
+"""Seconds interrupted workers get to fail their trial cleanly before they are interrupted again (or killed)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,8 @@ class LaunchResult:
     exit_codes: list[int]
     failure: str = ""
     """Why the study stopped on ``max_failed_trials`` failed trials; empty when it did not."""
+    storage_problem: str = ""
+    """Why the storage was unreachable when the workers ended, if it was (else empty)."""
 
     @property
     def ok(self) -> bool:
@@ -112,6 +124,7 @@ def launch(
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines replace Optuna's own
+    quiet_optuna_disconnect_warnings()
     overrides = dict(overrides or {})
     if study_name is not None:  # the cheap checks first, before the study file and its models load
         check_study_name(study_name, "--study-name")
@@ -139,32 +152,88 @@ def launch(
         subprocess.Popen(command + ["--worker-index", str(i)], env=worker_environment(i, workers, gpus, cores))
         for i in range(workers)
     ]
+    retry = StorageRetry(spec.storage.outage_window_s, where=f"storage {redact(url)}", label="hpo run")
     started = time.monotonic()
-    last: Progress | None = None
+    last = Progress(name, 0.0, Counts(), spec.n_trials, None, None, len(processes))
     try:
-        while True:
-            alive = sum(p.poll() is None for p in processes)
-            last = _snapshot(study, spec, name, started, alive)
-            if on_progress is not None:
-                on_progress(last)
-            if alive == 0:
-                break
-            time.sleep(poll_seconds)
+        with _terminate_raises():
+            while True:
+                alive = sum(p.poll() is None for p in processes)
+                last = _guarded_snapshot(study, spec, name, started, alive, retry) or dataclasses.replace(
+                    last, elapsed=time.monotonic() - started, workers_alive=alive
+                )
+                if on_progress is not None and not retry.in_outage:
+                    on_progress(last)
+                if alive == 0:
+                    break
+                time.sleep(poll_seconds)
     except KeyboardInterrupt:
         # Ctrl-C reached the workers too (same process group): give them time to fail their trial cleanly,
         # then interrupt the ones that are still running (e.g. when only the launcher was signalled).
-        deadline = time.monotonic() + 10
-        for process in processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGINT)
-        for process in processes:
-            process.wait()
+        _stop_workers(processes, signalled=True)
         raise
-    budget = TrialBudget(spec.n_trials, spec.failure_cap)
-    failure = failure_stop_message(study, spec.failure_cap) if budget.stopped_on_failures(last.counts) else ""
-    return LaunchResult(name, url, last, [p.returncode for p in processes], failure)
+    except BaseException:
+        _stop_workers(processes, signalled=False)  # never leave workers unsupervised
+        raise
+    codes = [p.returncode for p in processes]
+    problem = f"{retry.where} unreachable: {retry.reason}" if retry.in_outage else ""
+    if not problem and EXIT_CODE in codes:  # the storage came back after the workers' windows ran out
+        problem = f"{retry.where} was unreachable for longer than the outage window ({retry.window_s:g} s)"
+    failure = ""
+    if not problem and TrialBudget(spec.n_trials, spec.failure_cap).stopped_on_failures(last.counts):
+        failure = failure_stop_message(study, spec.failure_cap)
+    return LaunchResult(name, url, last, codes, failure=failure, storage_problem=problem)
+
+
+def _guarded_snapshot(
+    study: optuna.Study, spec: StudySpec, name: str, started: float, alive: int, retry: StorageRetry
+) -> Progress | None:
+    """The study's progress, or None while the storage is unreachable (noted once in ``retry``; workers go on)."""
+    try:
+        progress = _snapshot(study, spec, name, started, alive)
+    except Exception as error:
+        if not is_storage_error(error):
+            raise
+        retry.note(error, stop=False)  # the workers have windows of their own; the launcher watches them
+        return None
+    retry.succeeded()
+    return progress
+
+
+def _stop_workers(processes: Sequence[subprocess.Popen], *, signalled: bool) -> None:
+    """Interrupt (unless ``signalled`` already, by Ctrl-C) and reap every worker; kill what will not stop."""
+    if not signalled:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)  # the worker fails its trial and re-queues it
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            if signalled:
+                process.send_signal(signal.SIGINT)
+            else:
+                process.kill()
+    for process in processes:
+        process.wait()
+
+
+@contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """Inside: SIGTERM (SLURM, ``timeout``, ``kill``) raises SystemExit(143), so the workers get stopped too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _snapshot(study: optuna.Study, spec: StudySpec, name: str, started: float, alive: int) -> Progress:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from hpo.outage import StorageRetry, is_storage_error
 from hpo.studyfile import StudySpec
 from hpo.trial_writes import BufferedReports, set_user_attrs
 
@@ -32,11 +33,13 @@ logger = logging.getLogger(__name__)
 
 
 def build_objective(
-    spec: StudySpec, data: Any, *, device: str | None = None, num_threads: int | None = None
+    spec: StudySpec, data: Any, *, device: str | None = None, num_threads: int | None = None,
+    retry: StorageRetry | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """The objective for ``spec`` on the prepared data set ``data``.
 
-    ``device`` overrides the study file's device; ``num_threads`` caps torch's CPU threads.
+    ``device`` overrides the study file's device; ``num_threads`` caps torch's CPU threads. With
+    ``retry``, the trial's storage writes wait out a storage outage (:mod:`hpo.outage`) while it trains.
     """
     from hpo.val_split import small_val_split_warning
     from models.errors import DeviceOutOfMemory, TrainingDiverged
@@ -51,24 +54,27 @@ def build_objective(
     if val_warning and not cross_validates(spec.fixed):
         logger.warning("%s", val_warning)
     warned_study: list[bool] = []  # whether this worker has put val_warning on the study yet
+    stored = retry.call if retry is not None else _call  # a storage write that waits out an outage
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**spec.fixed, **spec.space.suggest(trial, spec.fixed)}
+        params = {**spec.fixed, **stored(spec.space.suggest, trial, spec.fixed)}  # again: suggested ones stay
         cross_validated = cross_validates(params)
         if val_warning and not cross_validated and not warned_study:  # ranked by its validation split
             # a study attribute, once per worker: the same sentence on every trial page widened it past the screen
-            trial.study.set_user_attr("val_split_warning", val_warning)
+            stored(trial.study.set_user_attr, "val_split_warning", val_warning)
             warned_study.append(True)
         # no "model_params": the sampled ones are the trial's params, the fixed ones the study's fixed_params
-        set_user_attrs(trial, {"threads": _threads(num_threads)})
+        stored(set_user_attrs, trial, {"threads": _threads(num_threads)})
         progress = _Progress()
         outcome: dict[str, Any] = {}  # user attributes written in one go when the trial ends
-        reports = BufferedReports(trial)  # epoch values reach the storage in batches (hpo.trial_writes)
+        reports = BufferedReports(trial, retry=retry)  # epoch values reach the storage in batches (hpo.trial_writes)
         model = None
         try:
             model = build_model(spec.model, params, device=device, seed=spec.seed, num_threads=num_threads)
             try:
-                model.fit(data, train_split="train", on_step=_reporter(trial, reports, spec.metric, progress, outcome))
+                model.fit(
+                    data, train_split="train", on_step=_reporter(trial, reports, spec.metric, progress, outcome, retry)
+                )
             except TrainingDiverged as error:
                 reason = f"training diverged (NaN/inf loss) at step {progress.steps + 1}: {error}"
                 outcome["prune_reason"] = reason
@@ -86,17 +92,17 @@ def build_objective(
                 reason = f"{spec.metric} is {value!r} after training" + (" on the CV folds" if cross_validated else "")
                 outcome["prune_reason"] = reason
                 raise optuna.TrialPruned(reason)
-            if model_spec.task == "classification" and _is_new_best(trial.study, value):
-                _upload_confusion_matrix(trial, model, data)
+            if model_spec.task == "classification" and stored(_is_new_best, trial.study, value):
+                stored(_upload_confusion_matrix, trial, model, data)
             return float(value)
         finally:
-            reports.flush()  # before the worker tells the trial: a pruned trial's value is its last report
+            stored(reports.flush)  # before the worker tells the trial: a pruned trial's value is its last report
             outcome.update(_progress_attrs(model, progress))
             if cross_validated:  # the folds run so far, pruned or complete
                 outcome.update(_cv_summary(progress.history, spec.metric))
-            set_user_attrs(trial, outcome)
+            stored(set_user_attrs, trial, outcome)
             if model is not None and model_spec.family == "torch":
-                _upload_learning_curves(trial, getattr(model, "history_", None) or progress.history)
+                stored(_upload_learning_curves, trial, getattr(model, "history_", None) or progress.history)
 
     return objective
 
@@ -110,8 +116,13 @@ class _Progress:
         self.started = time.perf_counter()
 
 
+def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return function(*args, **kwargs)
+
+
 def _reporter(
-    trial: optuna.Trial, reports: BufferedReports, metric: str, progress: _Progress, outcome: dict[str, Any]
+    trial: optuna.Trial, reports: BufferedReports, metric: str, progress: _Progress, outcome: dict[str, Any],
+    retry: StorageRetry | None = None,
 ) -> Callable[[int, Mapping[str, float]], None]:
     def on_step(step: int, metrics: Mapping[str, float]) -> None:
         progress.steps = step
@@ -120,12 +131,24 @@ def _reporter(
         if value is None or not math.isfinite(value):
             return
         reports.report(float(value), step)
-        if trial.should_prune():
+        if _should_prune(trial, retry):
             reason = f"pruned by {type(trial.study.pruner).__name__} at step {step}: {metric}={value:.4g}"
             outcome["prune_reason"] = reason
             raise optuna.TrialPruned(reason)
 
     return on_step
+
+
+def _should_prune(trial: optuna.Trial, retry: StorageRetry | None) -> bool:
+    """``trial.should_prune()``; while the storage is unreachable the trial trains on (past the window: stops)."""
+    try:
+        prune = trial.should_prune()
+    except Exception as error:
+        if retry is None or not is_storage_error(error):
+            raise
+        retry.note(error)  # raises StorageOutage once the outage lasts longer than the window
+        return False
+    return prune  # no proof that the storage is back: a pruner may not read it at all
 
 
 FINAL_STATE_PREFIX = "final_"
@@ -196,7 +219,9 @@ def _upload_learning_curves(trial: optuna.Trial, history: list[Mapping[str, floa
 
         record_trial_history(trial, history)  # the trial note's table; the worker redraws the study figure
         upload_learning_curves(trial.study, trial, history)
-    except Exception as error:  # an artifact must never fail a trial
+    except Exception as error:  # an artifact must never fail a trial (an unreachable storage is retried)
+        if is_storage_error(error):
+            raise
         logger.warning("trial %d: learning curves not uploaded: %s", trial.number, error)
 
 
@@ -212,7 +237,9 @@ def _upload_confusion_matrix(trial: optuna.Trial, model: Any, data: Any) -> None
         confusion = confusion_matrix(y_val, predicted, labels=np.arange(data.n_classes))
         record_confusion_matrix(trial, confusion.tolist(), list(data.tissues))  # the worker draws it on the study page
         upload_confusion_matrix(trial.study, trial, confusion, list(data.tissues))
-    except Exception as error:  # an artifact must never fail a trial
+    except Exception as error:  # an artifact must never fail a trial (an unreachable storage is retried)
+        if is_storage_error(error):
+            raise
         logger.warning("trial %d: confusion matrix not uploaded: %s", trial.number, error)
 
 

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hpo.outage import DEFAULT_OUTAGE_WINDOW_S, OUTAGE_WINDOW_ENV
 from hpo.overrides import drop_options_of_replaced
 from hpo.space import SearchSpace, parse_space
 
 TOP_LEVEL_KEYS = (
     "name", "description", "model", "metric", "direction", "n_trials", "timeout",
-    "max_failed_trials", "device", "seed", "fixed", "space", "sampler", "pruner", "data", "heartbeat",
+    "max_failed_trials", "device", "seed", "fixed", "space", "sampler", "pruner", "data", "heartbeat", "storage",
 )
 REQUIRED_KEYS = ("name", "model", "metric", "direction", "space", "data")
 DIRECTIONS = {"maximize": "maximize", "maximise": "maximize", "minimize": "minimize", "minimise": "minimize"}
@@ -39,6 +40,7 @@ METRICS = {
 LOWER_IS_BETTER = ("_loss", "_mse")
 HEARTBEAT_KEYS = ("interval", "grace_period", "max_retry")
 DEFAULT_HEARTBEAT = {"interval": 10, "grace_period": 30, "max_retry": 3}
+STORAGE_KEYS = ("outage_window_s",)
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 MAX_NAME_LENGTH = 128
@@ -76,6 +78,12 @@ class HeartbeatSpec:
 
 
 @dataclass(frozen=True)
+class StorageSpec:
+    outage_window_s: float = DEFAULT_OUTAGE_WINDOW_S
+    """How long workers and ``hpo run`` retry an unreachable storage before they stop (:mod:`hpo.outage`)."""
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A validated study file."""
 
@@ -98,6 +106,7 @@ class StudySpec:
     seed: int = 0
     """Seed for model initialisation and data order in every trial (samplers have their own)."""
     heartbeat: HeartbeatSpec = field(default_factory=HeartbeatSpec)
+    storage: StorageSpec = field(default_factory=StorageSpec)
     description: str = ""
     path: str = ""
     text: str = ""
@@ -241,6 +250,7 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
     sampler = _sampler_spec(content.get("sampler", {}), problems)
     pruner = _pruner_spec(content.get("pruner", {}), spec, problems)
     heartbeat = _heartbeat_spec(content.get("heartbeat", {}), problems)
+    storage = _storage_spec(content.get("storage", {}), problems)
 
     data_settings = _typed(content, "data", dict, problems, default={})
     data = _data_config(data_settings, path, problems) if "data" in content else None
@@ -251,7 +261,7 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
         name=name, model=model, metric=metric, direction=direction, space=space, fixed=dict(fixed),
         sampler=sampler, pruner=pruner, data=data, data_settings=dict(data_settings),
         n_trials=n_trials, timeout=None if timeout is None else float(timeout),
-        max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat,
+        max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat, storage=storage,
         description=description, path=str(path), text=text,
     )
 
@@ -396,6 +406,27 @@ def _heartbeat_spec(table: Any, problems: list[str]) -> HeartbeatSpec:
             f"heartbeat.grace_period: must exceed the interval (grace_period={values['grace_period']}, interval={values['interval']})"
         )
     return HeartbeatSpec(**values)
+
+
+def _storage_spec(table: Any, problems: list[str]) -> StorageSpec:
+    if not isinstance(table, Mapping):
+        problems.append(f"storage: expected a table, got {table!r}")
+        return StorageSpec()
+    window = DEFAULT_OUTAGE_WINDOW_S
+    for key, value in table.items():
+        if key not in STORAGE_KEYS:
+            problems.append(f"storage.{key}: unknown key{_did_you_mean(key, STORAGE_KEYS)}; allowed: {list(STORAGE_KEYS)}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            problems.append(f"storage.{key}: expected a non-negative number of seconds, got {value!r}")
+        else:
+            window = float(value)
+    overridden = os.environ.get(OUTAGE_WINDOW_ENV, "")
+    if overridden:  # the environment wins, as for heartbeats
+        try:
+            window = float(overridden)
+        except ValueError:
+            problems.append(f"${OUTAGE_WINDOW_ENV}: expected a number of seconds, got {overridden!r}")
+    return StorageSpec(outage_window_s=window)
 
 
 def _data_config(settings: Mapping[str, Any], path: str | Path, problems: list[str]) -> Any:

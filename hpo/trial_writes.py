@@ -11,7 +11,8 @@ the same rows with fewer transactions:
   values into the storage in bulk, every :data:`REPORT_FLUSH_S` seconds and when the trial
   ends. Pruners read other trials' values only once those trials finished, so the delay
   changes no pruning decision; optuna-dashboard shows a running trial's curve up to that many
-  seconds late.
+  seconds late. Given a :class:`~hpo.outage.StorageRetry`, a flush that finds the storage
+  unreachable keeps its values for the next one while the trial trains on (up to the outage window).
 
 Other storages (journal, gRPC proxy), or an Optuna whose internals differ, get Optuna's plain
 per-call writes: the same stored result, more round trips.
@@ -27,6 +28,8 @@ from typing import Any
 
 import optuna
 import sqlalchemy
+
+from hpo.outage import StorageRetry, is_storage_error
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +82,11 @@ class BufferedReports:
     """``trial.report`` with the storage writes batched; call :meth:`flush` before the trial is told."""
 
     def __init__(
-        self, trial: optuna.Trial, *, flush_every_s: float = REPORT_FLUSH_S, clock: Callable[[], float] = time.monotonic
+        self, trial: optuna.Trial, *, flush_every_s: float = REPORT_FLUSH_S, clock: Callable[[], float] = time.monotonic,
+        retry: StorageRetry | None = None,
     ) -> None:
         self._trial = trial
+        self._retry = retry
         self._backend = _rdb_backend(trial)
         self._flush_every_s = flush_every_s
         self._clock = clock
@@ -98,7 +103,10 @@ class BufferedReports:
     def report(self, value: float, step: int) -> None:
         """Record ``value`` at ``step`` as ``trial.report`` does; written to the storage within the flush interval."""
         if self._backend is None:
-            self._trial.report(value, step)
+            if self._retry is not None:
+                self._retry.call(self._trial.report, value, step)
+            else:
+                self._trial.report(value, step)
             self.transactions += 1
             return
         value, step = float(value), int(step)
@@ -111,16 +119,29 @@ class BufferedReports:
         reported[step] = value
         self._pending[step] = value
         if self._clock() - self._last_flush >= self._flush_every_s:
-            self.flush()
+            self._flush_while_training()
 
     def flush(self) -> None:
-        """Write every value not yet in the storage, in one transaction."""
+        """Write every value not yet in the storage, in one transaction (kept for the next flush if that fails)."""
         self._last_flush = self._clock()
         if not self._pending:
             return
-        pending, self._pending = self._pending, {}
-        _insert_intermediate_values(self._backend, self._trial._trial_id, pending)
+        _insert_intermediate_values(self._backend, self._trial._trial_id, self._pending)
+        self._pending = {}
         self.transactions += 1
+
+    def _flush_while_training(self) -> None:
+        if self._retry is None:
+            self.flush()
+            return
+        try:
+            self.flush()
+        except Exception as error:
+            if not is_storage_error(error):
+                raise
+            self._retry.note(error)  # the values wait for the next flush; past the window: StorageOutage
+        else:
+            self._retry.succeeded()
 
 
 def _insert_intermediate_values(backend: Any, trial_id: int, values: Mapping[int, float]) -> None:

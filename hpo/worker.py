@@ -27,9 +27,12 @@ from optuna.trial import TrialState
 
 from hpo.admission import AdmissionLock, Counts, Decision, TrialBudget
 from hpo.dashboard_content import has_study_figures, refresh_study_figures
+from hpo.outage import (
+    DEFAULT_OUTAGE_WINDOW_S, StorageOutage, StorageRetry, is_storage_error, quiet_optuna_disconnect_warnings, short_reason,
+)
 from hpo.provenance import worker_id
 from hpo.samplers.seeding import sampler_seed, trials_in_study
-from hpo.storage import open_storage, resolve_storage_url
+from hpo.storage import open_storage, redact, resolve_storage_url
 from hpo.studyfile import StudySpec, check_study_name
 from hpo.studysetup import open_study
 from hpo.summary import failure_stop_message
@@ -75,6 +78,7 @@ def run_worker(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we log one line per trial ourselves
     name = check_study_name(study_name, "--study-name") if study_name is not None else spec.name
+    quiet_optuna_disconnect_warnings()  # an outage is told in one line (hpo.outage), not with Optuna's SQL
     url = resolve_storage_url(storage_url)
     storage = open_storage(
         url,
@@ -88,17 +92,20 @@ def run_worker(
     seed = sampler_seed(spec.sampler.seed, worker_index, trials_before)
     study = open_study(spec, storage, study_name=name, sampler_seed=seed, data_fingerprint=data.fingerprint)
     device = _resolve_device(device or spec.device)
-    objective = _build_objective(spec, data, device, num_threads)
+    label = f"worker {worker_index}" if worker_index is not None else f"worker {worker_id()}"
+    retry = StorageRetry(spec.storage.outage_window_s, where=f"storage {redact(url)}", label=label)
+    objective = _build_objective(spec, data, device, num_threads, retry)
     # Everything loaded so far (torch, optuna, sqlalchemy, the data) lives as long as the worker: move it
     # out of the collector's reach, or the gc.collect() after each trial walks ~300k objects
     # (0.15-0.5 s per trial on 2 cores; benchmarks/overhead.py).
     gc.freeze()
-    label = f"worker {worker_index}" if worker_index is not None else f"worker {worker_id()}"
     budget = TrialBudget(spec.n_trials, spec.failure_cap, spec.timeout, time.monotonic())
     logger.info("%s: study %r, %s on %s, data %s", label, name, spec.model, device, data.fingerprint[:12])
     lock = AdmissionLock(url, name)
     try:
-        report = trial_loop(study, objective, storage=storage, budget=budget, lock=lock, label=label, metric=spec.metric)
+        report = trial_loop(
+            study, objective, storage=storage, budget=budget, lock=lock, label=label, metric=spec.metric, retry=retry,
+        )
     finally:
         lock.close()
     if report.stopped_on_failures:
@@ -121,34 +128,35 @@ def trial_loop(
     metric: str = "value",
     free_memory: bool = True,
     log_trials: bool = True,
+    retry: StorageRetry | None = None,
 ) -> WorkerReport:
     """Ask, run and tell trials of ``study`` until ``budget`` says the study is done.
 
     The admission decision and ``study.ask()`` happen under ``lock``; stale trials of
     dead workers are failed (and, through the storage's callback, re-enqueued) first.
+    Every storage step waits out an outage of the storage through ``retry`` (:mod:`hpo.outage`);
+    past its window :class:`~hpo.outage.StorageOutage` ends the loop.
     """
+    retry = retry or StorageRetry(DEFAULT_OUTAGE_WINDOW_S, label=label)
     report = WorkerReport()
     last_wait_log = -math.inf
     while True:
-        _fail_stale_trials(study)
-        with lock.hold():
-            counts = Counts.of(study)
-            decision, why = budget.decide(counts)
-            trial = _ask(study) if decision is Decision.RUN else None
-            if trial is not None and _heartbeat_interval(storage):
-                storage.record_heartbeat(trial._trial_id)  # stale detection covers it from now on
+        retry.call(_fail_stale_trials, study)
+        decision, why, trial, counts = retry.call(_admit, study, budget, lock)  # nothing is created unless ask returned
+        if trial is not None and _heartbeat_interval(storage):
+            retry.call(storage.record_heartbeat, trial._trial_id)  # stale detection covers it from now on
         if decision is Decision.DONE:
             report.stop_reason = why
             report.stopped_on_failures = budget.stopped_on_failures(counts)
             break
         if trial is None:
             if time.monotonic() - last_wait_log >= WAIT_LOG_S:  # a waiting worker says so, not silence
-                _log_wait(study, storage, label)
+                retry.call(_log_wait, study, storage, label)
                 last_wait_log = time.monotonic()
             time.sleep(WAIT_POLL_S)
             continue
         last_wait_log = -math.inf
-        state = _run_trial(study, trial, objective, storage, label, metric, log_trials)
+        state = _run_trial(study, trial, objective, storage, label, metric, log_trials, retry=retry)
         report.ran += 1
         report.complete += state == TrialState.COMPLETE
         report.pruned += state == TrialState.PRUNED
@@ -159,6 +167,16 @@ def trial_loop(
         if free_memory:
             _free_memory()
     return report
+
+
+def _admit(
+    study: optuna.Study, budget: TrialBudget, lock: AdmissionLock
+) -> tuple[Decision, str, optuna.Trial | None, Counts]:
+    """Under the study's lock: count, decide and (if the budget allows) ask for a trial."""
+    with lock.hold():
+        counts = Counts.of(study)
+        decision, why = budget.decide(counts)
+        return decision, why, _ask(study) if decision is Decision.RUN else None, counts
 
 
 def _log_wait(study: optuna.Study, storage: optuna.storages.BaseStorage, label: str) -> None:
@@ -214,10 +232,12 @@ def _ask(study: optuna.Study) -> optuna.Trial:
         return study.ask()
 
 
-def _build_objective(spec: StudySpec, data: Any, device: str, num_threads: int | None) -> Callable[[optuna.Trial], float]:
+def _build_objective(
+    spec: StudySpec, data: Any, device: str, num_threads: int | None, retry: StorageRetry | None = None
+) -> Callable[[optuna.Trial], float]:
     from hpo.objective import build_objective
 
-    return build_objective(spec, data, device=device, num_threads=num_threads)
+    return build_objective(spec, data, device=device, num_threads=num_threads, retry=retry)
 
 
 def _run_trial(
@@ -228,18 +248,21 @@ def _run_trial(
     label: str,
     metric: str,
     log_trials: bool = True,
+    *,
+    retry: StorageRetry | None = None,
 ) -> TrialState:
+    retry = retry or StorageRetry(DEFAULT_OUTAGE_WINDOW_S, label=label)
     started = time.perf_counter()
     attrs = {"worker": worker_id()}
     for inherited in ("fail_reason", "prune_reason"):  # a retried trial starts with its original's attributes
         if trial.user_attrs.get(inherited):
             attrs[inherited] = ""
-    set_user_attrs(trial, attrs)
-    retried = _system_attrs_at_ask(trial, storage).get("failed_trial")
+    retry.call(set_user_attrs, trial, attrs)
+    retried = retry.call(_system_attrs_at_ask, trial, storage).get("failed_trial")
     value: float | None = None
     reason = ""
     try:
-        with _heartbeat(storage, trial._trial_id):
+        with _heartbeat(storage, trial._trial_id, retry):
             value = objective(trial)
         state = TrialState.COMPLETE
     except optuna.TrialPruned as error:
@@ -247,18 +270,50 @@ def _run_trial(
     except KeyboardInterrupt:
         _fail_interrupted(study, trial, storage)
         raise
+    except StorageOutage:
+        raise  # past the window: the trial stays RUNNING; heartbeats fail and re-queue it once the storage is back
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return _taken_over(label, trial)  # a write of the objective found the trial failed as stale
     except Exception as error:  # the worker goes on: one bad trial must not end the study
+        if is_storage_error(error):  # a storage call the objective does not retry: not the configuration's fault
+            retry.note(error)
+            retry.call(_fail_and_requeue, study, trial, storage, STORAGE_OUTAGE)
+            logger.warning("%s: trial %d lost the storage; failed and queued again: %s", label, trial.number, short_reason(error))
+            return TrialState.FAIL
         state, reason = TrialState.FAIL, f"{type(error).__name__}: {error}"
-        if not trial.user_attrs.get("fail_reason"):
-            trial.set_user_attr("fail_reason", reason[:2000])
         logger.debug("trial %d failed", trial.number, exc_info=True)
     if state is TrialState.COMPLETE and (value is None or not math.isfinite(value)):
         state, reason = TrialState.FAIL, f"objective returned {value!r}"
-    study.tell(trial, value if state is TrialState.COMPLETE else None, state=state)
+    try:
+        if state is TrialState.FAIL and not trial.user_attrs.get("fail_reason"):
+            retry.call(trial.set_user_attr, "fail_reason", reason[:2000])
+        told = retry.call(_tell, study, trial, value if state is TrialState.COMPLETE else None, state)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        told = None
+    if told is not state:
+        return _taken_over(label, trial)
     seconds = time.perf_counter() - started
     if log_trials or state is TrialState.FAIL:
-        _log_trial(study, trial, state, value, reason, seconds, label, metric, retried)
+        retry.call(_log_trial, study, trial, state, value, reason, seconds, label, metric, retried)
     return state
+
+
+def _taken_over(label: str, trial: optuna.Trial) -> TrialState:
+    """The trial was finished by others: failed as stale (and re-queued) while this worker could not beat."""
+    logger.warning(
+        "%s: trial %d was failed meanwhile as stale (no heartbeat while the storage was unreachable); its result "
+        "is dropped, a retry re-runs its configuration", label, trial.number,
+    )
+    return TrialState.FAIL
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState) -> TrialState:
+    """``study.tell``, safe to repeat after a lost connection; the trial's state afterwards.
+
+    A trial already finished is left as it is: a repeated tell whose first try reached the database,
+    or a trial other workers failed as stale while this worker could not beat.
+    """
+    return study.tell(trial, value, state=state, skip_if_finished=True).state
 
 
 def _system_attrs_at_ask(trial: optuna.Trial, storage: optuna.storages.BaseStorage) -> dict[str, Any]:
@@ -268,18 +323,38 @@ def _system_attrs_at_ask(trial: optuna.Trial, storage: optuna.storages.BaseStora
 
 
 INTERRUPTED = "interrupted"
+STORAGE_OUTAGE = "storage outage"
 
 
 def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, storage: optuna.storages.BaseStorage) -> None:
     """Ctrl-C / SIGINT: fail the trial and queue the same configuration again, so a resumed study re-runs it.
 
-    Interrupted trials do not count toward ``max_failed_trials``.
+    Interrupted trials do not count toward ``max_failed_trials``. With the storage unreachable the
+    trial stays RUNNING (Ctrl-C does not wait for it); heartbeats fail and re-queue it later.
     """
-    trial.set_user_attr("fail_reason", INTERRUPTED)
+    try:
+        _fail_and_requeue(study, trial, storage, INTERRUPTED)
+    except Exception as error:
+        if not is_storage_error(error):
+            raise
+        logger.warning(
+            "trial %d left RUNNING, storage unreachable (%s): heartbeats fail and re-queue it once it is back",
+            trial.number, short_reason(error),
+        )
+
+
+def _fail_and_requeue(study: optuna.Study, trial: optuna.Trial, storage: optuna.storages.BaseStorage, reason: str) -> None:
+    """Fail the trial with ``fail_reason = reason`` (a reason in NOT_FAILURES is not counted) and queue a copy.
+
+    A trial finished already (failed as stale, and re-queued then) is left as it is.
+    """
+    if storage.get_trial(trial._trial_id).state.is_finished():
+        return
+    trial.set_user_attr("fail_reason", reason)
     study.tell(trial, state=TrialState.FAIL)
-    retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
-    if retry is not None:
-        retry(study, storage.get_trial(trial._trial_id))
+    requeue = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+    if requeue is not None:
+        requeue(study, storage.get_trial(trial._trial_id))
 
 
 TRIAL_LINE_WIDTH = 94
@@ -338,8 +413,11 @@ def _short(value: Any, digits: int = 4) -> str:
 
 
 @contextlib.contextmanager
-def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
-    """Record the trial's heartbeat every interval while it runs (what ``study.optimize`` does)."""
+def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int, retry: StorageRetry | None = None) -> Iterator[None]:
+    """Record the trial's heartbeat every interval while it runs (what ``study.optimize`` does).
+
+    A beat that finds the storage unreachable is reported to ``retry`` (one line per outage), never raised.
+    """
     interval = _heartbeat_interval(storage)
     if not interval:
         yield
@@ -351,7 +429,13 @@ def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[
             try:
                 storage.record_heartbeat(trial_id)
             except Exception as error:  # a hiccup of the database must not kill the trial
-                logger.warning("heartbeat of trial id %d not recorded: %s", trial_id, error)
+                if retry is not None and is_storage_error(error):
+                    retry.note(error, stop=False)
+                else:
+                    logger.warning("heartbeat of trial id %d not recorded: %s", trial_id, error)
+            else:
+                if retry is not None:
+                    retry.succeeded()
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
     thread.start()

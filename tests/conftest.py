@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny seeded data made on the spot, PostgreSQL when reachable."""
+"""Shared fixtures: tiny seeded data made on the spot, PostgreSQL when reachable, a private PostgreSQL to stop."""
 
 from __future__ import annotations
 
@@ -24,6 +24,34 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL required but unreachable at {POSTGRES_URL}")
         pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}")
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def _private_postgres_cluster():
+    """One private PostgreSQL cluster per session (initdb takes ~1 s); see :mod:`tests.pg_server`."""
+    from tests.pg_server import PrivateServer, postgres_bin_dir
+
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        message = "no PostgreSQL server binaries (initdb, pg_ctl) for a private test server"
+        if os.environ.get("HPO_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PrivateServer(bin_dir)
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def private_postgres(_private_postgres_cluster):
+    """A private PostgreSQL server, running, that the test may stop and start (never the shared one)."""
+    _private_postgres_cluster.start()
+    try:
+        yield _private_postgres_cluster
+    finally:
+        _private_postgres_cluster.start()  # the next test finds it running, whatever this one did
 
 
 @pytest.fixture(scope="session")

@@ -279,3 +279,21 @@ def test_valid_options_pass_the_signature_check(section, name, options):
 
     built = build_sampler(name, options, 0) if section == "sampler" else build_pruner(name, options)
     assert built is not None
+
+
+def test_storage_outage_window_is_validated_and_the_environment_overrides_it(tmp_path, monkeypatch):
+    from hpo.outage import DEFAULT_OUTAGE_WINDOW_S
+    from hpo.studyfile import StudyFileError, parse_study
+
+    base = {
+        "name": "s", "model": "classifier", "metric": "val_balanced_accuracy", "direction": "maximize",
+        "n_trials": 2, "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2}}, "data": {"preset": "tiny"},
+    }
+    assert parse_study(base).storage.outage_window_s == DEFAULT_OUTAGE_WINDOW_S
+    assert parse_study({**base, "storage": {"outage_window_s": 8}}).storage.outage_window_s == 8.0
+    with pytest.raises(StudyFileError) as bad:
+        parse_study({**base, "storage": {"outage_window_s": -1, "outage_windw": 3}})
+    assert "storage.outage_window_s: expected a non-negative number of seconds, got -1" in str(bad.value)
+    assert "storage.outage_windw: unknown key (did you mean 'outage_window_s'?)" in str(bad.value)
+    monkeypatch.setenv("HPO_STORAGE_OUTAGE_S", "12.5")
+    assert parse_study({**base, "storage": {"outage_window_s": 8}}).storage.outage_window_s == 12.5

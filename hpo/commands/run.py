@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"hpo run: {args.study_file}: {result.failure}", file=sys.stderr)
         return 1
     if not result.ok:
+        from hpo.outage import EXIT_CODE
+
+        if result.storage_problem:  # the workers stopped after the outage window; each said so in one line
+            print(f"hpo run: error: workers stopped (exit codes {result.exit_codes}): {result.storage_problem}", file=sys.stderr)
+            return EXIT_CODE
         print(f"hpo run: worker exit codes {result.exit_codes}", file=sys.stderr)
         return 1
     return 0

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from hpo.commands.study_args import add_study_arguments, overrides_from
+from hpo.outage import EXIT_CODE, StorageOutage, is_storage_error, short_reason
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"hpo worker: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CODE if isinstance(error, StorageOutage) else 2
+    except Exception as error:
+        if args.verbose or not is_storage_error(error):
+            raise
+        print(f"hpo worker: error: storage unreachable: {short_reason(error)}", file=sys.stderr)
+        return EXIT_CODE
 
 
 if __name__ == "__main__":
