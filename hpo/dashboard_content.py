@@ -36,6 +36,7 @@ import optuna
 import tomli_w
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.outage import is_storage_error
 from hpo.overrides import format_overrides
 from hpo.studyfile import StudySpec, apply_overrides
 
@@ -67,6 +68,8 @@ def describe_study(study: optuna.Study, spec: StudySpec) -> None:
 
         save_note(study, study_note(spec))
     except Exception as error:
+        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
+            raise
         logger.warning("study %s: note not written: %s", study.study_name, error)
 
 
@@ -78,6 +81,8 @@ def name_objective(study: optuna.Study, metric: str) -> None:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names([metric])
     except Exception as error:
+        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
+            raise
         logger.warning("study %s: metric name not set: %s", study.study_name, error)
 
 
@@ -136,12 +141,16 @@ def record_trial_history(trial: optuna.Trial, history: Sequence[Mapping[str, flo
         if cached is not None:
             cached.system_attrs[HISTORY_KEY] = rows
     except Exception as error:
+        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
+            raise
         logger.warning("trial %d: history not stored: %s", trial.number, error)
     try:
         from optuna_dashboard import save_note
 
         save_note(trial, trial_note(rows, metric=metric))
     except Exception as error:
+        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
+            raise
         logger.warning("trial %d: note not written: %s", trial.number, error)
 
 
@@ -175,6 +184,8 @@ def record_confusion_matrix(trial: optuna.Trial, confusion: Sequence[Sequence[in
         if cached is not None:
             cached.system_attrs[CONFUSION_KEY] = value
     except Exception as error:
+        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
+            raise
         logger.warning("trial %d: confusion matrix not stored: %s", trial.number, error)
 
 
@@ -206,6 +217,8 @@ def refresh_study_figures(study: optuna.Study, trial: optuna.Trial) -> None:
                                                           f"({metric} {best.value:.4g})")
         save_plotly_graph_object(study, figure, graph_object_id=CONFUSION_FIGURE_ID)
     except Exception as error:
+        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
+            raise
         logger.warning("study %s: confusion matrix not drawn: %s", study.study_name, error)
 
 
@@ -258,6 +271,8 @@ def refresh_learning_curves(study: optuna.Study, *, finished_trial: int | None =
         save_plotly_graph_object(study, figure, graph_object_id=CURVES_FIGURE_ID)
         return True
     except Exception as error:
+        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
+            raise
         logger.warning("study %s: learning curves not redrawn: %s", study.study_name, error)
         return False
 

@@ -69,6 +69,8 @@ class LaunchResult:
     """Why the study stopped on ``max_failed_trials`` failed trials; empty when it did not."""
     storage_problem: str = ""
     """Why the storage was unreachable when the workers ended, if it was (else empty)."""
+    metric: str = "value"
+    """The study's metric (``val_balanced_accuracy``), for the closing lines."""
 
     @property
     def ok(self) -> bool:
@@ -182,7 +184,7 @@ def launch(
     failure = ""
     if not problem and TrialBudget(spec.n_trials, spec.failure_cap).stopped_on_failures(last.counts):
         failure = failure_stop_message(study, spec.failure_cap)
-    return LaunchResult(name, url, last, codes, failure=failure, storage_problem=problem)
+    return LaunchResult(name, url, last, codes, failure=failure, storage_problem=problem, metric=spec.metric)
 
 
 def _guarded_snapshot(

@@ -89,7 +89,7 @@ class StatusPrinter:
 
 
 def final_lines(
-    result: LaunchResult, metric: str, explicit_storage: bool, *, best_config: str | None = None
+    result: LaunchResult, explicit_storage: bool, *, best_config: str | None = None
 ) -> list[str]:
     """The end of ``hpo run`` (and ``hpo demo``): totals, the best trial, and the commands to look at and use it.
 
@@ -105,7 +105,7 @@ def final_lines(
     if progress.best_trial is None:
         lines.append("no complete trial: nothing to export yet")
     else:
-        lines.append(f"best: {metric} = {progress.best_value:.4f} (trial {progress.best_trial})")
+        lines.append(f"best: {result.metric} = {progress.best_value:.4f} (trial {progress.best_trial})")
     lines.append(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
     lines.append(f"browse:  {browse_command(result.storage_url, storage_given=explicit_storage)}")
     lines.append(f"report:  hpo report {name}{storage} --out {shlex.quote('reports/' + result.study_name)}")

@@ -162,11 +162,16 @@ def trial_loop(
         report.pruned += state == TrialState.PRUNED
         report.failed += state == TrialState.FAIL
         if state == TrialState.COMPLETE and has_study_figures(trial):  # no cost for e.g. benchmark functions
-            with lock.hold():  # figures are written in chunks: one writer at a time
-                refresh_study_figures(study, trial)
+            retry.call(_refresh_figures, study, trial, lock)
         if free_memory:
             _free_memory()
     return report
+
+
+def _refresh_figures(study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.Trial, lock: AdmissionLock) -> None:
+    """Redraw the study page's figures after ``trial``, under the study's lock (figures are written in chunks)."""
+    with lock.hold():
+        refresh_study_figures(study, trial)
 
 
 def _admit(

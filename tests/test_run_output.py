@@ -76,7 +76,7 @@ def test_a_real_hpo_run_prints_short_news_and_the_next_steps(tmp_path, tiny_data
     assert all(len(line) <= LINE_CAP for line in status + trials), [line for line in status + trials if len(line) > LINE_CAP]
     text = done.stdout
     assert "best: val_balanced_accuracy = " in text
-    assert f"hpo dashboard --storage {url}" in text and f"(or: optuna-dashboard {url})" in text
+    assert f"hpo dashboard --storage {url}" in text and f"(or: optuna-dashboard {url} --artifact-dir " in text
     report = next(line for line in printed if line.startswith("report:  "))
     assert shlex.split(report.removeprefix("report:  ")) == ["hpo", "report", "printed", "--storage", url, "--out", "reports/printed"]
     assert f"export:  hpo export printed --storage {url} --out best.toml" in text

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     for metric, value in final.metrics.items():
         print(f"      {metric:<24} {value:.4f}")
     print()
-    for line in final_lines(result, source["metric"], bool(args.storage), best_config=str(best_file)):
+    for line in final_lines(result, bool(args.storage), best_config=str(best_file)):
         print(line)
     print(f"final:   {out / 'final'} (metrics.json, report_test.json, model/)")
     return 0

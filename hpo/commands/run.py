@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.quiet:
         print(status_line(result.progress, args.workers))
-    for line in final_lines(result, _metric(result.storage_url, result.study_name), args.storage is not None):
+    for line in final_lines(result, args.storage is not None):
         print(line)
     if result.failure:
         print(f"hpo run: {args.study_file}: {result.failure}", file=sys.stderr)
@@ -49,12 +49,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-def _metric(storage_url: str, study_name: str) -> str:
-    """The study's metric name, as the study records it (``value`` if it does not)."""
-    import optuna
-
-    from hpo.storage import open_storage
-
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url, heartbeat_interval=None))
-    return str(study.user_attrs.get("metric", "value"))
