@@ -50,8 +50,16 @@ def wait_for_finished_trials(url: str, name: str, at_least: int, process: subpro
 
 
 def worker_pids(launcher_pid: int) -> list[int]:
+    """The ``hpo worker`` child processes of ``launcher_pid`` (not the session's browser or servers)."""
     children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
-    return [int(pid) for pid in children]
+    return [int(pid) for pid in children if b"worker" in _cmdline(int(pid))]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it ended meanwhile
+        return b""
 
 
 def finish(process: subprocess.Popen, timeout: float) -> int:
