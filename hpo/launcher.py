@@ -108,6 +108,8 @@ def launch(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines replace Optuna's own
     overrides = dict(overrides or {})
     spec: StudySpec = load_study_file(study_file, overrides)
+    for warning in spec.warnings:
+        logger.warning("%s: %s", study_file, warning)
     url = resolve_storage_url(storage_url)
     name = study_name or spec.name
     storage = open_storage(url, heartbeat_interval=None)

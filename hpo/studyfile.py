@@ -97,6 +97,8 @@ class StudySpec:
     path: str = ""
     text: str = ""
     """The study file's text as read, stored in the study for provenance."""
+    warnings: tuple[str, ...] = ()
+    """Valid but doubtful settings (``sampler.name: ...``), shown by ``hpo run`` before it starts."""
 
     @property
     def failure_cap(self) -> int:
@@ -227,13 +229,33 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
 
     if problems:
         raise StudyFileError(path, problems)
+    warnings = tuple(_sampler_pruner_warnings(sampler, pruner))
     return StudySpec(
         name=name, model=model, metric=metric, direction=direction, space=space, fixed=dict(fixed),
         sampler=sampler, pruner=pruner, data=data, data_settings=dict(data_settings),
         n_trials=n_trials, timeout=None if timeout is None else float(timeout),
         max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat,
-        description=description, path=str(path), text=text,
+        description=description, path=str(path), text=text, warnings=warnings,
     )
+
+
+COMPLETE_ONLY_SAMPLERS = {"gp": None, "cmaes": "consider_pruned_trials"}
+"""Samplers that model only COMPLETE trials -> the option that makes them use pruned ones too (None: none)."""
+
+
+def _sampler_pruner_warnings(sampler: SamplerSpec, pruner: PrunerSpec) -> list[str]:
+    """A sampler that learns only from COMPLETE trials next to a pruner: it can propose one point again and again."""
+    if sampler.name not in COMPLETE_ONLY_SAMPLERS or pruner.name == "none":
+        return []
+    option = COMPLETE_ONLY_SAMPLERS[sampler.name]
+    if option is not None and sampler.options.get(option):
+        return []
+    remedy = f"set sampler.{option} = true, " if option else ""
+    return [
+        f"sampler.name: {sampler.name!r} learns only from COMPLETE trials; while the {pruner.name!r} pruner prunes "
+        f"most trials it can keep proposing the same configuration; {remedy}use sampler 'tpe' "
+        f"(it learns from pruned trials too) or pruner 'none'"
+    ]
 
 
 def _typed(content: Mapping[str, Any], key: str, kind: Any, problems: list[str], *, default: Any) -> Any:

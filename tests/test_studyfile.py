@@ -188,3 +188,23 @@ def test_int_step_and_float_step_distributions():
     assert space.distributions()["d"] == optuna.distributions.FloatDistribution(0.0, 1.0, step=0.25)
     _, problems = parse_space({"n": {"type": "int", "low": 1.5, "high": 3}})
     assert "space.n.low: expected an integer" in str(problems[0])
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruner", "warned"),
+    [
+        ('name = "gp"', 'name = "wilcoxon"', True),
+        ('name = "cmaes"', 'name = "median"', True),
+        ('name = "cmaes"\nconsider_pruned_trials = true', 'name = "median"', False),
+        ('name = "gp"', 'name = "none"', False),
+        ('name = "tpe"', 'name = "median"', False),
+    ],
+)
+def test_complete_only_sampler_with_a_pruner_is_warned_about(tmp_path, sampler, pruner, warned):
+    text = VALID.replace('[fixed]', '[fixed]\nfidelity = "folds"').replace('model = "classifier"', 'model = "svc"')
+    text = text.replace("max_epochs = 3", "").split("[space.lr]")[0]
+    text += f'[space.C]\ntype = "float"\nlow = 0.1\nhigh = 10.0\nlog = true\n\n[sampler]\n{sampler}\n\n[pruner]\n{pruner}\n'
+    spec = load_study_file(write(tmp_path, text))
+    assert bool(spec.warnings) == warned, spec.warnings
+    if warned:
+        assert spec.warnings[0].startswith("sampler.name:") and "COMPLETE" in spec.warnings[0]
