@@ -18,9 +18,10 @@ Structure of the values (per gene ``g``, sample ``s``)::
   whose level depends on the tissue;
 * strong, tissue-independent cell-state programs (differentiation, culture stress) on the lineage
   genes: they dominate the distances between samples, so nearest neighbours and the default RBF
-  SVC do poorly (~0.3 and ~0.5 accuracy on the full preset), while a linear model, which can look
-  past their few directions, reaches ~0.93 (most lines keep their lineage's program, as ~94% of
-  real cancer cell lines do); an MLP needs tuning to get near it. Figures: benchmarks/RESULTS.md.
+  SVC do poorly (~0.25 and ~0.5 accuracy on the full preset), while a linear model, which can look
+  past their few directions, reaches ~0.95 (most lines keep their lineage's program, as ~94% of
+  real cancer cell lines do); an MLP with the registry defaults lags, a tuned one matches the
+  linear model. Figures: benchmarks/calibration.py, benchmarks/RESULTS.md.
 
 The same :class:`SyntheticSpec` always gives byte-identical files.
 """
@@ -119,7 +120,9 @@ class SyntheticSpec:
 SYNTHETIC_PRESETS: dict[str, SyntheticSpec] = {
     "tiny": SyntheticSpec(n_samples=180, n_genes=400, n_tissues=6, signal=2.2, imbalance=0.6),
     "small": SyntheticSpec(n_samples=500, n_genes=3000, n_tissues=16, signal=1.0, imbalance=1.0),
-    "full": SyntheticSpec(n_samples=1402, n_genes=18292, n_tissues=39, signal=1.6, imbalance=1.4),
+    "full": SyntheticSpec(
+        n_samples=1402, n_genes=18292, n_tissues=39, signal=1.6, imbalance=1.4, cell_states=0.65
+    ),
 }
 
 
