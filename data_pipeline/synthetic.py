@@ -20,8 +20,8 @@ Structure of the values (per gene ``g``, sample ``s``)::
   genes: they dominate the distances between samples, so nearest neighbours and the default RBF
   SVC do poorly (~0.25 and ~0.5 accuracy on the full preset), while a linear model, which can look
   past their few directions, reaches ~0.95 (most lines keep their lineage's program, as ~94% of
-  real cancer cell lines do); an MLP with the registry defaults lags, a tuned one matches the
-  linear model. Figures: benchmarks/calibration.py, benchmarks/RESULTS.md.
+  real cancer cell lines do); an MLP with the registry defaults lags, a tuned one comes close to
+  the linear model. Figures: benchmarks/calibration.py, benchmarks/RESULTS.md.
 
 The same :class:`SyntheticSpec` always gives byte-identical files.
 """
