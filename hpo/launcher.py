@@ -132,6 +132,8 @@ def launch(
         check_study_name(study_name, "--study-name")
     url = check_storage_url(resolve_storage_url(storage_url))
     spec: StudySpec = load_study_file(study_file, overrides)
+    for warning in spec.warnings:
+        logger.warning("%s: %s", study_file, warning)
     name = study_name if study_name is not None else spec.name
     storage = open_storage(url, heartbeat_interval=None)
     data = prepare_dataset(spec.data)  # once here, so that the workers find it cached

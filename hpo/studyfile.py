@@ -113,6 +113,8 @@ class StudySpec:
     """The study file's text as read, stored in the study for provenance."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """The overrides (``--set``, ``--n-trials`` ...) applied to ``text``: together they are the study that runs."""
+    warnings: tuple[str, ...] = ()
+    """Valid but doubtful settings (``sampler.name: ...``), shown by ``hpo run`` before it starts."""
 
     @property
     def failure_cap(self) -> int:
@@ -257,12 +259,13 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
 
     if problems:
         raise StudyFileError(path, problems)
+    warnings = tuple(_sampler_pruner_warnings(sampler, pruner))
     return StudySpec(
         name=name, model=model, metric=metric, direction=direction, space=space, fixed=dict(fixed),
         sampler=sampler, pruner=pruner, data=data, data_settings=dict(data_settings),
         n_trials=n_trials, timeout=None if timeout is None else float(timeout),
         max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat, storage=storage,
-        description=description, path=str(path), text=text,
+        description=description, path=str(path), text=text, warnings=warnings,
     )
 
 
@@ -283,6 +286,25 @@ def check_study_name(name: str, where: str) -> str:
     if problem:
         raise ValueError(f"{where}: {problem}")
     return name
+
+
+COMPLETE_ONLY_SAMPLERS = {"gp": None, "cmaes": "consider_pruned_trials"}
+"""Samplers that model only COMPLETE trials -> the option that makes them use pruned ones too (None: none)."""
+
+
+def _sampler_pruner_warnings(sampler: SamplerSpec, pruner: PrunerSpec) -> list[str]:
+    """A sampler that learns only from COMPLETE trials next to a pruner: it can propose one point again and again."""
+    if sampler.name not in COMPLETE_ONLY_SAMPLERS or pruner.name == "none":
+        return []
+    option = COMPLETE_ONLY_SAMPLERS[sampler.name]
+    if option is not None and sampler.options.get(option):
+        return []
+    remedy = f"set sampler.{option} = true, " if option else ""
+    return [
+        f"sampler.name: {sampler.name!r} learns only from COMPLETE trials; while the {pruner.name!r} pruner prunes "
+        f"most trials it can keep proposing the same configuration; {remedy}use sampler 'tpe' "
+        f"(it learns from pruned trials too) or pruner 'none'"
+    ]
 
 
 def _typed(content: Mapping[str, Any], key: str, kind: Any, problems: list[str], *, default: Any) -> Any:

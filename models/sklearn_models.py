@@ -288,20 +288,40 @@ class KNNModel(SklearnModel):
 
 
 class LogisticRegressionModel(SklearnModel):
-    """Multinomial logistic regression (l1_ratio > 0 switches to the saga solver)."""
+    """Multinomial logistic regression (solver auto: lbfgs for l1_ratio = 0, saga otherwise)."""
 
     name = "logistic_regression"
-    DEFAULTS = {"C": 0.1, "l1_ratio": 0.0, "max_iter": 500, "class_weight": "balanced", **FIDELITY_DEFAULTS}
-    CHOICES = {"class_weight": CLASS_WEIGHTS, **FIDELITY_CHOICES}
-    RANGES = {"C": POSITIVE, "l1_ratio": Range(0, 1), "max_iter": AT_LEAST_1, **FIDELITY_RANGES}
+    DEFAULTS = {
+        "C": 0.1,
+        "l1_ratio": 0.0,
+        "solver": "auto",
+        "max_iter": 500,
+        "tol": 1e-4,
+        "class_weight": "balanced",
+        **FIDELITY_DEFAULTS,
+    }
+    CHOICES = {"class_weight": CLASS_WEIGHTS, "solver": ("auto", "lbfgs", "saga"), **FIDELITY_CHOICES}
+    RANGES = {
+        "C": POSITIVE,
+        "l1_ratio": Range(0, 1),
+        "max_iter": AT_LEAST_1,
+        "tol": POSITIVE,
+        **FIDELITY_RANGES,
+    }
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         l1_ratio = self.params["l1_ratio"]
+        solver = self.params["solver"]
+        if solver == "auto":
+            solver = "lbfgs" if l1_ratio == 0 else "saga"
+        elif solver == "lbfgs" and l1_ratio > 0:
+            raise ValueError(f"solver='lbfgs' fits only the L2 penalty (l1_ratio=0), got l1_ratio={l1_ratio}; use saga")
         return LogisticRegression(
             C=self.params["C"],
             l1_ratio=l1_ratio,
-            solver="lbfgs" if l1_ratio == 0 else "saga",
+            solver=solver,
             max_iter=self.params["max_iter"],
+            tol=self.params["tol"],
             class_weight=_class_weight(self.params["class_weight"]),
             random_state=self.seed,
         )

@@ -174,3 +174,12 @@ def test_save_and_load_give_identical_predictions(tiny_dataset: PreparedDataset,
 def test_load_model_of_a_missing_directory_fails_clearly(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="model.json"):
         load_model(tmp_path / "nothing")
+
+
+def test_logistic_regression_solver_follows_the_penalty_or_the_choice(tiny_dataset: PreparedDataset) -> None:
+    assert fit("logistic_regression", tiny_dataset)[0].estimator_.solver == "lbfgs"  # auto, l1_ratio = 0
+    assert fit("logistic_regression", tiny_dataset, {"l1_ratio": 0.5, "C": 1.0})[0].estimator_.solver == "saga"
+    saga, _ = fit("logistic_regression", tiny_dataset, {"solver": "saga", "max_iter": 50, "tol": 1e-3})
+    assert saga.estimator_.solver == "saga" and saga.estimator_.tol == 1e-3
+    with pytest.raises(ValueError, match="solver='lbfgs' fits only the L2 penalty"):
+        fit("logistic_regression", tiny_dataset, {"solver": "lbfgs", "l1_ratio": 0.5})

@@ -297,3 +297,22 @@ def test_storage_outage_window_is_validated_and_the_environment_overrides_it(tmp
     assert "storage.outage_windw: unknown key (did you mean 'outage_window_s'?)" in str(bad.value)
     monkeypatch.setenv("HPO_STORAGE_OUTAGE_S", "12.5")
     assert parse_study({**base, "storage": {"outage_window_s": 8}}).storage.outage_window_s == 12.5
+
+
+    ("sampler", "pruner", "warned"),
+    [
+        ('name = "gp"', 'name = "wilcoxon"', True),
+        ('name = "cmaes"', 'name = "median"', True),
+        ('name = "cmaes"\nconsider_pruned_trials = true', 'name = "median"', False),
+        ('name = "gp"', 'name = "none"', False),
+        ('name = "tpe"', 'name = "median"', False),
+    ],
+)
+def test_complete_only_sampler_with_a_pruner_is_warned_about(tmp_path, sampler, pruner, warned):
+    text = VALID.replace('[fixed]', '[fixed]\nfidelity = "folds"').replace('model = "classifier"', 'model = "svc"')
+    text = text.replace("max_epochs = 3", "").split("[space.lr]")[0]
+    text += f'[space.C]\ntype = "float"\nlow = 0.1\nhigh = 10.0\nlog = true\n\n[sampler]\n{sampler}\n\n[pruner]\n{pruner}\n'
+    spec = load_study_file(write(tmp_path, text))
+    assert bool(spec.warnings) == warned, spec.warnings
+    if warned:
+        assert spec.warnings[0].startswith("sampler.name:") and "COMPLETE" in spec.warnings[0]
