@@ -190,7 +190,7 @@ def test_setting_a_new_pruner_or_sampler_name_drops_the_old_ones_options(caplog)
     assert "drops hyperband's options max_resource, min_resource, reduction_factor" in caplog.text
     # options the new pruner takes stay, and so do options given with --set
     spec = load_study_file(STUDY_DIR / "classifier.toml", {"pruner": {"name": "percentile", "percentile": 30.0}})
-    assert spec.pruner.options == {"n_startup_trials": 5, "n_warmup_steps": 5, "percentile": 30.0}
+    assert spec.pruner.options == {"n_startup_trials": 5, "n_warmup_steps": 10, "percentile": 30.0}  # as the file says
     spec = load_study_file(STUDY_DIR / "random_forest.toml", {"sampler.name": "tpe", "sampler.n_startup_trials": 3})
     assert spec.sampler.options == {"n_startup_trials": 3} and spec.sampler.seed is not None
     # an option that fits neither is still refused when the name stays
@@ -299,6 +299,7 @@ def test_storage_outage_window_is_validated_and_the_environment_overrides_it(tmp
     assert parse_study({**base, "storage": {"outage_window_s": 8}}).storage.outage_window_s == 12.5
 
 
+@pytest.mark.parametrize(
     ("sampler", "pruner", "warned"),
     [
         ('name = "gp"', 'name = "wilcoxon"', True),
