@@ -24,7 +24,8 @@ import logging
 import math
 import shlex
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 try:
@@ -41,6 +42,21 @@ from hpo.overrides import format_overrides
 from hpo.studyfile import StudySpec, apply_overrides
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def _best_effort(what: str) -> Iterator[None]:
+    """Dashboard content never fails a trial: an error is one warning (``what: error``); an outage propagates.
+
+    Callers wait a storage outage out (:mod:`hpo.outage`) instead of telling it as bad data.
+    """
+    try:
+        yield
+    except Exception as error:
+        if is_storage_error(error):
+            raise
+        logger.warning("%s: %s", what, error)
+
 
 HISTORY_KEY = "hpo:history"
 """Trial system attribute: the per-epoch metrics, ``[{"epoch": 1, "train_loss": ..., ...}, ...]``."""
@@ -63,27 +79,19 @@ _METRIC_ORDER = ("val_", "train_")
 def describe_study(study: optuna.Study, spec: StudySpec) -> None:
     """Name the objective after the metric and write the study note (description, overrides, effective file)."""
     name_objective(study, spec.metric)
-    try:
+    with _best_effort(f"study {study.study_name}: note not written"):
         from optuna_dashboard import save_note
 
         save_note(study, study_note(spec))
-    except Exception as error:
-        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
-            raise
-        logger.warning("study %s: note not written: %s", study.study_name, error)
 
 
 def name_objective(study: optuna.Study, metric: str) -> None:
     """``study.set_metric_names([metric])`` unless the study has names already."""
-    try:
+    with _best_effort(f"study {study.study_name}: metric name not set"):
         if study.metric_names is None:
             with warnings.catch_warnings():  # experimental in Optuna, and what optuna-dashboard reads
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names([metric])
-    except Exception as error:
-        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
-            raise
-        logger.warning("study %s: metric name not set: %s", study.study_name, error)
 
 
 def effective_study_text(spec: StudySpec) -> str:
@@ -135,23 +143,20 @@ def record_trial_history(trial: optuna.Trial, history: Sequence[Mapping[str, flo
         metric = (trial.study.metric_names or [None])[0]
     except Exception:
         metric = None
-    try:
-        trial.storage.set_trial_system_attr(trial._trial_id, HISTORY_KEY, rows)
-        cached = getattr(trial, "_cached_frozen_trial", None)  # what has_history reads, without a query
-        if cached is not None:
-            cached.system_attrs[HISTORY_KEY] = rows
-    except Exception as error:
-        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
-            raise
-        logger.warning("trial %d: history not stored: %s", trial.number, error)
-    try:
+    with _best_effort(f"trial {trial.number}: history not stored"):
+        _store_system_attr(trial, HISTORY_KEY, rows)
+    with _best_effort(f"trial {trial.number}: note not written"):
         from optuna_dashboard import save_note
 
         save_note(trial, trial_note(rows, metric=metric))
-    except Exception as error:
-        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
-            raise
-        logger.warning("trial %d: note not written: %s", trial.number, error)
+
+
+def _store_system_attr(trial: optuna.Trial, key: str, value: Any) -> None:
+    """Write a trial system attribute and mirror it into the trial's cached state (what ``has_*`` read, no query)."""
+    trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    if cached is not None:
+        cached.system_attrs[key] = value
 
 
 def has_history(trial: optuna.Trial) -> bool:
@@ -178,15 +183,8 @@ def trial_note(rows: Sequence[Mapping[str, float]], *, metric: str | None = None
 def record_confusion_matrix(trial: optuna.Trial, confusion: Sequence[Sequence[int]], tissues: Sequence[str]) -> None:
     """Keep a running trial's validation confusion matrix (rows true, columns predicted) for the study figure."""
     value = {"tissues": [str(t) for t in tissues], "matrix": [[int(c) for c in row] for row in confusion]}
-    try:
-        trial.storage.set_trial_system_attr(trial._trial_id, CONFUSION_KEY, value)
-        cached = getattr(trial, "_cached_frozen_trial", None)
-        if cached is not None:
-            cached.system_attrs[CONFUSION_KEY] = value
-    except Exception as error:
-        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
-            raise
-        logger.warning("trial %d: confusion matrix not stored: %s", trial.number, error)
+    with _best_effort(f"trial {trial.number}: confusion matrix not stored"):
+        _store_system_attr(trial, CONFUSION_KEY, value)
 
 
 def has_study_figures(trial: optuna.Trial) -> bool:
@@ -206,7 +204,7 @@ def refresh_study_figures(study: optuna.Study, trial: optuna.Trial) -> None:
     confusion = cached.system_attrs.get(CONFUSION_KEY) if cached is not None else None
     if not confusion:
         return
-    try:
+    with _best_effort(f"study {study.study_name}: confusion matrix not drawn"):
         best = study.best_trial
         if best._trial_id != trial._trial_id:
             return  # a better trial finished meanwhile: its matrix is shown
@@ -216,10 +214,6 @@ def refresh_study_figures(study: optuna.Study, trial: optuna.Trial) -> None:
         figure = confusion_matrix_figure(confusion, title=f"Confusion matrix: best trial {best.number} "
                                                           f"({metric} {best.value:.4g})")
         save_plotly_graph_object(study, figure, graph_object_id=CONFUSION_FIGURE_ID)
-    except Exception as error:
-        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
-            raise
-        logger.warning("study %s: confusion matrix not drawn: %s", study.study_name, error)
 
 
 def confusion_matrix_figure(confusion: Mapping[str, Any], *, title: str) -> Any:
@@ -250,7 +244,7 @@ def refresh_learning_curves(study: optuna.Study, *, finished_trial: int | None =
     in parallel serialise calls (the worker holds the study's admission lock), because the
     figure is written in chunks.
     """
-    try:
+    with _best_effort(f"study {study.study_name}: learning curves not redrawn"):
         storage = study._storage
         if finished_trial is not None and HISTORY_KEY not in storage.get_trial(finished_trial).system_attrs:
             return False
@@ -270,10 +264,6 @@ def refresh_learning_curves(study: optuna.Study, *, finished_trial: int | None =
         figure = learning_curves_figure(shown, metric=metric, n_complete=len(trials))
         save_plotly_graph_object(study, figure, graph_object_id=CURVES_FIGURE_ID)
         return True
-    except Exception as error:
-        if is_storage_error(error):  # an outage is waited out by the caller, not told as bad data
-            raise
-        logger.warning("study %s: learning curves not redrawn: %s", study.study_name, error)
         return False
 
 
