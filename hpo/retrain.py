@@ -45,13 +45,15 @@ def retrain(
     num_threads: int | None = None,
     cache_dir: str | None = None,
     epochs_from_trial: bool = True,
+    print_summary: bool = True,
 ) -> RetrainResult:
     """Train ``config`` (read with :func:`hpo.export.read_config`) and write the results to ``out_dir``.
 
     Training on train+val leaves no validation split for early stopping, so a torch model then
     trains for ``source.retrain_epochs`` (the median of the trial's tied best epochs; older exports:
     ``source.best_epoch``), never fewer than :data:`models.training.MIN_RETRAIN_EPOCHS`, instead of
-    its whole ``max_epochs`` budget, unless ``epochs_from_trial`` is False.
+    its whole ``max_epochs`` budget, unless ``epochs_from_trial`` is False. ``print_summary``: print the
+    steps, time and metrics (``hpo train``'s summary).
     """
     from data_pipeline import DataConfig, prepare_dataset
     from hpo.commands.train import train_and_report
@@ -84,7 +86,7 @@ def retrain(
         config["model"], params, data_config, out_dir,
         train_split=train_split, eval_splits=tuple(eval_splits),
         device=device or config.get("device", "auto"), seed=int(config.get("seed", 0)),
-        num_threads=num_threads, data=data,
+        num_threads=num_threads, data=data, print_summary=print_summary,
     )
     reproduced = None
     metric = source.get("metric")

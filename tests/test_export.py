@@ -154,6 +154,7 @@ def test_demo_runs_end_to_end_on_tiny_data(tmp_path, tiny_data_config, capsys, m
     assert code == 0
     printed = capsys.readouterr().out
     assert "[5/5] held-out test metrics of the final model" in printed and "test_balanced_accuracy" in printed
+    assert printed.count("test_balanced_accuracy") == 1  # step 4 retrains quietly; step 5 shows the metrics
     best = next(tmp_path.glob("demo/demo-*/best.toml"))
     # hpo run's status lines (only news, indented under step 2) and its closing hints, naming the exported file
     status = [line for line in printed.splitlines() if " finished (" in line]

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     print("[4/5] retraining it on train+val", flush=True)
     logging.getLogger("hpo.commands.train").setLevel(logging.WARNING)  # no per-epoch lines here
-    final = retrain(config, out / "final", train_split="train+val", eval_splits=("test",))
+    final = retrain(config, out / "final", train_split="train+val", eval_splits=("test",), print_summary=False)
     copy_config(best_file, out / "final")
 
     print(f"[5/5] held-out test metrics of the final model ({_since(started)} in all)", flush=True)

@@ -62,6 +62,7 @@ def train_and_report(
     seed: int = 0,
     num_threads: int | None = None,
     data: Any = None,
+    print_summary: bool = True,
 ) -> dict[str, float]:
     """Train ``model_name`` with ``params`` on ``train_split``, evaluate ``eval_splits``, write and print the results.
 
@@ -121,7 +122,8 @@ def train_and_report(
         "versions": package_versions(),
     }
     (out_dir / METRICS_FILE).write_text(json.dumps(record, indent=2, default=_jsonable))
-    _print_summary(model_name, model, metrics, out_dir)
+    if print_summary:
+        _print_summary(model_name, model, metrics, out_dir)
     return metrics
 
 
