@@ -40,6 +40,7 @@ PAGE_STYLE = (
     "body{font-family:sans-serif;margin:1.5em;max-width:1400px}"
     "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}"
     "td{text-align:right}th{background:#f3f3f3}.scroll{max-width:100%;overflow-x:auto}"
+    ".study-header td{text-align:left;word-break:break-word}"  # sentences and JSON read left to right
     ".note{color:#8a5a00;background:#fff8e5;padding:.5em 1em;border-left:4px solid #f0b400}"
     ".verdict{font-size:1.1em;line-height:1.6;background:#eef6ee;padding:.5em 1em;border-left:4px solid #3a9a3a}"
     "details>summary{font-size:1.2em;cursor:pointer;margin:.8em 0}h2{border-bottom:1px solid #ddd}"
