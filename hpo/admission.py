@@ -28,13 +28,13 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import sqlalchemy
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from hpo.storage import resolve_storage_url
 
@@ -65,7 +65,11 @@ class Counts:
 
     @classmethod
     def of(cls, study: optuna.Study) -> "Counts":
-        trials = study.get_trials(deepcopy=False)
+        return cls.of_trials(study.get_trials(deepcopy=False))
+
+    @classmethod
+    def of_trials(cls, trials: Sequence[FrozenTrial]) -> "Counts":
+        """The counts of trials already read (one read serves the counts and whatever else needs them)."""
         states = [t.state for t in trials]
         return cls(
             complete=states.count(TrialState.COMPLETE),

@@ -241,16 +241,18 @@ def _terminate_raises() -> Iterator[None]:
 
 
 def _snapshot(study: optuna.Study, spec: StudySpec, name: str, started: float, alive: int) -> Progress:
-    counts = Counts.of(study)
+    trials = study.get_trials(deepcopy=False)  # one read for the counts and the durations
+    counts = Counts.of_trials(trials)
     try:
         best = study.best_trial
         best_value, best_number = best.value, best.number
     except ValueError:
         best_value = best_number = None
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     durations = [
         (t.datetime_complete - t.datetime_start).total_seconds()
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
-        if t.datetime_start is not None and t.datetime_complete is not None
+        for t in trials
+        if t.state in finished and t.datetime_start is not None and t.datetime_complete is not None
     ]
     mean = sum(durations) / len(durations) if durations else None
     return Progress(name, time.monotonic() - started, counts, spec.n_trials, best_value, best_number, alive, mean)
