@@ -24,8 +24,7 @@ import logging
 import math
 import shlex
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 try:
@@ -37,26 +36,11 @@ import optuna
 import tomli_w
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.outage import is_storage_error
+from hpo.outage import best_effort
 from hpo.overrides import format_overrides
 from hpo.studyfile import StudySpec, apply_overrides
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def _best_effort(what: str) -> Iterator[None]:
-    """Dashboard content never fails a trial: an error is one warning (``what: error``); an outage propagates.
-
-    Callers wait a storage outage out (:mod:`hpo.outage`) instead of telling it as bad data.
-    """
-    try:
-        yield
-    except Exception as error:
-        if is_storage_error(error):
-            raise
-        logger.warning("%s: %s", what, error)
-
 
 HISTORY_KEY = "hpo:history"
 """Trial system attribute: the per-epoch metrics, ``[{"epoch": 1, "train_loss": ..., ...}, ...]``."""
@@ -79,7 +63,7 @@ _METRIC_ORDER = ("val_", "train_")
 def describe_study(study: optuna.Study, spec: StudySpec) -> None:
     """Name the objective after the metric and write the study note (description, overrides, effective file)."""
     name_objective(study, spec.metric)
-    with _best_effort(f"study {study.study_name}: note not written"):
+    with best_effort(f"study {study.study_name}: note not written", logger):
         from optuna_dashboard import save_note
 
         save_note(study, study_note(spec))
@@ -87,7 +71,7 @@ def describe_study(study: optuna.Study, spec: StudySpec) -> None:
 
 def name_objective(study: optuna.Study, metric: str) -> None:
     """``study.set_metric_names([metric])`` unless the study has names already."""
-    with _best_effort(f"study {study.study_name}: metric name not set"):
+    with best_effort(f"study {study.study_name}: metric name not set", logger):
         if study.metric_names is None:
             with warnings.catch_warnings():  # experimental in Optuna, and what optuna-dashboard reads
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -143,9 +127,9 @@ def record_trial_history(trial: optuna.Trial, history: Sequence[Mapping[str, flo
         metric = (trial.study.metric_names or [None])[0]
     except Exception:
         metric = None
-    with _best_effort(f"trial {trial.number}: history not stored"):
+    with best_effort(f"trial {trial.number}: history not stored", logger):
         _store_system_attr(trial, HISTORY_KEY, rows)
-    with _best_effort(f"trial {trial.number}: note not written"):
+    with best_effort(f"trial {trial.number}: note not written", logger):
         from optuna_dashboard import save_note
 
         save_note(trial, trial_note(rows, metric=metric))
@@ -183,7 +167,7 @@ def trial_note(rows: Sequence[Mapping[str, float]], *, metric: str | None = None
 def record_confusion_matrix(trial: optuna.Trial, confusion: Sequence[Sequence[int]], tissues: Sequence[str]) -> None:
     """Keep a running trial's validation confusion matrix (rows true, columns predicted) for the study figure."""
     value = {"tissues": [str(t) for t in tissues], "matrix": [[int(c) for c in row] for row in confusion]}
-    with _best_effort(f"trial {trial.number}: confusion matrix not stored"):
+    with best_effort(f"trial {trial.number}: confusion matrix not stored", logger):
         _store_system_attr(trial, CONFUSION_KEY, value)
 
 
@@ -204,7 +188,7 @@ def refresh_study_figures(study: optuna.Study, trial: optuna.Trial) -> None:
     confusion = cached.system_attrs.get(CONFUSION_KEY) if cached is not None else None
     if not confusion:
         return
-    with _best_effort(f"study {study.study_name}: confusion matrix not drawn"):
+    with best_effort(f"study {study.study_name}: confusion matrix not drawn", logger):
         best = study.best_trial
         if best._trial_id != trial._trial_id:
             return  # a better trial finished meanwhile: its matrix is shown
@@ -244,7 +228,7 @@ def refresh_learning_curves(study: optuna.Study, *, finished_trial: int | None =
     in parallel serialise calls (the worker holds the study's admission lock), because the
     figure is written in chunks.
     """
-    with _best_effort(f"study {study.study_name}: learning curves not redrawn"):
+    with best_effort(f"study {study.study_name}: learning curves not redrawn", logger):
         storage = study._storage
         if finished_trial is not None and HISTORY_KEY not in storage.get_trial(finished_trial).system_attrs:
             return False

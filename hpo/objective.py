@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from hpo.outage import StorageRetry, is_storage_error
+from hpo.outage import StorageRetry, best_effort, is_storage_error
 from hpo.studyfile import StudySpec
 from hpo.trial_writes import BufferedReports, set_user_attrs
 
@@ -213,20 +213,16 @@ def _is_new_best(study: optuna.Study, value: float) -> bool:
 def _upload_learning_curves(trial: optuna.Trial, history: list[Mapping[str, float]]) -> None:
     if not history:
         return
-    try:
+    with best_effort(f"trial {trial.number}: learning curves not uploaded", logger):  # never fails the trial
         from hpo.artifacts import upload_learning_curves
         from hpo.dashboard_content import record_trial_history
 
         record_trial_history(trial, history)  # the trial note's table; the worker redraws the study figure
         upload_learning_curves(trial.study, trial, history)
-    except Exception as error:  # an artifact must never fail a trial (an unreachable storage is retried)
-        if is_storage_error(error):
-            raise
-        logger.warning("trial %d: learning curves not uploaded: %s", trial.number, error)
 
 
 def _upload_confusion_matrix(trial: optuna.Trial, model: Any, data: Any) -> None:
-    try:
+    with best_effort(f"trial {trial.number}: confusion matrix not uploaded", logger):  # never fails the trial
         from sklearn.metrics import confusion_matrix
 
         from hpo.artifacts import upload_confusion_matrix
@@ -237,10 +233,6 @@ def _upload_confusion_matrix(trial: optuna.Trial, model: Any, data: Any) -> None
         confusion = confusion_matrix(y_val, predicted, labels=np.arange(data.n_classes))
         record_confusion_matrix(trial, confusion.tolist(), list(data.tissues))  # the worker draws it on the study page
         upload_confusion_matrix(trial.study, trial, confusion, list(data.tissues))
-    except Exception as error:  # an artifact must never fail a trial (an unreachable storage is retried)
-        if is_storage_error(error):
-            raise
-        logger.warning("trial %d: confusion matrix not uploaded: %s", trial.number, error)
 
 
 def _threads(num_threads: int | None) -> int:

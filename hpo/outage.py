@@ -17,7 +17,8 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,19 @@ T = TypeVar("T")
 
 class StorageOutage(ConnectionError):
     """The storage stayed unreachable for longer than the outage window."""
+
+
+@contextmanager
+def best_effort(what: str, log: logging.Logger) -> Iterator[None]:
+    """Work that must never fail a trial (artifacts, dashboard notes): an error is one warning on ``log``
+    (``what: error``), but a storage outage propagates, for the caller to wait out instead of telling it as bad data.
+    """
+    try:
+        yield
+    except Exception as error:
+        if is_storage_error(error):
+            raise
+        log.warning("%s: %s", what, error)
 
 
 def is_storage_error(error: BaseException) -> bool:
