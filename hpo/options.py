@@ -21,6 +21,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
+def accepted_options(constructor: Callable[..., Any]) -> set[str] | None:
+    """The keyword options ``constructor`` takes; ``None`` when it takes any (``**kwargs``)."""
+    parameters = inspect.signature(constructor).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return set(parameters)
+
+
 def check_options(section: str, owner: str, constructor: Callable[..., Any], options: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` (``"sampler.gamma: ..."``) for the first option ``constructor`` cannot take.
 

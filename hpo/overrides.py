@@ -7,12 +7,13 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-import inspect
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import tomli_w
+
+from hpo.options import accepted_options
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _accepted_options(section: str, name: Any) -> set[str] | None:
             cls = PRUNERS[canonical_pruner_name(str(name))]
     except (ValueError, ImportError):
         return None
-    parameters = inspect.signature(cls).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    accepted = accepted_options(cls)
+    if accepted is None:
         return None
-    return set(parameters) | ({"name", "seed"} if section == "sampler" else {"name"})
+    return accepted | ({"name", "seed"} if section == "sampler" else {"name"})

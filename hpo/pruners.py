@@ -8,7 +8,6 @@ The others compare learning curves (epochs, growing training subsets).
 from __future__ import annotations
 
 import copy
-import inspect
 import time
 import warnings
 from collections.abc import Callable, Container, Mapping
@@ -17,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.options import check_options
+from hpo.options import accepted_options, check_options
 
 
 class _CompletedTrialsView:
@@ -87,10 +86,10 @@ def build_pruner(name: str, options: Mapping[str, Any] | None = None) -> optuna.
     """Build the pruner ``name`` with keyword ``options``; ``ValueError`` naming a bad option."""
     cls = PRUNERS[canonical_pruner_name(name)]
     options = dict(options or {})
-    parameters = inspect.signature(cls).parameters
+    allowed = accepted_options(cls)
     for option in options:
-        if option not in parameters:
-            raise ValueError(f"pruner.{option}: unknown option for pruner {name!r}; allowed: {sorted(parameters)}")
+        if allowed is not None and option not in allowed:
+            raise ValueError(f"pruner.{option}: unknown option for pruner {name!r}; allowed: {sorted(allowed)}")
     check_options("pruner", name, cls, options)
     try:
         with warnings.catch_warnings():

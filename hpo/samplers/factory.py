@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
 
-from hpo.options import check_options
+from hpo.options import accepted_options, check_options
 
 SAMPLERS: dict[str, str] = {
     "tpe": "optuna.samplers:TPESampler",
@@ -42,13 +41,11 @@ def build_sampler(name: str, options: Mapping[str, Any] | None = None, seed: int
     options = dict(options or {})
     if "seed" in options:
         raise ValueError("sampler.seed: give the seed as `seed`, not inside the options")
-    parameters = inspect.signature(cls).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    if not takes_any:
-        for option in options:
-            if option not in parameters:
-                allowed = sorted(k for k in parameters if k != "seed")
-                raise ValueError(f"sampler.{option}: unknown option for sampler {name!r}; allowed: {allowed}")
+    accepted = accepted_options(cls)
+    for option in options:
+        if accepted is not None and option not in accepted:
+            allowed = sorted(k for k in accepted if k != "seed")
+            raise ValueError(f"sampler.{option}: unknown option for sampler {name!r}; allowed: {allowed}")
     check_options("sampler", name, cls, options)
     try:
         with warnings.catch_warnings():
