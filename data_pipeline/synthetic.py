@@ -8,7 +8,7 @@ Structure of the values (per gene ``g``, sample ``s``)::
 
     level = base[g] + identity[s] * tissue_program[tissue(s), g] + disease_program[disease(s), g]
             + shared_factors[s] @ loadings[g] + cell_states[s] @ state_loadings[g]
-            + depth[s] + noise_sd[g] * N(0, 1)
+            + sub_lineage[s] * sub_lineage_program[tissue(s), g] + depth[s] + noise_sd[g] * N(0, 1)
 
 * housekeeping genes: high base, tiny noise (low variance, removed by the variance filter);
 * rarely expressed genes: exactly zero outside a (tissue-dependent) fraction of samples, which
@@ -18,10 +18,14 @@ Structure of the values (per gene ``g``, sample ``s``)::
   whose level depends on the tissue;
 * strong, tissue-independent cell-state programs (differentiation, culture stress) on the lineage
   genes: they dominate the distances between samples, so nearest neighbours and the default RBF
-  SVC do poorly (~0.25 and ~0.5 accuracy on the full preset), while a linear model, which can look
+  SVC do poorly (~0.2 and ~0.5 accuracy on the full preset), while a linear model, which can look
   past their few directions, reaches ~0.95 (most lines keep their lineage's program, as ~94% of
-  real cancer cell lines do); an MLP with the registry defaults lags, a tuned one comes close to
-  the linear model. Figures: benchmarks/calibration.py, benchmarks/RESULTS.md.
+  real cancer cell lines do);
+* sub-lineages (``full``: half of the tissues): two opposite programs within a tissue, one side
+  switched on, the other silenced, so that the tissue is two clusters on either side of the
+  others. A linear model has one direction per tissue and cannot use them; a tuned MLP can, and
+  beats it; an MLP with the registry defaults lags. Figures: benchmarks/calibration.py,
+  benchmarks/RESULTS.md.
 
 The same :class:`SyntheticSpec` always gives byte-identical files.
 """
@@ -46,7 +50,7 @@ from data_pipeline.errors import DataError
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bump when the generated values change, so that caches built from older files are not reused."""
 
 CLASSIC_EXPRESSION_FILE = "OmicsExpressionProteinCodingGenesTPMLogp1.csv"
@@ -108,6 +112,10 @@ class SyntheticSpec:
     """Share of the genes in each tissue's program."""
     cell_states: float = 0.5
     """Scale of the tissue-independent cell-state programs on lineage genes (0 = none)."""
+    sub_lineage_share: float = 0.0
+    """Share of the tissues made of two sub-lineages with opposite programs (0 = none)."""
+    sub_lineage_scale: float = 3.0
+    """Scale of a sub-lineage program relative to a tissue program."""
     seed: int = 0
     layout: str = "classic"
 
@@ -121,7 +129,8 @@ SYNTHETIC_PRESETS: dict[str, SyntheticSpec] = {
     "tiny": SyntheticSpec(n_samples=180, n_genes=400, n_tissues=6, signal=2.2, imbalance=0.6),
     "small": SyntheticSpec(n_samples=500, n_genes=3000, n_tissues=16, signal=1.0, imbalance=1.0),
     "full": SyntheticSpec(
-        n_samples=1402, n_genes=18292, n_tissues=39, signal=1.6, imbalance=1.4, cell_states=0.65
+        n_samples=1402, n_genes=18292, n_tissues=39, signal=1.6, imbalance=1.4, cell_states=0.65,
+        sub_lineage_share=0.5, sub_lineage_scale=3.0,
     ),
 }
 
@@ -268,6 +277,8 @@ def generate_tables(spec: SyntheticSpec) -> SyntheticTables:
     values += factors @ loadings.T
     values += states @ state_loadings.T
     values += depth[:, None]
+    if spec.sub_lineage_share > 0:
+        values += _sub_lineage_effects(spec, true_tissue, identity, regular_idx, program_size)
 
     # Rarely expressed genes: on in a small, tissue-dependent fraction of samples, zero elsewhere.
     rare_idx = np.flatnonzero(rare)
@@ -298,6 +309,36 @@ def generate_tables(spec: SyntheticSpec) -> SyntheticTables:
     models = _model_table(rng, spec, model_ids, true_tissue, n_unlabeled, tissues, diseases, sample_disease)
     expression = _expression_table(rng, spec, model_ids, values, gene_names)
     return SyntheticTables(expression=expression, models=models)
+
+
+def _sub_lineage_effects(
+    spec: SyntheticSpec,
+    true_tissue: np.ndarray,
+    identity: np.ndarray,
+    regular_idx: np.ndarray,
+    program_size: int,
+) -> np.ndarray:
+    """Per-sample effects of sub-lineages: two opposite programs within one tissue.
+
+    A share of the tissues is split in two sub-lineages (as lung cancers are neuroendocrine or not):
+    one switches half A of the tissue's sub-lineage genes on and silences half B (the floor at zero
+    of log2(TPM+1) turns "down" into "off"), the other does the reverse. The tissue is then two
+    clusters on either side of the other tissues, which one linear direction per tissue cannot
+    separate from them but a hidden layer can. Drawn from a random stream of its own, so that specs
+    without sub-lineages keep their values.
+    """
+    rng = np.random.default_rng([spec.seed, 7_919])
+    n_total, n_tissues = true_tissue.size, spec.n_tissues
+    effects = np.zeros((n_total, spec.n_genes), dtype=np.float32)
+    split = rng.choice(n_tissues, size=int(round(spec.sub_lineage_share * n_tissues)), replace=False)
+    for t in np.sort(split):
+        genes = rng.choice(regular_idx, size=min(program_size, regular_idx.size), replace=False)
+        amplitude = spec.signal * spec.sub_lineage_scale * rng.normal(0.9, 0.3, genes.size)
+        program = np.where(np.arange(genes.size) < genes.size // 2, amplitude, -amplitude).astype(np.float32)
+        members = np.flatnonzero(true_tissue == t)
+        side = np.where(rng.random(members.size) < 0.5, 1.0, -1.0).astype(np.float32)
+        effects[np.ix_(members, genes)] = (side * identity[members])[:, None] * program
+    return effects
 
 
 def _model_table(

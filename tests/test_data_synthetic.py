@@ -111,3 +111,33 @@ def test_tissue_signal_is_learnable_but_classes_overlap() -> None:
     accuracy = LogisticRegression(max_iter=300).fit(X_train, y_train).score(X_test, y_test)
     majority = max(np.unique(y_train, return_counts=True)[1]) / len(y_train)
     assert majority + 0.2 < accuracy < 0.97
+
+
+def test_sub_lineages_split_a_tissue_in_two_opposite_clusters() -> None:
+    """Split tissues form two clusters with opposite programs; every other row keeps its exact values."""
+    from dataclasses import replace
+
+    plain = spec_for("small", n_genes=600)
+    split = replace(plain, sub_lineage_share=0.5, sub_lineage_scale=3.0)
+    assert SYNTHETIC_PRESETS["full"].sub_lineage_share > 0 and plain.sub_lineage_share == 0
+    without = generate_tables(plain).expression.iloc[:, 1:].to_numpy()
+    tables = generate_tables(split)
+    with_sub = tables.expression.iloc[:, 1:].to_numpy()
+    tissues = tables.models.set_index("ModelID")["OncotreeLineage"].loc[tables.expression[""]].to_numpy(dtype=object)
+
+    changed_rows = np.flatnonzero((with_sub != without).any(axis=1))
+    changed_tissues = set(tissues[changed_rows]) - {""}  # unlabelled rows belong to a tissue too
+    assert len(changed_tissues) == round(0.5 * plain.n_tissues)
+    unchanged = ~np.isin(tissues, list(changed_tissues)) & (tissues != "")
+    assert unchanged.sum() > 100 and (with_sub[unchanged] == without[unchanged]).all()
+    for tissue in changed_tissues:
+        members = np.flatnonzero(tissues == tissue)
+        difference = (with_sub - without)[members]
+        genes = np.flatnonzero(np.abs(difference).max(axis=0) > 1.0)
+        assert genes.size >= 6
+        # Two sub-lineages: each member's change is (nearly) the first member's or its opposite.
+        direction = np.sign(np.corrcoef(difference[:, genes])[0])
+        assert (direction > 0).sum() >= 1 and (direction < 0).sum() >= 1, tissue
+        # Opposite halves: one sub-lineage goes up where the other goes down.
+        up, down = difference[direction > 0][:, genes].mean(axis=0), difference[direction < 0][:, genes].mean(axis=0)
+        assert np.corrcoef(up, down)[0, 1] < -0.5
