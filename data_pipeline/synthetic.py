@@ -278,7 +278,7 @@ def generate_tables(spec: SyntheticSpec) -> SyntheticTables:
     values += states @ state_loadings.T
     values += depth[:, None]
     if spec.sub_lineage_share > 0:
-        values += _sub_lineage_effects(spec, true_tissue, identity, regular_idx, program_size)
+        _add_sub_lineages(values, spec, true_tissue, identity, regular_idx, program_size)
 
     # Rarely expressed genes: on in a small, tissue-dependent fraction of samples, zero elsewhere.
     rare_idx = np.flatnonzero(rare)
@@ -311,14 +311,15 @@ def generate_tables(spec: SyntheticSpec) -> SyntheticTables:
     return SyntheticTables(expression=expression, models=models)
 
 
-def _sub_lineage_effects(
+def _add_sub_lineages(
+    values: np.ndarray,
     spec: SyntheticSpec,
     true_tissue: np.ndarray,
     identity: np.ndarray,
     regular_idx: np.ndarray,
     program_size: int,
-) -> np.ndarray:
-    """Per-sample effects of sub-lineages: two opposite programs within one tissue.
+) -> None:
+    """Add sub-lineages to ``values`` in place: two opposite programs within one tissue.
 
     A share of the tissues is split in two sub-lineages (as lung cancers are neuroendocrine or not):
     one switches half A of the tissue's sub-lineage genes on and silences half B (the floor at zero
@@ -328,8 +329,7 @@ def _sub_lineage_effects(
     without sub-lineages keep their values.
     """
     rng = np.random.default_rng([spec.seed, 7_919])
-    n_total, n_tissues = true_tissue.size, spec.n_tissues
-    effects = np.zeros((n_total, spec.n_genes), dtype=np.float32)
+    n_tissues = spec.n_tissues
     split = rng.choice(n_tissues, size=int(round(spec.sub_lineage_share * n_tissues)), replace=False)
     for t in np.sort(split):
         genes = rng.choice(regular_idx, size=min(program_size, regular_idx.size), replace=False)
@@ -337,8 +337,7 @@ def _sub_lineage_effects(
         program = np.where(np.arange(genes.size) < genes.size // 2, amplitude, -amplitude).astype(np.float32)
         members = np.flatnonzero(true_tissue == t)
         side = np.where(rng.random(members.size) < 0.5, 1.0, -1.0).astype(np.float32)
-        effects[np.ix_(members, genes)] = (side * identity[members])[:, None] * program
-    return effects
+        values[np.ix_(members, genes)] += (side * identity[members])[:, None] * program
 
 
 def _model_table(
