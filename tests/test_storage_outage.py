@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -29,24 +31,36 @@ from tests.test_workers import FINISHED, _private_run_directory, count, sqlite_u
 WORKERS = 2
 
 
-def start_hpo_run(path: Path, url: str, log: Path) -> subprocess.Popen:
-    """``hpo run FILE --workers 2`` as a user starts it, output (both streams) into ``log``."""
+@contextmanager
+def hpo_run(path: Path, url: str, log: Path) -> Iterator[subprocess.Popen]:
+    """``hpo run FILE --workers 2`` as a user starts it, output (both streams) into ``log``; killed if
+    still running when the block ends."""
     command = [sys.executable, "-m", "hpo.cli", "run", str(path), "--workers", str(WORKERS), "--storage", url]
     with open(log, "w") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
-def wait_for_finished_trials(url: str, name: str, at_least: int, process: subprocess.Popen, timeout: float = 180) -> None:
+def wait_for_trials(
+    url: str, name: str, at_least: int, process: subprocess.Popen, states: tuple[TrialState, ...] = FINISHED,
+    timeout: float = 180,
+) -> None:
+    """Until the study has ``at_least`` trials in ``states``, while ``hpo run`` is still running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, "hpo run ended before the outage"
+        assert process.poll() is None, "hpo run ended early"
         try:
-            if count(trials_of(url, name), *FINISHED) >= at_least:
+            if count(trials_of(url, name), *states) >= at_least:
                 return
         except KeyError:  # the study does not exist yet
             pass
         time.sleep(0.3)
-    raise AssertionError(f"no {at_least} finished trial(s) within {timeout} s")
+    raise AssertionError(f"no {at_least} trial(s) in {[s.name for s in states]} within {timeout} s")
 
 
 def worker_pids(launcher_pid: int) -> list[int]:
@@ -78,16 +92,12 @@ def test_a_restart_shorter_than_the_window_costs_no_trial(tmp_path, tiny_dataset
         **{"fixed.max_epochs": 25, "fixed.early_stopping_patience": 25, "storage": {"outage_window_s": 30}},
     )
     log = tmp_path / "run.log"
-    run = start_hpo_run(path, url, log)
-    try:
-        wait_for_finished_trials(url, unique_name, 1, run)
+    with hpo_run(path, url, log) as run:
+        wait_for_trials(url, unique_name, 1, run)
         private_postgres.stop()  # connections terminated, new ones refused
         time.sleep(4)
         private_postgres.start()
         code = finish(run, timeout=240)
-    finally:
-        if run.poll() is None:
-            run.kill()
     output = log.read_text()
     assert code == 0, output[-4000:]
     assert "Traceback" not in output and "invalid data in the commit" not in output, output[-4000:]
@@ -113,19 +123,17 @@ def test_an_outage_longer_than_the_window_stops_cleanly_and_the_study_resumes(
         },
     )
     log = tmp_path / "run.log"
-    run = start_hpo_run(path, url, log)
-    try:
-        wait_for_finished_trials(url, unique_name, 1, run)
-        pids = worker_pids(run.pid)
-        assert len(pids) == WORKERS
-        private_postgres.stop()
-        started = time.monotonic()
-        code = finish(run, timeout=120)
-        down_for = time.monotonic() - started
-    finally:
-        if run.poll() is None:
-            run.kill()
-        private_postgres.start()
+    with hpo_run(path, url, log) as run:
+        try:
+            wait_for_trials(url, unique_name, 1, run)
+            pids = worker_pids(run.pid)
+            assert len(pids) == WORKERS
+            private_postgres.stop()
+            started = time.monotonic()
+            code = finish(run, timeout=120)
+            down_for = time.monotonic() - started
+        finally:
+            private_postgres.start()
     output = log.read_text()
     assert code == EXIT_CODE, output[-4000:]
     assert down_for >= 6  # they waited the window out first
@@ -255,22 +263,11 @@ def test_sigterm_to_hpo_run_stops_its_workers_first(tmp_path, tiny_dataset, tiny
     path = tiny_study(tmp_path, tiny_data_config, name="terminated", n_trials=6,
                       **{"fixed.max_epochs": 200, "fixed.early_stopping_patience": 200})
     log = tmp_path / "run.log"
-    run = start_hpo_run(path, url, log)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if count(trials_of(url, "terminated"), TrialState.RUNNING) == WORKERS:
-                    break
-            except KeyError:
-                pass
-            time.sleep(0.3)
+    with hpo_run(path, url, log) as run:
+        wait_for_trials(url, "terminated", WORKERS, run, states=(TrialState.RUNNING,))
         pids = worker_pids(run.pid)
         run.terminate()
         code = finish(run, timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
     output = log.read_text()
     assert code == 143 and "Traceback" not in output, output[-3000:]
     assert len(pids) == WORKERS and not any(Path(f"/proc/{pid}").exists() for pid in pids)
