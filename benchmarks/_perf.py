@@ -14,10 +14,11 @@ import socket
 import statistics
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "studies"
@@ -117,7 +118,7 @@ def build_spec(content: Mapping[str, Any], path: str | Path) -> Any:
     """A validated :class:`hpo.studyfile.StudySpec` from study-file content (written to ``path`` too)."""
     import tomli_w
 
-    from hpo.studyfile import load_study_file
+    from hpo.study import load_study_file
 
     path = Path(path)
     path.write_text(tomli_w.dumps(dict(content)), encoding="utf-8")
@@ -187,7 +188,7 @@ class StorageTimer:
 
 
 def postgres_reachable(url: str) -> bool:
-    from hpo.storage import database_reachable
+    from hpo.storage._backends import database_reachable
 
     return database_reachable(url)
 

@@ -30,8 +30,8 @@ from optuna.artifacts import FileSystemArtifactStore
 # the repository root first: this folder holds scripts named like the project's packages
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hpo.artifacts import upload_confusion_matrix, upload_learning_curves  # noqa: E402
-from hpo.storage import open_storage  # noqa: E402
+from hpo.results import upload_confusion_matrix, upload_learning_curves
+from hpo.storage import open_storage
 
 
 def _history(epochs: int = 30) -> list[dict[str, float]]:
@@ -108,9 +108,10 @@ def alternative_costs(repeats: int) -> dict[str, float]:
 
 
 def trial_overhead(folder: Path, trials: int, preset: str) -> dict[str, float]:
+    from sklearn.metrics import confusion_matrix
+
     from data_pipeline import DataConfig, prepare_dataset
     from models import build_model
-    from sklearn.metrics import confusion_matrix
 
     data = prepare_dataset(DataConfig(source="synthetic", preset=preset, cache_dir=str(folder / "cache")))
     storage = open_storage(f"sqlite:///{folder / 'trials.db'}", heartbeat_interval=None)

@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -141,7 +141,7 @@ def sharing(device: str, preset: str, cache_dir: str, epochs: int, counts: list[
 
 
 def utilisation_during_study(args: argparse.Namespace, workers: int, work: Path) -> dict[str, Any]:
-    from hpo.launcher import launch
+    from hpo.run import launch
 
     content = study_content("classifier")
     content.update(name=f"gpu-study-{workers}", n_trials=args.study_trials, device=args.device,

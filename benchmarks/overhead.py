@@ -54,7 +54,6 @@ import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
-from hpo.trial_writes import REPORT_FLUSH_S  # noqa: E402
 from benchmarks._perf import (  # noqa: E402
     DEFAULT_POSTGRES_URL,
     UNIT_TRIAL_PARAMS,
@@ -67,6 +66,7 @@ from benchmarks._perf import (  # noqa: E402
     postgres_reachable,
     study_content,
 )
+from hpo.storage._trial_writes import REPORT_FLUSH_S
 
 
 def unit_spec(args: argparse.Namespace, work: Path) -> Any:
@@ -93,7 +93,7 @@ def add_history(spec: Any, storage: Any, name: str, n: int, epochs: int, fingerp
     """``n`` finished trials with random parameters and low learning curves (they never cause pruning)."""
     import optuna
 
-    from hpo.studysetup import open_study
+    from hpo.run._setup import open_study
 
     open_study(spec, storage, study_name=name, data_fingerprint=fingerprint)
     study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=1))
@@ -130,7 +130,7 @@ class TrainingClock:
     def install(self) -> None:
         import functools
 
-        from hpo import objective as objective_module
+        from hpo.run import _objective as objective_module
         from models.torch_model import TorchModel
 
         clock = self
@@ -173,8 +173,8 @@ def service_block(spec: Any, url: str, name: str, n: int, threads: int, timer: S
     import optuna
     from optuna.trial import TrialState
 
+    from hpo.run import run_worker
     from hpo.storage import open_storage
-    from hpo.worker import run_worker
 
     storage = open_storage(url, heartbeat_interval=None)
     study = optuna.load_study(study_name=name, storage=storage)
@@ -215,7 +215,7 @@ def storage_breakdown(spec: Any, url: str, name: str, n: int, threads: int, time
     import optuna
     from optuna.trial import TrialState
 
-    from hpo.worker import run_worker
+    from hpo.run import run_worker
 
     study = optuna.load_study(study_name=name, storage=url)
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
@@ -275,23 +275,25 @@ def worker_startup(spec: Any, url: str, name: str, repeat: int) -> dict[str, flo
 @contextlib.contextmanager
 def per_call_writes() -> Iterator[None]:
     """hpo.trial_writes off: every attribute and report in a transaction of its own, as Optuna does it."""
-    from hpo import trial_writes
+    from hpo.storage import _trial_writes as trial_writes
 
-    original = trial_writes._rdb_backend
-    trial_writes._rdb_backend = lambda trial: None
+    original = trial_writes.rdb_backend
+    trial_writes.rdb_backend = lambda trial: None
     try:
         yield
     finally:
-        trial_writes._rdb_backend = original
+        trial_writes.rdb_backend = original
 
 
 def instrument_batched_writes(timer: StorageTimer) -> None:
     """Count hpo.trial_writes' batched writes as storage time (they bypass the storage's public methods)."""
-    from hpo import objective, trial_writes, worker
+    from hpo.run import _objective as objective
+    from hpo.run import _worker as worker
+    from hpo.storage import _trial_writes as trial_writes
 
     batched = timer._wrap("set_user_attrs", trial_writes.set_user_attrs)
     objective.set_user_attrs = worker.set_user_attrs = batched
-    trial_writes._insert_intermediate_values = timer._wrap("buffered reports", trial_writes._insert_intermediate_values)
+    trial_writes.insert_intermediate_values = timer._wrap("buffered reports", trial_writes.insert_intermediate_values)
 
 
 def measure_storage(label: str, url: str, spec: Any, data: Any, args: argparse.Namespace,
@@ -371,7 +373,7 @@ def main() -> None:
     import optuna
 
     from data_pipeline import prepare_dataset
-    from hpo import worker as worker_module
+    from hpo.run import _worker as worker_module
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     timer = StorageTimer()

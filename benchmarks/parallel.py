@@ -63,7 +63,7 @@ def run_configuration(path: Path, workers: int, url: str, *, threads: int | None
     import optuna
     from optuna.trial import TrialState
 
-    from hpo import launcher
+    from hpo.run import _launcher as launcher
 
     cores = launcher.cpu_count()
     split = max(1, cores // workers)
@@ -97,7 +97,7 @@ def run_configuration(path: Path, workers: int, url: str, *, threads: int | None
 
 
 def main() -> None:
-    from hpo.launcher import cpu_count
+    from hpo.run._launcher import cpu_count
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=None, help="K values (default: 1 and all cores)")
@@ -112,7 +112,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from data_pipeline import prepare_dataset
-    from hpo.studyfile import load_study_file
+    from hpo.study import load_study_file
 
     cores = cpu_count()
     counts = args.workers or sorted({1, cores})

@@ -55,7 +55,7 @@ def run_study(args: argparse.Namespace, pruner: dict[str, Any], seed: int, work:
     import optuna
     from optuna.trial import TrialState
 
-    from hpo.worker import run_worker
+    from hpo.run import run_worker
 
     content = study_content("classifier")
     name = f"pruning-{pruner['name']}-seed{seed}"

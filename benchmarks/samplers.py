@@ -31,12 +31,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
-
 from _perf import machine  # benchmarks/ is the script's folder, first on sys.path
-from hpo.benchmark_functions import FUNCTIONS
-from hpo.compare import ComparisonPlan, ProblemSource, best_at, run_comparison, trials_to_target
-from hpo.samplers.factory import build_sampler
-from hpo.samplers.timing import SAMPLER_SECONDS_KEY, TimedSampler
+
+from hpo.compare import FUNCTIONS, ComparisonPlan, ProblemSource, best_at, run_comparison, trials_to_target
+from hpo.samplers import SAMPLER_SECONDS_KEY, TimedSampler, build_sampler
 
 SAMPLERS = ("ga", "nsga2", "tpe", "random", "cmaes")
 SAMPLER_OPTIONS = {"nsga2": {"population_size": 10}}  # the GA's population size, for a fair GA-vs-GA

@@ -80,8 +80,7 @@ def optimize_worker(kind: str, folder: str, name: str, n_trials: int, queue: mp.
 
 def project_worker(folder: str, name: str, n_total: int, index: int, queue: mp.Queue, ready: mp.Barrier) -> None:
     """tissue-hpo's worker loop: admission lock + heartbeats, budget n_total for the whole study."""
-    from hpo.admission import AdmissionLock, TrialBudget
-    from hpo.worker import trial_loop
+    from hpo.run import AdmissionLock, TrialBudget, trial_loop
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     errors: list[str] = []

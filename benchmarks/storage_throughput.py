@@ -99,8 +99,7 @@ def worker_process(kind: str, folder: str, postgres_url: str, name: str, total: 
     import optuna
 
     from benchmarks.storage import cheap_objective
-    from hpo.admission import AdmissionLock, TrialBudget
-    from hpo.worker import trial_loop
+    from hpo.run import AdmissionLock, TrialBudget, trial_loop
 
     logging.getLogger("hpo.worker").setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -140,7 +139,7 @@ def grpc_proxy_server(postgres_url: str) -> None:
     """What `hpo proxy --storage URL` serves: Optuna's proxy over Optuna's cached RDB storage."""
     import optuna
 
-    from hpo.proxy import serve_proxy
+    from hpo.storage import serve_proxy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -170,7 +169,6 @@ def grpc_available() -> bool:
 
 
 def run_point(kind: str, workers: int, total: int, root: Path, postgres_url: str) -> dict[str, Any]:
-    import optuna
 
     folder = root / f"{kind}-{workers}"
     folder.mkdir(parents=True)
@@ -238,10 +236,11 @@ def admission_costs(url: str, *, history: int = 60, running: int = 32, repeats: 
     import optuna
 
     from benchmarks._perf import study_content
-    from hpo.admission import AdmissionLock, Counts
-    from hpo.samplers.factory import build_sampler
+    from hpo.results import Counts
+    from hpo.run import AdmissionLock
+    from hpo.samplers import build_sampler
     from hpo.storage import open_storage
-    from hpo.studyfile import parse_study
+    from hpo.study._studyfile import parse_study
 
     spec = parse_study(study_content("classifier"))
     storage = open_storage(url, heartbeat_interval=None)
@@ -288,9 +287,8 @@ def connections_per_worker(url: str, trial_seconds: float = 1.5) -> int:
     import optuna
     import sqlalchemy
 
-    from hpo.admission import AdmissionLock, TrialBudget
+    from hpo.run import AdmissionLock, TrialBudget, trial_loop
     from hpo.storage import open_storage
-    from hpo.worker import trial_loop
 
     probe = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
 

@@ -6,8 +6,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.admission import Counts
 from hpo.cli import main
+from hpo.results import Counts
 from hpo.storage import open_storage
 
 

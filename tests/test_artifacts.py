@@ -13,12 +13,8 @@ import optuna
 import pytest
 from optuna.artifacts import FileSystemArtifactStore
 
-from hpo.artifacts import (
-    is_new_best,
-    trial_artifact_names,
-    upload_confusion_matrix,
-    upload_learning_curves,
-)
+from hpo.results import is_new_best, upload_confusion_matrix, upload_learning_curves
+from hpo.results._artifacts import trial_artifact_names
 from hpo.storage import open_storage
 
 HISTORY = [
@@ -96,7 +92,7 @@ def test_default_store_is_the_projects(study, tmp_path):
 
 def test_failures_warn_and_never_raise(study, store, caplog):
     trial = study.ask()
-    with caplog.at_level(logging.WARNING, logger="hpo.artifacts"):
+    with caplog.at_level(logging.WARNING, logger="hpo.results"):
         upload_confusion_matrix(study, trial, [[1, 2], [3, 4]], TISSUES, artifact_store=store)
         upload_learning_curves(study, trial, HISTORY, artifact_store=object())  # not a store
     assert "does not match 3 tissues" in caplog.text
@@ -114,7 +110,7 @@ def test_is_new_best_follows_direction(study):
 
 
 def test_learning_rate_gets_its_own_panel():
-    from hpo.svg_charts import learning_curves_svg
+    from hpo.results._svg_charts import learning_curves_svg
 
     history = [{**row, "lr": 1e-3 / epoch} for epoch, row in enumerate(HISTORY, start=1)]
     root = ElementTree.fromstring(learning_curves_svg(history))

@@ -89,3 +89,12 @@ def test_bad_input_is_one_line_naming_it_with_exit_code_2(finished, case):
     assert len(lines) == 1, result.stderr
     for words in CASES[case][1]:
         assert words.format(**names) in lines[0], lines[0]
+
+
+def test_the_old_worker_module_path_says_where_the_command_moved(tmp_path) -> None:
+    """Scripts that start workers as ``python -m hpo.commands.worker`` get one line naming the new command."""
+    result = subprocess.run([sys.executable, "-m", "hpo.commands.worker", "studies/demo.toml"],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "python -m hpo.cli worker" in result.stderr and result.stdout == ""

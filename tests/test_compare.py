@@ -7,6 +7,8 @@ import optuna
 import pandas as pd
 import pytest
 
+from hpo.browse import ranking_table, write_comparison_report
+from hpo.browse._compare_report import comparison_figure, figure_panels, not_reached_level
 from hpo.cli import main
 from hpo.compare import (
     ComparisonPlan,
@@ -18,7 +20,6 @@ from hpo.compare import (
     trials_to_target,
     verdict,
 )
-from hpo.compare_report import comparison_figure, figure_panels, not_reached_level, ranking_table, write_report
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -129,7 +130,7 @@ def test_report_has_one_curve_per_sampler(sphere_trials, tmp_path) -> None:
     assert sorted(curves) == ["ga", "random", "tpe"]
     by_time = [t.name for t in figure.data if t.type == "scatter" and t.xaxis == "x2"]
     assert sorted(by_time) == ["ga", "random", "tpe"]
-    paths = write_report(sphere_trials, summarize(sphere_trials, "minimize", 5.0), tmp_path,
+    paths = write_comparison_report(sphere_trials, summarize(sphere_trials, "minimize", 5.0), tmp_path,
                          direction="minimize", target=5.0, title="t")
     page = paths["report"].read_text()
     assert "best so far vs trial" in page and page.count('"name":"tpe"') >= 3

@@ -21,11 +21,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from data_pipeline import prepare_dataset
-from hpo.objective import build_objective
-from hpo.export import export_trial
-from hpo.retrain import retrain
-from hpo.studyfile import load_study_file
-from hpo.studysetup import open_study
+from hpo.results import export_trial, retrain
+from hpo.run import build_objective
+from hpo.run._setup import open_study
+from hpo.study import load_study_file
 from models.fidelity import FOLD_SEED
 from tests.models_support import gene_filter_steps
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo.artifacts import upload_learning_curves
+from hpo.results import upload_learning_curves
 from hpo.storage import open_storage
 
 STUDY = "browse-me"
@@ -131,7 +131,7 @@ def test_dashboard_serves_study_trials_and_artifacts(dashboard):
 WRITER = textwrap.dedent(
     """
     import sys, time, optuna
-    from hpo.artifacts import upload_learning_curves
+    from hpo.results import upload_learning_curves
     from hpo.storage import open_storage
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]))
@@ -139,7 +139,7 @@ WRITER = textwrap.dedent(
         x = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
         for epoch in range(1, 4):
             trial.report(x * epoch, epoch)
-            time.sleep(0.05)
+            time.sleep(0.15)  # ~5 s in all: longer than optuna-dashboard caches a study (2 s)
         upload_learning_curves(study, trial, [{"val_loss": 1.0 / e} for e in range(1, 4)])
         return x
     study.optimize(objective, n_trials=int(sys.argv[3]))
@@ -200,7 +200,7 @@ def test_missing_sqlite_file_is_a_one_line_error(tmp_path):
 
 
 def test_missing_journal_file_is_a_one_line_error(tmp_path):
-    from hpo.dashboard import make_dashboard_server
+    from hpo.browse._dashboard import make_dashboard_server
 
     with pytest.raises(FileNotFoundError, match="the journal file .*nope.log does not exist"):
         make_dashboard_server(f"journal:///{tmp_path / 'nope.log'}", port=0)
@@ -244,7 +244,7 @@ def test_the_printed_plain_optuna_dashboard_command_serves_the_artifacts(dashboa
     import shlex
     import socket
 
-    from hpo.dashboard import browse_command
+    from hpo.browse import browse_command
 
     _, url = dashboard
     if not url.startswith("sqlite"):

@@ -13,9 +13,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from hpo.run import run_worker
 from hpo.storage import open_storage
-from hpo.studyfile import load_study_file
-from hpo.worker import run_worker
+from hpo.study import load_study_file
 from tests.test_dashboard import _get_json, _running_dashboard, _study_id
 from tests.test_workers import tiny_study
 

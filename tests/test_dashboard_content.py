@@ -9,20 +9,22 @@ import pytest
 from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
-from hpo.dashboard_content import (
-    CONFUSION_FIGURE_ID,
-    CURVES_FIGURE_ID,
-    CURVES_TRIALS,
+from hpo.results import (
     describe_study,
-    has_history,
     has_study_figures,
     record_confusion_matrix,
     record_trial_history,
-    refresh_learning_curves,
     refresh_study_figures,
 )
+from hpo.results._dashboard_content import (
+    CONFUSION_FIGURE_ID,
+    CURVES_FIGURE_ID,
+    CURVES_TRIALS,
+    has_history,
+    refresh_learning_curves,
+)
 from hpo.storage import open_storage
-from hpo.studyfile import load_study_file
+from hpo.study import load_study_file
 from tests.test_workers import tiny_study
 
 METRICS = ("val_balanced_accuracy", "val_loss", "train_loss", "lr")

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_pipeline import DataConfig, DataError, PreparedDataset, load_prepared, prepare_dataset
-from data_pipeline import loader, synthetic
+from data_pipeline import DataConfig, DataError, PreparedDataset, load_prepared, loader, prepare_dataset, synthetic
 from tests import data_samples as samples
 
 

@@ -11,8 +11,8 @@ import tomli_w
 from data_pipeline import DataConfig
 from data_pipeline.synthetic import generate_files, spec_for
 from hpo.cli import main
-from hpo.export import read_config
-from hpo.studyfile import load_study_file
+from hpo.results import read_config
+from hpo.study import load_study_file
 from tests import data_samples as samples
 
 

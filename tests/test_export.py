@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import optuna
 import pytest
 
 from hpo.cli import main
-from hpo.export import ExportError, export_trial, read_config, write_config
-from hpo.retrain import retrain
-from hpo.studyfile import load_study_file
+from hpo.results import export_trial, read_config, retrain, write_config
+from hpo.results._export import ExportError
+from hpo.run import run_worker
+from hpo.study import load_study_file
 from models.training import MIN_RETRAIN_EPOCHS
-from hpo.worker import run_worker
 from tests.test_workers import sqlite_url, tiny_study
 
 

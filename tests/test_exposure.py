@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from hpo.cli import main
-from hpo.exposure import is_loopback
+from hpo.storage._exposure import is_loopback
 
 
 @pytest.mark.parametrize("host, loopback", [

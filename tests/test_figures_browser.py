@@ -6,8 +6,8 @@ them (the default): the assertions are about what the browser loads, lays out an
 
 from __future__ import annotations
 
+from hpo.browse import write_latent_plots
 from hpo.cli import main
-from hpo.latent import write_latent_plots
 from models import build_model
 from tests.test_report_browser import _fits_the_viewport, _open, _screenshot
 

@@ -11,8 +11,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hpo.benchmark_functions import sphere
-from hpo.samplers.genetic import GeneticSampler, _from_internal
+from hpo.compare._functions import sphere
+from hpo.samplers._genetic import GeneticSampler, _from_internal
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -305,8 +305,8 @@ def test_two_worker_processes_share_one_postgresql_study(postgres_url, unique_na
 
 
 def test_study_files_pick_the_ga_by_name_with_its_options() -> None:
-    from hpo.samplers.factory import build_sampler
-    from hpo.studyfile import load_study_file
+    from hpo.samplers import build_sampler
+    from hpo.study import load_study_file
 
     spec = load_study_file("studies/random_forest.toml")
     assert spec.sampler.name == "ga"

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from data_pipeline import SPLITS
+from hpo.browse import write_latent_plots
+from hpo.browse._latent import latent_figure, latent_points, project
 from hpo.cli import main
-from hpo.export import write_config
-from hpo.latent import latent_figure, latent_points, project, write_latent_plots
+from hpo.results import write_config
 from models import build_model
 
 SMALL = {"hidden_dim": 32, "latent_dim": 8, "max_epochs": 2, "batch_size": 64}

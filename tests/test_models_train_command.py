@@ -9,7 +9,8 @@ import pytest
 
 from data_pipeline import DataConfig, PreparedDataset
 from hpo.cli import main
-from hpo.commands.train import parse_assignment, train_and_report
+from hpo.results import train_and_report
+from hpo.study import parse_assignment
 from models import load_model
 from tests.models_support import one_torch_thread  # noqa: F401  (autouse)
 
@@ -62,13 +63,13 @@ def test_hpo_train_writes_metrics_reports_and_a_loadable_model(
 
 
 def test_train_and_report_for_a_baseline_and_the_autoencoder(tiny_dataset: PreparedDataset, tmp_path) -> None:
-    metrics = train_and_report("knn", {"n_neighbors": 3}, None, tmp_path / "knn", data=tiny_dataset, device="cpu")
+    metrics = train_and_report("knn", {"n_neighbors": 3}, None, tmp_path / "knn", data=tiny_dataset, device="cpu").metrics
     assert set(metrics) == {"val_accuracy", "val_balanced_accuracy", "val_macro_f1"}
     assert (tmp_path / "knn" / "model" / "estimator.joblib").is_file()
     metrics = train_and_report(
         "autoencoder", {"max_epochs": 2, "latent_dim": 8}, None, tmp_path / "ae", data=tiny_dataset,
         train_split="train+val", eval_splits=("test",), device="cpu",
-    )
+    ).metrics
     assert set(metrics) == {"test_reconstruction_mse", "test_loss"}
     assert not (tmp_path / "ae" / "report_test.json").exists()  # no per-tissue report for reconstruction
 

@@ -9,10 +9,10 @@ import sys
 import sqlalchemy
 import torch
 
-from hpo.launcher import THREAD_VARIABLES, worker_environment
+from hpo.run import run_worker
+from hpo.run._launcher import THREAD_VARIABLES, worker_environment
 from hpo.storage import open_storage
-from hpo.studyfile import load_study_file
-from hpo.worker import run_worker
+from hpo.study import load_study_file
 from models.registry import build_model
 from tests.test_workers import sqlite_url, tiny_study
 
@@ -93,7 +93,7 @@ def _pruning_decisions(pruner, reads: list[int] | None = None) -> list[tuple[int
 def test_median_and_percentile_pruners_decide_as_optunas_but_read_completed_trials_once_per_trial():
     import optuna
 
-    from hpo.pruners import build_pruner
+    from hpo.samplers import build_pruner
 
     stock_reads: list[int] = []
     ours_reads: list[int] = []

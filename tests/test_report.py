@@ -10,8 +10,8 @@ import optuna
 import pytest
 from plotly.offline import get_plotlyjs
 
+from hpo.browse._report import FIGURES, find_studies, render_report, top_trials
 from hpo.cli import main
-from hpo.report import FIGURES, find_studies, render_report, top_trials
 from hpo.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -114,7 +114,7 @@ def test_plotly_js_inline_and_cdn_modes(storage_url, tmp_path, capsys):
 
 
 def test_importance_warning_threshold(storage_url):
-    from hpo.report import IMPORTANCE_MIN_TRIALS, importance_warning, study_figures
+    from hpo.browse._report import IMPORTANCE_MIN_TRIALS, importance_warning, study_figures
 
     assert importance_warning(IMPORTANCE_MIN_TRIALS) is None
     assert f"only {IMPORTANCE_MIN_TRIALS - 1} completed trials" in importance_warning(IMPORTANCE_MIN_TRIALS - 1)
@@ -181,7 +181,7 @@ def test_comparison_group_and_unknown_names(storage_url, tmp_path, capsys):
 
 
 def test_every_sampler_of_the_project(storage_url):
-    from hpo.samplers.factory import SAMPLERS, build_sampler
+    from hpo.samplers import SAMPLERS, build_sampler
 
     storage = open_storage(storage_url)
     studies = []

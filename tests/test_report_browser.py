@@ -10,11 +10,10 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-import pytest
 
-from hpo.benchmark_functions import get_function
+from hpo.browse._report import IMPORTANCE_MIN_TRIALS
 from hpo.cli import main
-from hpo.report import IMPORTANCE_MIN_TRIALS
+from hpo.compare._functions import get_function
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from data_pipeline import PreparedDataset
-from hpo.val_split import small_val_split_warning
+from hpo.study import small_val_split_warning
 from models import build_model
 from models.training import MIN_RETRAIN_EPOCHS, retrain_epoch_count, tied_best_epochs
 from tests.models_support import one_torch_thread  # noqa: F401  (autouse)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hpo.admission import Counts
-from hpo.launcher import Progress
-from hpo.run_output import StatusPrinter, eta_seconds
-from hpo.worker import TRIAL_LINE_WIDTH, _with_params
+from hpo.cli._progress import StatusPrinter, eta_seconds
+from hpo.results import Counts
+from hpo.run import Progress
+from hpo.run._worker import TRIAL_LINE_WIDTH, _with_params
 from tests.test_workers import sqlite_url, tiny_study
 
 LINE_CAP = 120

@@ -9,8 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.studyfile import load_study_file
-from hpo.worker import run_worker
+from hpo.run import run_worker
+from hpo.study import load_study_file
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
 N_TRIALS = 3

@@ -13,11 +13,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo import storage as storage_module
-from hpo.admission import AdmissionLock
-from hpo.launcher import launch
-from hpo.liveness import HEARTBEAT_ATTR, HeartbeatStorage
-from hpo.storage import StorageUnavailable, open_storage
+from hpo.run import AdmissionLock, launch
+from hpo.storage import _backends as storage_module
+from hpo.storage import open_storage
+from hpo.storage._backends import StorageUnavailable
+from hpo.storage._liveness import HEARTBEAT_ATTR, HeartbeatStorage
 from tests.test_workers import FINISHED, count, kill_one_worker_and_finish, tiny_study, trials_of
 
 HPO = [sys.executable, "-m", "hpo.cli"]

@@ -19,13 +19,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo.abandon import abandon_trials
-
-from hpo.launcher import launch
-from hpo.outage import EXIT_CODE, StorageOutage, StorageRetry, is_storage_error
-from hpo.storage import open_storage
-from hpo.studyfile import load_study_file
-from hpo.worker import _fail_stale_trials, run_worker
+from hpo.run import abandon_trials, launch, run_worker
+from hpo.run._worker import _fail_stale_trials
+from hpo.storage import EXIT_CODE, StorageOutage, StorageRetry, is_storage_error, open_storage
+from hpo.study import load_study_file
 from tests.test_workers import FINISHED, _private_run_directory, count, sqlite_url, tiny_study, trials_of  # noqa: F401
 
 WORKERS = 2
@@ -190,7 +187,7 @@ def test_storage_retry_waits_out_a_short_outage_and_gives_up_after_the_window(pr
                 private_postgres.start()
             return query()
 
-        with caplog.at_level("WARNING", logger="hpo.outage"):
+        with caplog.at_level("WARNING", logger="hpo.storage"):
             assert retry.call(query_restarting_the_server) == 1
         messages = [r.getMessage() for r in caplog.records]
         assert len(messages) == 2 and "t: storage test unreachable" in messages[0] and "reachable again" in messages[1]
@@ -235,8 +232,8 @@ def test_a_launcher_that_fails_itself_interrupts_and_reaps_its_workers(tmp_path,
 def test_a_trial_failed_as_stale_meanwhile_is_dropped_without_a_crash(tmp_path, caplog):
     """After an outage longer than grace_period other workers may fail this worker's trial: it goes on."""
 
-    from hpo.trial_writes import set_user_attrs
-    from hpo.worker import _ask, _run_trial
+    from hpo.run._worker import _ask, _run_trial
+    from hpo.storage import set_user_attrs
 
     storage = open_storage(sqlite_url(tmp_path), heartbeat_interval=1, grace_period=3)
     study = optuna.create_study(study_name="stale", storage=storage)
@@ -314,9 +311,8 @@ def test_retry_backs_off_exponentially_up_to_the_window_and_lets_other_errors_th
 def test_reports_and_the_tell_that_meet_a_restart_reach_the_database_once_it_is_back(private_postgres, unique_name):
     import threading
 
-
-    from hpo.trial_writes import BufferedReports
-    from hpo.worker import _ask, _run_trial
+    from hpo.run._worker import _ask, _run_trial
+    from hpo.storage import BufferedReports
 
     storage = open_storage(private_postgres.url, heartbeat_interval=1, grace_period=30)
     study = optuna.create_study(study_name=unique_name, storage=storage)

@@ -8,9 +8,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo.overrides import format_overrides, parse_overrides
-from hpo.space import decode_trial_params, parse_space
-from hpo.studyfile import StudyFileError, load_study_file
+from hpo.study import decode_trial_params, format_overrides, load_study_file, parse_overrides
+from hpo.study._space import parse_space
+from hpo.study._studyfile import StudyFileError
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
 STUDY_DIR = Path(__file__).parent.parent / "studies"
@@ -165,7 +165,7 @@ def test_binary_study_file_is_named_in_its_error(tmp_path):
 
 
 def test_study_name_rule_applies_to_names_from_the_command_line():
-    from hpo.studyfile import check_study_name
+    from hpo.study import check_study_name
 
     assert check_study_name("classifier-2026.v2", "--study-name") == "classifier-2026.v2"
     for bad, words in (("", "must not be empty"), ("a b", "may use letters"), ("x" * 129, "at most 128")):
@@ -184,7 +184,7 @@ def test_overrides_apply_before_validation(tmp_path):
 
 
 def test_setting_a_new_pruner_or_sampler_name_drops_the_old_ones_options(caplog):
-    caplog.set_level("INFO", logger="hpo.overrides")
+    caplog.set_level("INFO", logger="hpo.study")
     spec = load_study_file(STUDY_DIR / "conv_classifier.toml", {"pruner.name": "none", "sampler.name": "random"})
     assert spec.pruner.name == "none" and spec.pruner.options == {}
     assert "drops hyperband's options max_resource, min_resource, reduction_factor" in caplog.text
@@ -205,7 +205,7 @@ def test_cli_set_pruner_name_none_runs_a_trial(tmp_path, tiny_dataset, tiny_data
     path = tiny_study(tmp_path, tiny_data_config, name="switch", n_trials=1,
                       pruner={"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1})
     url = f"sqlite:///{tmp_path / 'switch.db'}"
-    caplog.set_level("INFO", logger="hpo.overrides")
+    caplog.set_level("INFO", logger="hpo.study")
     assert main(["worker", str(path), "--storage", url, "--set", "pruner.name=none", "--worker-index", "0"]) == 0
     assert "pruner.name=none drops median's options n_startup_trials, n_warmup_steps" in caplog.text
     study = optuna.load_study(study_name="switch", storage=url)
@@ -274,16 +274,15 @@ def test_int_step_and_float_step_distributions():
 )
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_valid_options_pass_the_signature_check(section, name, options):
-    from hpo.pruners import build_pruner
-    from hpo.samplers.factory import build_sampler
+    from hpo.samplers import build_pruner, build_sampler
 
     built = build_sampler(name, options, 0) if section == "sampler" else build_pruner(name, options)
     assert built is not None
 
 
 def test_storage_outage_window_is_validated_and_the_environment_overrides_it(tmp_path, monkeypatch):
-    from hpo.outage import DEFAULT_OUTAGE_WINDOW_S
-    from hpo.studyfile import StudyFileError, parse_study
+    from hpo.storage import DEFAULT_OUTAGE_WINDOW_S
+    from hpo.study._studyfile import StudyFileError, parse_study
 
     base = {
         "name": "s", "model": "classifier", "metric": "val_balanced_accuracy", "direction": "maximize",

@@ -8,8 +8,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from hpo.storage import open_storage
-from hpo.trial_writes import BufferedReports, set_user_attrs
+from hpo.storage import BufferedReports, open_storage, set_user_attrs
 
 ATTRS = {"val_loss": 0.5, "model_params": {"lr": 0.01, "hidden": [64, 32]}, "device": "cpu", "steps_run": 12}
 
@@ -182,8 +181,8 @@ def test_buffered_reports_on_postgresql(postgres_url, unique_name):
 
 
 def test_every_epoch_of_a_worker_trial_is_stored(tmp_path, tiny_dataset, tiny_data_config, monkeypatch):
-    from hpo.studyfile import load_study_file
-    from hpo.worker import run_worker
+    from hpo.run import run_worker
+    from hpo.study import load_study_file
     from tests.test_workers import tiny_study
 
     monkeypatch.setenv("HPO_HOME", str(tmp_path / "home"))

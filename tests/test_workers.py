@@ -8,19 +8,20 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 import tomli_w
+import tomllib
 from optuna.trial import TrialState
 
-from hpo.launcher import launch, worker_environment
+from hpo.run import launch, run_worker
+from hpo.run._launcher import worker_environment
+from hpo.run._worker import TRIAL_LINE_WIDTH
 from hpo.storage import open_storage
-from hpo.studyfile import apply_overrides, load_study_file
-from hpo.worker import TRIAL_LINE_WIDTH, run_worker
+from hpo.study import apply_overrides, load_study_file
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -118,7 +119,7 @@ def kill_one_worker_and_finish(url: str, tmp_path: Path, data_config: Any) -> No
         tmp_path, data_config, name="killed", n_trials=3,
         **{"fixed.max_epochs": 200, "fixed.early_stopping_patience": 200, "heartbeat": {"interval": 1, "grace_period": 3}},
     )
-    command = [sys.executable, "-m", "hpo.commands.worker", str(path), "--storage", url]
+    command = [sys.executable, "-m", "hpo.cli", "worker", str(path), "--storage", url]
     victim = subprocess.Popen(command + ["--worker-index", "0"], env=worker_environment(0, 2, [], 2))
     try:
         running = _wait_for_running_trial(url, "killed", victim.pid, timeout=90)
@@ -263,7 +264,9 @@ def test_worker_environment_splits_threads_and_pins_gpus_round_robin():
 
 
 def test_budget_semantics():
-    from hpo.admission import Counts, Decision, TrialBudget
+    from hpo.results import Counts
+    from hpo.run import TrialBudget
+    from hpo.run._admission import Decision
 
     budget = TrialBudget(n_trials=5, max_failed=3, timeout=None, started=time.monotonic())
     assert budget.decide(Counts(complete=2, pruned=1, running=1))[0] is Decision.RUN
@@ -294,8 +297,8 @@ def test_timeout_stops_starting_trials(tmp_path, tiny_dataset, tiny_data_config)
 
 
 def test_interrupted_trial_is_requeued_and_not_counted_as_a_failure(tmp_path):
-    from hpo.admission import Counts
-    from hpo.worker import _ask, _run_trial
+    from hpo.results import Counts
+    from hpo.run._worker import _ask, _run_trial
 
     storage = open_storage(sqlite_url(tmp_path), heartbeat_interval=1, grace_period=3)
     study = optuna.create_study(study_name="interrupted", storage=storage)
@@ -317,8 +320,7 @@ def test_interrupted_trial_is_requeued_and_not_counted_as_a_failure(tmp_path):
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
 def test_a_waiting_worker_says_what_it_waits_for(tmp_path, caplog):
     """Running trials hold the budget: the worker logs which, and how they get freed, instead of waiting silently."""
-    from hpo.admission import AdmissionLock, TrialBudget
-    from hpo.worker import trial_loop
+    from hpo.run import AdmissionLock, TrialBudget, trial_loop
 
     url = sqlite_url(tmp_path)
     storage = open_storage(url, heartbeat_interval=1, grace_period=5)
@@ -340,7 +342,7 @@ def test_a_waiting_worker_says_what_it_waits_for(tmp_path, caplog):
 
 
 def test_the_waiting_line_names_many_trials_compactly():
-    from hpo.worker import trial_numbers, wait_message
+    from hpo.run._worker import trial_numbers, wait_message
 
     assert trial_numbers([15, 14], 40) == "#14, #15"
     assert trial_numbers([3, 4, 5, 6, 9, 11, 12], 40) == "#3-#6, #9, #11, #12"
@@ -352,7 +354,7 @@ def test_the_waiting_line_names_many_trials_compactly():
 
 
 def test_sampler_seed_rule():
-    from hpo.samplers.seeding import sampler_seed
+    from hpo.samplers import sampler_seed
 
     assert sampler_seed(7, 0) == 7 and sampler_seed(7, 2) == 2007  # a fresh study: seed + 1000 x worker index
     assert sampler_seed(7, 0, trials_before=2) == 7 + 2 * 1_000_003  # a resumed one: shifted by the trials it holds
@@ -382,7 +384,7 @@ def test_a_resumed_study_proposes_new_configurations_and_a_fresh_one_reproduces(
     path = _fast_tpe_study(tmp_path, tiny_data_config, "resumed")
     run_worker(load_study_file(path), storage_url=url, worker_index=0, num_threads=1)
     # resumed for 2 more in a new worker process, as `hpo worker` (the launcher's child) runs it
-    subprocess.run([sys.executable, "-m", "hpo.commands.worker", str(path), "--storage", url, "--n-trials", "4",
+    subprocess.run([sys.executable, "-m", "hpo.cli", "worker", str(path), "--storage", url, "--n-trials", "4",
                     "--worker-index", "0", "--threads", "1"], check=True, timeout=300)
     trials = trials_of(url, "resumed")
     points = [tuple(sorted(t.params.items())) for t in trials]

@@ -1,94 +1,11 @@
-"""``hpo worker STUDY_FILE --storage URL``: one study worker (for other hosts, SLURM arrays, or ``hpo run``).
+"""Moved: ``python -m hpo.commands.worker`` is now ``python -m hpo.cli worker`` (or ``hpo worker``).
 
-Also runnable as ``python -m hpo.commands.worker`` (what ``hpo run`` starts), which
-does not depend on the other subcommands importing.
+Scripts that start workers the old way get one line saying so and exit status 2.
 """
 
-from __future__ import annotations
-
-import argparse
-import logging
-import os
 import sys
-from collections.abc import Sequence
-
-from hpo.commands.study_args import add_study_arguments, overrides_from
-from hpo.outage import EXIT_CODE, StorageOutage, is_storage_error, short_reason
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "worker",
-        help="run one worker of a study (start many, on many hosts, against one storage)",
-        description="Run trials of a study until its n_trials finished trials (in total, over all workers) exist.",
-    )
-    _add_arguments(parser)
-    parser.set_defaults(handler=run)
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_study_arguments(parser)
-    parser.add_argument(
-        "--worker-index", type=int,
-        help="this worker's index (offsets the sampler seed; default: from SLURM_ARRAY_TASK_ID, else the PID)",
-    )
-    parser.add_argument("--threads", type=int, help="CPU threads for training (default: $HPO_NUM_THREADS or all)")
-    parser.add_argument(
-        "--trials-before", type=int, metavar="N",
-        help="trials the study held when this run began; shifts the sampler seed so a resumed study proposes "
-             "new configurations (default: counted when this worker opens the study; `hpo run` passes it)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from hpo.storage import check_storage_url, resolve_storage_url
-    from hpo.studyfile import check_study_name, load_study_file
-    from hpo.worker import run_worker
-
-    if args.study_name is not None:  # the cheap checks first, before the study file and its models load
-        check_study_name(args.study_name, "--study-name")
-    check_storage_url(resolve_storage_url(args.storage))
-    spec = load_study_file(args.study_file, overrides_from(args))
-    index = args.worker_index
-    if index is None and os.environ.get("SLURM_ARRAY_TASK_ID", "").isdigit():
-        index = int(os.environ["SLURM_ARRAY_TASK_ID"])
-    threads = args.threads or (int(os.environ["HPO_NUM_THREADS"]) if os.environ.get("HPO_NUM_THREADS", "").isdigit() else None)
-    if args.trials_before is not None and args.trials_before < 0:
-        raise ValueError(f"--trials-before must be >= 0, got {args.trials_before}")
-    report = run_worker(
-        spec, storage_url=args.storage, study_name=args.study_name, worker_index=index, num_threads=threads,
-        trials_before=args.trials_before,
-    )
-    if report.stopped_on_failures:
-        print(f"hpo worker: {spec.path}: {report.stop_reason}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hpo worker", description="Run one worker of a study.")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
-    except (ValueError, OSError, LookupError) as error:
-        if args.verbose:
-            raise
-        print(f"hpo worker: error: {error}", file=sys.stderr)
-        return EXIT_CODE if isinstance(error, StorageOutage) else 2
-    except Exception as error:
-        if args.verbose or not is_storage_error(error):
-            raise
-        print(f"hpo worker: error: storage unreachable: {short_reason(error)}", file=sys.stderr)
-        return EXIT_CODE
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    print("python -m hpo.commands.worker has moved: use `hpo worker ...` or `python -m hpo.cli worker ...` "
+          "(same arguments)", file=sys.stderr)
+    sys.exit(2)

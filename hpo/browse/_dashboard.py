@@ -1,0 +1,116 @@
+"""optuna-dashboard on the project's storage and artifact store.
+
+The dashboard is optuna-dashboard's own WSGI application (:func:`optuna_dashboard.wsgi`)
+served by the same threaded ``wsgiref`` server its CLI uses; what this module adds is the
+project's storage (SQLite in WAL mode with a long busy timeout, so the dashboard reads while
+workers write, or PostgreSQL), the artifact store the workers upload to, a loopback default
+and a bound port known before serving (``port=0`` picks a free one).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import sqlalchemy
+
+from hpo.storage import artifact_directory, journal_path, open_storage, redact, resolve_storage_url
+
+logger = logging.getLogger(__package__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+class _ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _LoggingRequestHandler(WSGIRequestHandler):
+    """Request lines go to ``logging`` (debug) instead of stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (wsgiref's name)
+        logger.debug("%s %s", self.address_string(), format % args)
+
+
+def _check_sqlite_file_exists(url: str) -> None:
+    """A dashboard on an explicitly named SQLite file that does not exist is a typo, not a new study."""
+    database = sqlalchemy.engine.make_url(url).database
+    if database and database != ":memory:" and not Path(database).exists():
+        raise FileNotFoundError(f"no storage at {url}: the SQLite file {database} does not exist")
+
+
+def make_dashboard_server(
+    storage_url: str | None = None,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    artifact_dir: str | Path | None = None,
+) -> tuple[WSGIServer, str]:
+    """Open the storage, build optuna-dashboard's app and bind it; returns ``(server, url)``.
+
+    ``storage_url`` defaults like every other command (``$HPO_STORAGE`` or the run directory's
+    SQLite file); an explicitly named SQLite file must exist. ``artifact_dir`` defaults to the
+    project's artifact directory (``$HPO_ARTIFACTS`` or ``<run dir>/artifacts``).
+    Raises :class:`OSError` when the port is taken.
+    """
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna_dashboard import wsgi
+
+    url = resolve_storage_url(storage_url)
+    if storage_url and url.startswith("sqlite"):
+        _check_sqlite_file_exists(url)
+    if url.startswith("journal") and not journal_path(url).exists():
+        raise FileNotFoundError(f"no storage at {url}: the journal file {journal_path(url)} does not exist")
+    storage = open_storage(url, heartbeat_interval=None)
+    artifacts = Path(artifact_dir) if artifact_dir else artifact_directory()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    app = wsgi(storage, artifact_store=FileSystemArtifactStore(str(artifacts)))
+    try:
+        server = make_server(host, port, app, server_class=_ThreadedWSGIServer,
+                             handler_class=_LoggingRequestHandler)
+    except OSError as error:
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}; "
+                      "pick another --port (0 = any free port)") from None
+    shown_host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    address = f"http://{shown_host}:{server.server_port}/dashboard/"
+    logger.info("optuna-dashboard on %s (artifacts in %s) at %s", redact(url), artifacts, address)
+    return server, address
+
+
+def browse_command(storage_url: str, *, storage_given: bool = True) -> str:
+    """The commands that show ``storage_url`` in optuna-dashboard with its artifacts (learning curves, confusion matrices).
+
+    ``hpo dashboard`` (with ``--storage`` unless ``storage_given`` is false: the default storage)
+    and, for URLs optuna-dashboard reads itself, the plain ``optuna-dashboard ... --artifact-dir``.
+    """
+    shown = shlex.quote(redact(storage_url))
+    command = "hpo dashboard" + (f" --storage {shown}" if storage_given else "")
+    if storage_url.startswith(("sqlite", "postgresql", "mysql")):
+        command += f"   (or: optuna-dashboard {shown} --artifact-dir {shlex.quote(str(artifact_directory()))})"
+    return command
+
+
+def serve_dashboard(
+    storage_url: str | None = None,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    artifact_dir: str | Path | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve optuna-dashboard until interrupted; ``on_ready(url)`` is called once it listens."""
+    server, address = make_dashboard_server(storage_url, host=host, port=port, artifact_dir=artifact_dir)
+    if on_ready is not None:
+        on_ready(address)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

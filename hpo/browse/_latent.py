@@ -1,0 +1,229 @@
+"""Latent-space pictures: a trained model's embeddings in 2-D, coloured by tissue.
+
+The embeddings are the autoencoder's latent codes or a classifier's penultimate layer
+(``model.embed(X)``). They are projected to 2-D with PCA (fitted on the training split, so
+validation and test rows fall where the model puts unseen samples), t-SNE (scikit-learn,
+all rows at once, after PCA to at most 50 dimensions) or UMAP when ``umap-learn`` is
+installed. Each figure is an interactive plotly scatter: colour = tissue, marker = split,
+hover = sample ID, tissue, primary disease (and the predicted tissue for classifiers).
+
+The core functions take plain inputs (:func:`latent_points` -> :func:`project` ->
+:func:`latent_figure`); :func:`write_latent_plots` runs them for a model and a prepared data set.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_pipeline.dataset import SPLITS, PreparedDataset
+
+logger = logging.getLogger(__package__)
+
+METHODS = ("pca", "tsne", "umap")
+DISEASE_COLUMN = "OncotreePrimaryDisease"
+SPLIT_SYMBOLS = {"train": "circle", "val": "diamond", "test": "x"}
+PCA_BEFORE_TSNE = 50
+
+
+def available_methods() -> tuple[str, ...]:
+    """The projections usable here: PCA and t-SNE always, UMAP when ``umap-learn`` is installed."""
+    return tuple(m for m in METHODS if m != "umap" or importlib.util.find_spec("umap") is not None)
+
+
+def _predicts_tissues(model: Any) -> bool:
+    """Whether ``model.predict`` returns tissue indices (a classifier, not an autoencoder)."""
+    from models import get_spec
+
+    try:
+        return get_spec(model.name).task == "classification"
+    except (AttributeError, ValueError, LookupError):
+        return False
+
+
+def latent_points(model: Any, data: PreparedDataset, splits: Sequence[str] = SPLITS) -> tuple[np.ndarray, pd.DataFrame]:
+    """Embeddings of every row of ``splits`` and one metadata row per sample.
+
+    Metadata columns: ``sample_id``, ``tissue``, ``disease``, ``split`` and, when the model
+    predicts tissues, ``predicted``.
+    """
+    if not hasattr(model, "embed"):
+        raise ValueError(f"{type(model).__name__} has no embed(): only autoencoders and deep classifiers have a latent space")
+    blocks, frames = [], []
+    for split in splits:
+        X, y = data.split(split)
+        n = len(y)
+        if n == 0:
+            continue
+        embedding = np.asarray(model.embed(X), dtype=np.float64)
+        if embedding.ndim != 2 or embedding.shape[0] != n:
+            raise ValueError(f"{split}: embed() returned shape {embedding.shape} for {n} rows")
+        info = data.sample_info.get(split, {})
+        frame = pd.DataFrame({
+            "sample_id": list(data.sample_ids[split]),
+            "tissue": [data.tissues[int(index)] for index in y],
+            "disease": [str(v) for v in info.get(DISEASE_COLUMN, ["unknown"] * n)],
+            "split": split,
+        })
+        if _predicts_tissues(model):
+            frame["predicted"] = [data.tissues[int(index)] for index in model.predict(X)]
+        blocks.append(embedding)
+        frames.append(frame)
+    if not blocks:
+        raise ValueError(f"no rows in splits {list(splits)}")
+    return np.vstack(blocks), pd.concat(frames, ignore_index=True)
+
+
+def project(embeddings: np.ndarray, method: str, *, fit_rows: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """2-D coordinates of ``embeddings`` (``n x d``) by ``pca``, ``tsne`` or ``umap``.
+
+    PCA is fitted on ``fit_rows`` (a boolean mask, e.g. the training split) and applied to all rows;
+    t-SNE and UMAP embed all rows together.
+    """
+    from sklearn.decomposition import PCA
+
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    n, dims = embeddings.shape
+    if n < 3:
+        raise ValueError(f"need at least 3 samples to project, got {n}")
+    if not np.all(np.isfinite(embeddings)):
+        raise ValueError("the embeddings hold NaN or infinite values: the model diverged")
+    if dims == 1:
+        embeddings = np.hstack([embeddings, np.zeros_like(embeddings)])
+        dims = 2
+    if method == "pca":
+        rows = embeddings if fit_rows is None else embeddings[np.asarray(fit_rows, dtype=bool)]
+        return PCA(n_components=2, random_state=seed).fit(rows).transform(embeddings)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        reduced = embeddings
+        if dims > PCA_BEFORE_TSNE and n > PCA_BEFORE_TSNE:
+            reduced = PCA(n_components=PCA_BEFORE_TSNE, random_state=seed).fit_transform(embeddings)
+        from threadpoolctl import threadpool_limits
+
+        perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
+        # One OpenMP thread: on a busy machine scikit-learn's Barnes-Hut threads spin against each
+        # other (measured 5x slower for 1,400 samples on 2 shared cores).
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
+    if method == "umap":
+        if importlib.util.find_spec("umap") is None:
+            raise ValueError("method 'umap' needs the umap-learn package: pip install umap-learn")
+        import umap
+
+        neighbours = int(min(15, n - 1))
+        return umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=seed).fit_transform(embeddings)
+    raise ValueError(f"unknown projection {method!r}; expected one of {METHODS}")
+
+
+def _palette(n: int) -> list[str]:
+    import plotly.express as px
+
+    colours = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24 + px.colors.qualitative.Alphabet
+    return [colours[index % len(colours)] for index in range(n)]
+
+
+def latent_figure(coords: np.ndarray, points: pd.DataFrame, *, title: str, tissues: Sequence[str] | None = None) -> Any:
+    """Scatter of ``coords`` (``n x 2``): one trace per tissue and split (colour = tissue, symbol = split).
+
+    Every sample is one point; its ``customdata`` is ``[sample_id, tissue, disease, split(, predicted)]``.
+    """
+    import plotly.graph_objects as go
+
+    if len(coords) != len(points):
+        raise ValueError(f"{len(coords)} coordinates for {len(points)} samples")
+    tissues = list(tissues) if tissues is not None else sorted(points["tissue"].unique())
+    colours = dict(zip(tissues, _palette(len(tissues))))
+    has_prediction = "predicted" in points.columns
+    columns = ["sample_id", "tissue", "disease", "split"] + (["predicted"] if has_prediction else [])
+    hover = (
+        "<b>%{customdata[0]}</b><br>tissue: %{customdata[1]}<br>disease: %{customdata[2]}"
+        "<br>split: %{customdata[3]}" + ("<br>predicted: %{customdata[4]}" if has_prediction else "")
+        + "<extra></extra>"
+    )
+    figure = go.Figure()
+    splits = [split for split in SPLITS if split in set(points["split"])]
+    for tissue in tissues:
+        for split in splits:
+            mask = ((points["tissue"] == tissue) & (points["split"] == split)).to_numpy()
+            if not mask.any():
+                continue
+            figure.add_trace(go.Scattergl(
+                x=coords[mask, 0], y=coords[mask, 1], mode="markers",
+                name=f"{tissue} ({split})", legendgroup=tissue,
+                marker={"color": colours[tissue], "symbol": SPLIT_SYMBOLS.get(split, "circle"), "size": 7,
+                        "opacity": 0.85, "line": {"width": 0.5, "color": "white"}},
+                customdata=points.loc[mask, columns].to_numpy(dtype=object),
+                hovertemplate=hover,
+            ))
+    figure.update_layout(
+        title=title, template="plotly_white", width=1100, height=750,
+        legend={"title": "tissue (split)", "itemsizing": "constant"},
+        xaxis_title="component 1", yaxis_title="component 2",
+    )
+    return figure
+
+
+def write_png(figure: Any, path: Path) -> Path | None:
+    """The figure as a PNG when plotly's static exporter (kaleido) works here, else ``None``."""
+    if importlib.util.find_spec("kaleido") is None:
+        logger.info("no PNG for %s: plotly's static image exporter (kaleido) is not installed", path.name)
+        return None
+    try:
+        figure.write_image(str(path), scale=2)
+        return path
+    except Exception as error:  # kaleido present but no browser, etc.
+        logger.warning("no PNG for %s: %s", path.name, error)
+        return None
+
+
+def write_latent_plots(
+    model: Any,
+    data: PreparedDataset,
+    out_dir: str | Path,
+    *,
+    methods: Sequence[str] = ("pca", "tsne"),
+    label: str = "",
+    seed: int = 0,
+    png: bool = True,
+    plotly_js: str = "shared",
+) -> list[Path]:
+    """For each method: ``latent_<method>.html`` (works offline) and a PNG where possible.
+
+    Also writes ``latent_points.csv`` (sample metadata and every method's coordinates).
+    ``plotly_js``: how the pages load plotly.js, see :mod:`hpo.plotly_js` (``shared`` also writes
+    ``plotly.min.js`` into ``out_dir``, once for all the pages). Returns the written paths.
+    """
+    from hpo.browse._plotly_js import figure_page
+
+    embeddings, points = latent_points(model, data)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    label = label or getattr(model, "name", type(model).__name__)
+    what = "latent code" if getattr(model, "name", "") == "autoencoder" else "embedding"
+    written = []
+    table = points.copy()
+    for method in methods:
+        coords = project(embeddings, method, fit_rows=(points["split"] == "train").to_numpy(), seed=seed)
+        table[f"{method}_1"], table[f"{method}_2"] = coords[:, 0], coords[:, 1]
+        title = (f"{label}: {what} ({embeddings.shape[1]} dims) by {method.upper()}, "
+                 f"{len(points)} samples, {data.n_classes} tissues")
+        figure = latent_figure(coords, points, title=title, tissues=data.tissues)
+        html_path = out / f"latent_{method}.html"
+        html_path.write_text(figure_page(figure, plotly_js, out, title=title), encoding="utf-8")
+        written.append(html_path)
+        if png:
+            png_path = write_png(figure, out / f"latent_{method}.png")
+            if png_path is not None:
+                written.append(png_path)
+    csv_path = out / "latent_points.csv"
+    table.to_csv(csv_path, index=False)
+    written.append(csv_path)
+    return written

@@ -1,0 +1,358 @@
+"""Static HTML reports of studies: Optuna's plotly figures and the table of top trials.
+
+One page (plotly.js loaded as :mod:`hpo.plotly_js` says: by default a shared ``plotly.min.js``
+beside it, nothing fetched from the network) holds, per study: its description (user
+attributes), optimisation history, parameter importances, parallel coordinates, slice plot
+(wrapped into rows of :data:`SLICE_COLUMNS` panels, so it fits the page), intermediate values
+(what pruning cut), timeline (what the workers did in parallel) and the top trials. Where a
+figure cannot say anything yet (no completed trial, a single one, no intermediate values), the
+page says so instead; parameter importances from fewer than :data:`IMPORTANCE_MIN_TRIALS`
+completed trials carry a warning, on the page and in the log.
+
+A comparison group from ``hpo compare`` (studies ``{prefix}/{sampler}/seed{seed}`` with user
+attribute ``comparison``) gets the comparison figure and summary of :mod:`hpo.compare_report`
+first, then one folded section per study.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.browse._compare_report import PAGE_STYLE, table_html
+from hpo.results import find_studies
+
+logger = logging.getLogger(__package__)
+
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("history", "Optimisation history"),
+    ("importances", "Parameter importances"),
+    ("parallel", "Parallel coordinates"),
+    ("slice", "Slice plot"),
+    ("intermediate", "Intermediate values (pruning)"),
+    ("timeline", "Timeline (workers in parallel)"),
+)
+"""Figure key and heading, in page order; each study's figure ``key`` has the element id ``{slug}-{key}``."""
+
+TOP_TRIALS_DEFAULT = 10
+IMPORTANCE_MIN_TRIALS = 20
+"""Below this many completed trials, fANOVA's importances (a random forest fitted on the trials)
+mostly reflect which points happened to be drawn; the report says so. With ~20 trials and a
+handful of parameters the forest has a few points per parameter and split to learn from."""
+SLICE_COLUMNS = 4
+"""Slice-plot panels per row: Optuna draws one 300 px panel per parameter side by side."""
+SLICE_ROW_HEIGHT = 300
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A rendered figure (``figure`` set) or the reason there is none (``note`` set)."""
+
+    key: str
+    title: str
+    figure: Any | None = None
+    note: str | None = None
+    warning: str | None = None
+    """Drawn, but read with care (e.g. importances from few trials)."""
+
+
+def _completed(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _target(study: optuna.Study) -> tuple[Callable[[FrozenTrial], float] | None, str]:
+    """Single objective: Optuna's default. Several: the first objective, named."""
+    metric = str(study.user_attrs.get("metric") or "Objective Value")
+    if len(study.directions) == 1:
+        return None, metric
+    return (lambda trial: trial.values[0]), f"{metric} (objective 0)"
+
+
+def _varying_params(trials: Sequence[FrozenTrial], *, in_every_trial: bool = False) -> list[str]:
+    """Parameters that took more than one value; ``in_every_trial``: only those all trials have
+    (conditional parameters would make Optuna drop the trials without them)."""
+    names = sorted({name for trial in trials for name in trial.params})
+    if in_every_trial:
+        names = [name for name in names if all(name in trial.params for trial in trials)]
+    return [
+        name for name in names
+        if len({json.dumps(trial.params.get(name), default=str) for trial in trials if name in trial.params}) > 1
+    ]
+
+
+def importance_warning(completed: int) -> str | None:
+    """The caveat for importances from ``completed`` trials, or ``None`` from enough of them."""
+    if completed >= IMPORTANCE_MIN_TRIALS:
+        return None
+    return (f"only {completed} completed trials: parameter importances from fewer than {IMPORTANCE_MIN_TRIALS} "
+            "mostly reflect which points happened to be drawn; do not rank parameters by them yet")
+
+
+def wrap_subplots(figure: Any, columns: int = SLICE_COLUMNS, row_height: int = SLICE_ROW_HEIGHT) -> Any:
+    """Re-place the side-by-side subplots of an Optuna figure (slice plot) into rows of ``columns``.
+
+    Each subplot keeps its axes (log, categorical, shared y range); only their domains move. The
+    figure's fixed width is dropped, so it fills its container; the height grows with the rows.
+    """
+    from plotly.subplots import make_subplots
+
+    count = sum(1 for key in figure.layout.to_plotly_json() if re.fullmatch(r"xaxis\d*", key))
+    if count <= 1:
+        return figure
+    rows, cols = math.ceil(count / columns), min(count, columns)
+    height = row_height * rows + 80
+    grid = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.04,
+                         vertical_spacing=min(0.3, 90 / height) if rows > 1 else 0.0)
+    y_title = figure.layout.yaxis.title.text
+    for index in range(count):
+        suffix = str(index + 1) if index else ""
+        figure.layout[f"xaxis{suffix}"].domain = grid.layout[f"xaxis{suffix}"].domain
+        figure.layout[f"yaxis{suffix}"].domain = grid.layout[f"yaxis{suffix}"].domain
+        if index % cols == 0:
+            figure.layout[f"yaxis{suffix}"].update(showticklabels=True, title_text=y_title)
+    figure.update_layout(width=None, height=height, autosize=True)
+    return figure
+
+
+def study_figures(study: optuna.Study) -> list[Figure]:
+    """Every figure of :data:`FIGURES` for ``study``, or a note saying why it has none."""
+    from optuna import visualization as vis
+    from optuna.importance import FanovaImportanceEvaluator
+
+    trials = study.get_trials(deepcopy=False)
+    completed = _completed(study)
+    target, target_name = _target(study)
+    targeted = {"target": target, "target_name": target_name}
+    varying = _varying_params(completed)
+    common = _varying_params(completed, in_every_trial=True)
+    no_completed = f"no completed trial yet ({len(trials)} trials in other states)"
+
+    def importances() -> Any:
+        evaluator = FanovaImportanceEvaluator(seed=0)
+        return vis.plot_param_importances(study, evaluator=evaluator, params=common, **targeted)
+
+    def intermediate() -> Any:
+        return vis.plot_intermediate_values(study)
+
+    builders: dict[str, tuple[str | None, Callable[[], Any]]] = {
+        "history": (no_completed if not completed else None,
+                    lambda: vis.plot_optimization_history(study, **targeted)),
+        "importances": (
+            no_completed if not completed
+            else "parameter importances need at least 2 completed trials" if len(completed) < 2
+            else "no parameter that every completed trial has took more than one value" if not common
+            else None,
+            importances,
+        ),
+        "parallel": (
+            no_completed if not completed
+            else "no parameter that every completed trial has took more than one value" if not common else None,
+            lambda: vis.plot_parallel_coordinate(study, params=common, **targeted),
+        ),
+        "slice": (no_completed if not completed else "the study has no parameters" if not varying else None,
+                  lambda: wrap_subplots(vis.plot_slice(study, params=varying, **targeted))),
+        "intermediate": (
+            "several objectives: Optuna records no intermediate values" if len(study.directions) > 1
+            else "no trial reported intermediate values (this model has no per-step reports)"
+            if not any(trial.intermediate_values for trial in trials) else None,
+            intermediate,
+        ),
+        "timeline": ("no trial yet" if not trials else None, lambda: vis.plot_timeline(study)),
+    }
+    figures = []
+    for key, title in FIGURES:
+        note, build = builders[key]
+        if note is not None:
+            figures.append(Figure(key, title, note=note))
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                drawn = build()
+            drawn.update_layout(title=None, margin={"t": 30})  # the page's heading names the figure
+            caveat = importance_warning(len(completed)) if key == "importances" else None
+            if caveat:
+                logger.warning("%s: %s", study.study_name, caveat)
+            figures.append(Figure(key, title, figure=drawn, warning=caveat))
+        except Exception as error:  # a figure Optuna cannot draw for this study must not cost the report
+            logger.warning("%s: %s not drawn: %s", study.study_name, title, error)
+            figures.append(Figure(key, title, note=f"not drawn: {error}"))
+    return figures
+
+
+def top_trials(study: optuna.Study, top: int = TOP_TRIALS_DEFAULT) -> pd.DataFrame:
+    """The ``top`` best completed trials: number, value(s), duration, parameters, recorded metrics."""
+    completed = _completed(study)
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    best = sorted(completed, key=lambda trial: sign * trial.values[0])[:top]
+    rows = []
+    for trial in best:
+        row: dict[str, Any] = {"trial": trial.number}
+        if len(trial.values) == 1:
+            row["value"] = trial.values[0]
+        else:
+            row.update({f"value {index}": value for index, value in enumerate(trial.values)})
+        row["seconds"] = trial.duration.total_seconds() if trial.duration else np.nan
+        row.update({f"param {name}": value for name, value in trial.params.items()})
+        row.update({
+            name: value for name, value in trial.user_attrs.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        })
+        if "device" in trial.user_attrs:
+            row["device"] = trial.user_attrs["device"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "study"
+
+
+def _format_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 400 else text[:400] + "…"
+
+
+def _study_header(study: optuna.Study) -> str:
+    """One row per fact: direction(s), trial counts, then the user attributes (the ``direction``
+    attribute of study files is the first row already)."""
+    trials = study.get_trials(deepcopy=False)
+    counts = pd.Series([trial.state.name for trial in trials]).value_counts().to_dict() if trials else {}
+    directions = ", ".join(direction.name.lower() for direction in study.directions)
+    attrs = {"direction" if len(study.directions) == 1 else "directions": directions,
+             "trials": ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "0"}
+    attrs.update({key: _format_value(value) for key, value in sorted(study.user_attrs.items())
+                  if key not in ("direction", "directions")})
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in attrs.items())
+    return f"<div class='scroll'><table class='study-header'>{rows}</table></div>"
+
+
+def study_section(study: optuna.Study, *, top: int = TOP_TRIALS_DEFAULT, level: int = 2,
+                  heading: bool = True) -> str:
+    """HTML of one study: description, each figure (or its note), the top trials.
+
+    ``heading=False`` leaves out the study's own heading (the page title or a folded section's
+    summary already names it).
+    """
+    slug = _slug(study.study_name)
+    title = f"<h{level} id='{slug}'>Study {html.escape(study.study_name)}</h{level}>" if heading else ""
+    parts = [title, _study_header(study)]
+    for figure in study_figures(study):
+        parts.append(f"<h{level + 1}>{html.escape(figure.title)}</h{level + 1}>")
+        if figure.warning:
+            parts.append(f"<p class='note warning' id='{slug}-{figure.key}-warning'>"
+                         f"{html.escape(figure.warning)}</p>")
+        if figure.figure is not None:
+            parts.append(figure.figure.to_html(full_html=False, include_plotlyjs=False,
+                                               div_id=f"{slug}-{figure.key}"))
+        else:
+            parts.append(f"<p class='note' id='{slug}-{figure.key}-note'>{html.escape(figure.note or '')}</p>")
+    parts.append(f"<h{level + 1}>Top trials</h{level + 1}>")
+    table = top_trials(study, top)
+    parts.append(table_html(table) if not table.empty else "<p class='note'>no completed trial yet</p>")
+    return "\n".join(parts)
+
+
+def comparison_section(studies: Sequence[optuna.Study], name: str) -> str:
+    """The sampler comparison of :mod:`hpo.compare_report` (verdict, ranking, figure, summary) for a group."""
+    from hpo.browse._compare_report import comparison_html
+    from hpo.compare import TRIAL_COLUMNS, best_so_far, summarize
+    from hpo.samplers import SAMPLER_SECONDS_KEY
+
+    directions = {study.directions[0].name.lower() for study in studies}
+    if len(directions) != 1 or any(len(study.directions) != 1 for study in studies):
+        return "<p class='note'>the group mixes directions or objectives: no common comparison figure</p>"
+    direction = directions.pop()
+    tables = []
+    options: dict[str, Any] = {}
+    for study in studies:
+        sampler = str(study.user_attrs.get("sampler", study.study_name))
+        options.setdefault(sampler, study.user_attrs.get("sampler_options") or {})
+        trials = sorted(study.get_trials(deepcopy=False), key=lambda trial: trial.number)
+        starts = [trial.datetime_start for trial in trials if trial.datetime_start is not None]
+        origin = min(starts) if starts else None
+        frame = pd.DataFrame([{
+            "comparison": name,
+            "problem": study.user_attrs.get("problem", ""),
+            "sampler": sampler,
+            "seed": study.user_attrs.get("seed", 0),
+            "study": study.study_name,
+            "number": trial.number,
+            "state": trial.state.name,
+            "value": trial.value if trial.state == TrialState.COMPLETE else np.nan,
+            "elapsed_s": (trial.datetime_complete - origin).total_seconds()
+            if trial.datetime_complete and origin else np.nan,
+            "sampler_s": trial.system_attrs.get(SAMPLER_SECONDS_KEY, np.nan),
+        } for trial in trials], columns=[c for c in TRIAL_COLUMNS if c != "best_so_far"])
+        frame["best_so_far"] = best_so_far(frame["value"], direction)
+        tables.append(frame[list(TRIAL_COLUMNS)])
+    trials = pd.concat(tables, ignore_index=True)
+    target = studies[0].user_attrs.get("target")
+    target = float(target) if isinstance(target, (int, float)) else None
+    summary = summarize(trials, direction, target, options)
+    # no trial reported an intermediate value (the test functions): nothing could have been pruned
+    can_prune = any(trial.intermediate_values for study in studies for trial in study.get_trials(deepcopy=False))
+    return comparison_html(trials, summary, direction=direction, target=target, can_prune=can_prune)
+
+
+def render_report(studies: Sequence[optuna.Study], *, title: str, top: int = TOP_TRIALS_DEFAULT,
+                  comparison: str | None = None, plotly_js_tag: str | None = None) -> str:
+    """The whole page as a string; ``plotly_js_tag`` loads plotly.js (default: embedded once,
+    see :func:`hpo.plotly_js.plotly_js_tag`)."""
+    from hpo.browse._plotly_js import plotly_js_tag as make_tag
+
+    single = comparison is None and len(studies) == 1
+    body = [] if single else [f"<h1>{html.escape(title)}</h1>"]
+    if comparison is not None:
+        try:
+            body.append(comparison_section(studies, comparison))
+        except Exception as error:
+            logger.warning("comparison %s: figure not drawn: %s", comparison, error)
+            body.append(f"<p class='note'>comparison figure not drawn: {html.escape(str(error))}</p>")
+        body.append(f"<h2 id='studies'>Studies ({len(studies)})</h2>")
+        for study in studies:
+            body.append(f"<details id='{_slug(study.study_name)}'><summary>{html.escape(study.study_name)}</summary>"
+                        f"{study_section(study, top=top, level=3, heading=False)}</details>")
+    elif single:
+        body.append(study_section(studies[0], top=top, level=1))
+    else:
+        body += [study_section(study, top=top) for study in studies]
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style>"
+        f"{plotly_js_tag if plotly_js_tag is not None else make_tag('inline')}</head><body>"
+        + "\n".join(body) + "</body></html>"
+    )
+
+
+def write_report(storage: optuna.storages.BaseStorage, name: str, out_dir: str | Path, *,
+                 top: int = TOP_TRIALS_DEFAULT, plotly_js: str = "shared") -> Path:
+    """Write ``out_dir/report.html`` for the study or comparison group ``name``; returns its path.
+
+    ``plotly_js``: ``shared`` (also writes ``out_dir/plotly.min.js``), ``inline`` or ``cdn``.
+    """
+    from hpo.browse._plotly_js import plotly_js_tag
+
+    studies = find_studies(storage, name)
+    is_group = len(studies) > 1 or studies[0].study_name != name
+    out = Path(out_dir)
+    tag = plotly_js_tag(plotly_js, out)
+    page = render_report(studies, title=f"{'Comparison' if is_group else 'Study'} {name}", top=top,
+                         comparison=name if is_group else None, plotly_js_tag=tag)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,167 @@
+"""``hpo compare``: run samplers side by side on a study file or a built-in test function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hpo.cli._options import add_plotly_js_argument
+
+DEFAULT_FUNCTION_TRIALS = 100
+DEFAULT_STUDY_TRIALS = 20
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare samplers (tpe, ga, random, nsga2, cmaes, ...) over several seeds",
+        description=(
+            "Run one study per sampler x seed, named PREFIX/SAMPLER/seedN in the storage (user attributes "
+            "comparison, sampler, sampler_options, seed, target), then write trials.csv, summary.csv and a "
+            "plotly report.html that names the winner, ranks the samplers by best value and by time to the "
+            "target, and draws best so far against trial and wall time, final best values, trials to reach "
+            "the target, pruned fraction and the sampler's own time per trial. Give a study file, or "
+            "--function for a cheap built-in test function (many seeds are affordable, no training noise; its "
+            "studies stay in memory unless --storage is given). Re-running a stored comparison with the same "
+            "--name resumes."
+        ),
+    )
+    parser.add_argument("study_file", nargs="?", help="TOML study file (or use --function)")
+    parser.add_argument("--function", metavar="NAME", help="built-in test function instead of a study file")
+    parser.add_argument("--list-functions", action="store_true", help="list the test functions and exit")
+    parser.add_argument("--samplers", default="tpe,ga,random,nsga2,cmaes",
+                        help="comma-separated sampler names (default tpe,ga,random,nsga2,cmaes)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per sampler (default 5)")
+    parser.add_argument("--n-trials", type=int,
+                        help=f"trials per study (default {DEFAULT_FUNCTION_TRIALS} for a function, "
+                             f"the file's n_trials or {DEFAULT_STUDY_TRIALS} for a study)")
+    parser.add_argument("--workers", "-j", type=int, default=1,
+                        help="worker processes sharing each study (default 1; >1 needs a database storage)")
+    parser.add_argument("--storage", metavar="URL",
+                        help="storage URL; default: in memory for --function with one worker (fast, nothing "
+                             "kept), else $HPO_STORAGE or sqlite in $HPO_HOME; 'memory' keeps nothing "
+                             "(one worker only)")
+    parser.add_argument("--name", metavar="PREFIX", help="comparison name, the study name prefix "
+                                                         "(default compare-<problem>-<time>)")
+    parser.add_argument("--out", metavar="DIR", help="report folder (default $HPO_HOME/comparisons/<name>)")
+    parser.add_argument("--target", type=float,
+                        help="value counted as 'reached' (default: the test function's target; none for studies)")
+    parser.add_argument("--sampler-option", dest="sampler_options", action="append", default=[],
+                        metavar="SAMPLER.KEY=VALUE",
+                        help="a sampler option, e.g. ga.population_size=10 or nsga2.population_size=20 (repeatable)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a study-file key, e.g. --set data.preset=tiny (repeatable)")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N for study files (overrides device)")
+    add_plotly_js_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpo.compare import FUNCTIONS
+
+    if args.list_functions:
+        for function in FUNCTIONS.values():
+            print(f"{function.name:22s} {function.direction:8s} optimum {function.optimum:g}, "
+                  f"target {function.target:g}: {function.description}")
+        return 0
+    if (args.study_file is None) == (args.function is None):
+        raise ValueError("give either a study file or --function NAME (see --list-functions)")
+    return _compare(args)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import optuna
+
+    from hpo.browse import ranking_table, write_comparison_report
+    from hpo.compare import (
+        ComparisonPlan,
+        ProblemSource,
+        best_at,
+        default_prefix,
+        rank_samplers,
+        resolve_problem,
+        run_comparison,
+        summarize,
+        verdict,
+    )
+    from hpo.storage import redact, resolve_storage_url, run_directory
+    from hpo.study import parse_overrides
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.function is not None:
+        if args.assignments:
+            raise ValueError("--set overrides study-file keys; there is no study file with --function")
+        source = ProblemSource("function", args.function)
+    else:
+        if not Path(args.study_file).is_file():
+            raise FileNotFoundError(f"no such study file: {args.study_file}")
+        source = ProblemSource("study", args.study_file, json.dumps(parse_overrides(args.assignments)),
+                               args.device)
+    problem = resolve_problem(source)
+    n_trials = args.n_trials or _default_trials(args, problem)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    plan = ComparisonPlan(
+        source=source,
+        samplers=tuple(name.strip() for name in args.samplers.split(",") if name.strip()),
+        seeds=tuple(range(args.seeds)),
+        n_trials=n_trials,
+        prefix=args.name or default_prefix(problem.name),
+        workers=args.workers,
+        sampler_options=_sampler_options(args.sampler_options),
+        target=args.target,
+    )
+    storage: Any = None if _in_memory(args) else resolve_storage_url(args.storage)
+    where = "memory (nothing kept; --storage URL keeps the studies)" if storage is None else redact(storage)
+    print(f"comparing {', '.join(plan.samplers)} on {problem.name}: {len(plan.seeds)} seeds x {n_trials} trials, "
+          f"{plan.workers} worker(s), studies {plan.prefix}/<sampler>/seed<N> in {where}", flush=True)
+
+    trials = run_comparison(plan, storage)  # logs one line per finished study
+    target = plan.target_for(problem)
+    options = {sampler: plan.options_for(sampler, problem) for sampler in plan.samplers}
+    summary = summarize(trials, problem.direction, target, options)
+    budgets = sorted({b for b in (n_trials // 4, n_trials // 2, n_trials) if b > 0})
+    out = Path(args.out) if args.out else run_directory() / "comparisons" / plan.prefix.replace("/", "_")
+    paths = write_comparison_report(trials, summary, out, direction=problem.direction, target=target,
+                         title=f"{plan.prefix}: samplers on {problem.name}",
+                         budgets_table=best_at(trials, budgets), can_prune=problem.make_pruner is not None,
+                         plotly_js=args.plotly_js)
+    ranking = rank_samplers(summary, problem.direction)
+    columns = [c for c in ("rank_by_best", "sampler", "best_mean", "best_std", "reached_target",
+                           "trials_to_target_median", "sampler_options") if c in ranking_table(ranking, target)]
+    print(ranking_table(ranking, target)[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for line in verdict(ranking, problem.direction, target):
+        print(line)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    sys.stdout.flush()
+    return 0
+
+
+def _in_memory(args: argparse.Namespace) -> bool:
+    """``--storage memory``, or a test function run by one worker with no --storage given."""
+    if args.storage is not None:
+        return args.storage == "memory"
+    return args.function is not None and args.workers == 1
+
+
+def _default_trials(args: argparse.Namespace, problem: Any) -> int:
+    if args.function is not None:
+        return DEFAULT_FUNCTION_TRIALS
+    n_trials = problem.study_attrs.get("n_trials")
+    return int(n_trials) if n_trials else DEFAULT_STUDY_TRIALS
+
+
+def _sampler_options(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    from hpo.study import parse_overrides
+
+    options: dict[str, dict[str, Any]] = {}
+    for key, value in parse_overrides(assignments).items():
+        sampler, dot, option = key.partition(".")
+        if not dot or not option:
+            raise ValueError(f"--sampler-option {key!r}: expected SAMPLER.KEY=VALUE, e.g. ga.population_size=10")
+        options.setdefault(sampler, {})[option] = value
+    return options

@@ -1,0 +1,36 @@
+"""``hpo export STUDY --out best.toml``: the best configuration, ready for ``hpo train --config``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a study's best configuration (model, all parameters, data settings, provenance)",
+    )
+    parser.add_argument("study", help="study name (see `hpo studies`)")
+    parser.add_argument("--out", "-o", default="best.toml", help="output file (.toml, .json, .yaml; default best.toml)")
+    parser.add_argument("--format", choices=("toml", "json", "yaml"), help="format (default: by the extension)")
+    parser.add_argument("--trial", type=int, help="export this trial number instead of the best")
+    parser.add_argument("--storage", help="storage URL (default: $HPO_STORAGE, else sqlite in $HPO_HOME)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpo.results import export_trial, load_study, write_config
+    from hpo.storage import open_storage, redact, resolve_storage_url
+
+    url = resolve_storage_url(args.storage)
+    study = load_study(open_storage(url, heartbeat_interval=None), args.study)
+    config = export_trial(study, args.trial, storage_url=redact(url))
+    path = write_config(config, args.out, args.format)
+    source = config["source"]
+    folds = f", mean of {len(source['fold_scores'])} CV folds" if source.get("fold_scores") else ""
+    print(f"exported trial {source['trial']} of {source['study']} ({source['metric']} = {source['value']:.4f}{folds}) to {path}")
+    if source.get("val_split_warning"):
+        print(f"warning: {source['val_split_warning']}")
+    print(f"retrain: hpo train --config {shlex.quote(str(path))}")
+    return 0

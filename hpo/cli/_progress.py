@@ -1,0 +1,117 @@
+"""What ``hpo run`` prints: short status lines while its workers run, and next steps at the end.
+
+A status line appears when something changed (a trial started or finished, a new best, a worker
+exited); when nothing did, a heartbeat every ``heartbeat_seconds`` says the run is still alive, with
+the elapsed time and an estimate of the time left from the finished trials' durations.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+
+from hpo.run import LaunchResult, Progress
+from hpo.storage import redact
+
+HEARTBEAT_SECONDS = 60.0
+
+
+def clock(seconds: float) -> str:
+    """``75`` -> ``01:15``; ``3725`` -> ``1:02:05``."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def eta_seconds(progress: Progress) -> float | None:
+    """Time left: the trials still to finish times the mean trial duration, shared by the live workers."""
+    if not progress.n_trials or not progress.mean_trial_seconds or not progress.workers_alive:
+        return None
+    remaining = max(0, progress.n_trials - progress.counts.finished)
+    return remaining * progress.mean_trial_seconds / progress.workers_alive
+
+
+def status_line(progress: Progress, workers: int) -> str:
+    """``[00:42] 2/4 finished (2 complete, 0 pruned, 0 failed), 1 running; best 0.6694 (trial 2); ETA ~00:12``."""
+    c = progress.counts
+    done = f"{c.finished}/{progress.n_trials}" if progress.n_trials else f"{c.finished}"
+    line = f"[{clock(progress.elapsed)}] {done} finished ({c.complete} complete, {c.pruned} pruned, {c.failed} failed), {c.running} running"
+    if progress.best_value is not None:
+        line += f"; best {progress.best_value:.4f} (trial {progress.best_trial})"
+    if progress.workers_alive < workers:
+        line += f"; {progress.workers_alive} of {workers} workers left"
+    eta = eta_seconds(progress)
+    if eta and progress.workers_alive:
+        line += f"; ETA ~{clock(eta)}"
+    return line
+
+
+class StatusPrinter:
+    """The ``on_progress`` callback of ``hpo run``: prints only what is news, plus a heartbeat."""
+
+    def __init__(
+        self, workers: int, *, heartbeat_seconds: float = HEARTBEAT_SECONDS, write: Callable[[str], None] | None = None
+    ) -> None:
+        self._workers = workers
+        self._heartbeat = heartbeat_seconds
+        self._write = write or (lambda line: print(line, flush=True))
+        self._started = False
+        self._last_state: tuple | None = None
+        self._last_at = -1e9
+
+    def __call__(self, progress: Progress) -> None:
+        c = progress.counts
+        if not self._started and c.running == 0 and c.finished + c.failed == 0 and progress.workers_alive:
+            if self._last_state is None or progress.elapsed - self._last_at >= self._heartbeat:
+                still = "still " if self._last_state is not None else ""
+                self._say(progress, f"[{clock(progress.elapsed)}] {still}starting {self._workers} worker(s) (loading data)...")
+                self._last_state = ()
+            return
+        self._started = True
+        state = (c.complete, c.pruned, c.failed, c.running, progress.best_trial, progress.workers_alive)
+        if progress.workers_alive == 0 and state[:-1] == (self._last_state or ())[:-1]:
+            return  # the workers exited after the last news: the final lines say the rest
+        if state != self._last_state:
+            self._say(progress, status_line(progress, self._workers))
+            self._last_state = state
+        elif progress.elapsed - self._last_at >= self._heartbeat:
+            eta = eta_seconds(progress)
+            self._say(
+                progress,
+                f"[{clock(progress.elapsed)}] still running: {c.finished}"
+                f"{'/' + str(progress.n_trials) if progress.n_trials else ''} finished, {c.running} running"
+                + (f"; ETA ~{clock(eta)}" if eta else ""),
+            )
+
+    def _say(self, progress: Progress, line: str) -> None:
+        self._write(line)
+        self._last_at = progress.elapsed
+
+
+def final_lines(
+    result: LaunchResult, explicit_storage: bool, *, best_config: str | None = None
+) -> list[str]:
+    """The end of ``hpo run`` (and ``hpo demo``): totals, the best trial, and the commands to look at and use it.
+
+    ``best_config``: the file the best trial was already exported to (the demo's), instead of the export hint.
+    """
+    from hpo.browse import browse_command
+
+    progress = result.progress
+    c = progress.counts
+    storage = f" --storage {shlex.quote(redact(result.storage_url))}" if explicit_storage else ""
+    name = shlex.quote(result.study_name)
+    lines = [f"done in {clock(progress.elapsed)}: {c.complete} complete, {c.pruned} pruned, {c.failed} failed trials"]
+    if progress.best_trial is None:
+        lines.append("no complete trial: nothing to export yet")
+    else:
+        lines.append(f"best: {result.metric} = {progress.best_value:.4f} (trial {progress.best_trial})")
+    lines.append(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
+    lines.append(f"browse:  {browse_command(result.storage_url, storage_given=explicit_storage)}")
+    lines.append(f"report:  hpo report {name}{storage} --out {shlex.quote('reports/' + result.study_name)}")
+    if best_config is not None:
+        lines.append(f"config:  {best_config}   (retrain: hpo train --config {shlex.quote(best_config)})")
+    elif progress.best_trial is not None:
+        lines.append(f"export:  hpo export {name}{storage} --out best.toml   (then: hpo train --config best.toml)")
+    lines.append(f"look:    hpo show {name}{storage}")
+    return lines

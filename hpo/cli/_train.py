@@ -1,0 +1,132 @@
+"""``hpo train``: train one model outside any study (or retrain an exported config) and print its metrics.
+
+The work is :func:`hpo.results.train_and_report` and :func:`hpo.results.retrain`; this module parses and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from hpo.cli._data import RENAMED_FOR_MODEL_COMMANDS, add_data_options, config_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one model outside any study and report its validation metrics",
+        description=(
+            "Train one model on the prepared data set with its defaults (override any with --set), print "
+            "the metrics and write metrics.json, per-tissue reports and the fitted model to --out."
+        ),
+    )
+    parser.add_argument("--model", dest="model_name", metavar="NAME", help="model name (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the models and their parameters, then exit")
+    parser.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+        help="a model parameter (repeatable); VALUE is a TOML literal, else a string, e.g. lr=3e-4, hidden_sizes=[512,128]",
+    )
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default $HPO_HOME/train/<model>-<time>)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for training (default: torch's)")
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="retrain a configuration written by `hpo export` (model, parameters, data, seed); "
+             "default: train on train+val, evaluate once on test",
+    )
+    parser.add_argument("--train-split", default=None, choices=("train", "train+val"),
+                        help="rows to train on (default train, or train+val with --config; train+val turns early stopping off)")
+    parser.add_argument("--eval-split", dest="eval_splits", action="append", default=None,
+                        choices=("train", "val", "test", "train+val"),
+                        help="split(s) to evaluate (repeatable; default val)")
+    add_data_options(parser, title="data settings (as `hpo data prepare`; default: the full synthetic preset)",
+                     renamed=RENAMED_FOR_MODEL_COMMANDS)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hpo.results import train_and_report
+    from hpo.storage import run_directory
+    from hpo.study import parse_overrides
+
+    if args.config:
+        return _retrain(args)
+    if args.list:
+        _print_models()
+        return 0
+    if not args.model_name:
+        raise ValueError("give --model NAME (or --list to see the models)")
+    out_dir = args.out or run_directory() / "train" / f"{args.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    report = train_and_report(
+        args.model_name, parse_overrides(args.assignments), config_from_args(args), out_dir,
+        train_split=args.train_split or "train", eval_splits=tuple(args.eval_splits or ("val",)),
+        device=args.device, seed=args.seed, num_threads=args.threads,
+    )
+    _print_report(report)
+    return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    """``hpo train --config FILE``: retrain an exported configuration and say whether it reproduced."""
+    from hpo.results import REPRODUCTION_TOLERANCE, copy_config, read_config, retrain
+    from hpo.storage import run_directory
+    from hpo.study import parse_overrides
+
+    config = read_config(args.config)
+    overrides = parse_overrides(args.assignments)
+    if overrides:  # --set still overrides single parameters of the exported config
+        config = {**config, "params": {**config["params"], **overrides}}
+    train_split = args.train_split or "train+val"
+    eval_splits = tuple(args.eval_splits or (("val",) if train_split == "train" else ("test",)))
+    source = config.get("source", {})
+    if source.get("val_split_warning"):
+        print(f"warning: the study ranked its trials on a small split: {source['val_split_warning']}")
+    out_dir = args.out or (
+        run_directory() / "final"
+        / f"{source.get('study', config['model'])}-trial{source.get('trial', 'x')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    print(
+        f"retraining {config['model']} from {args.config} (study {source.get('study', '?')}, trial {source.get('trial', '?')}) "
+        f"on {train_split}, evaluating {', '.join(eval_splits)}"
+    )
+    threads = args.threads
+    if threads is None and train_split == "train" and source.get("threads"):
+        threads = int(source["threads"])  # the trial's thread count: reproduces it bit for bit on CPU
+    result = retrain(
+        config, out_dir, train_split=train_split, eval_splits=eval_splits,
+        device=None if args.device in (None, "auto") else args.device, num_threads=threads,
+        epochs_from_trial="max_epochs" not in overrides,
+    )
+    copy_config(args.config, out_dir)
+    _print_report(result.report)
+    if not result.fingerprint_matches:
+        print(f"warning: data fingerprint {result.data_fingerprint[:12]} differs from the study's: inputs changed")
+    if result.reproduced is not None:
+        metric, trial_value, value = result.reproduced
+        verdict = "reproduced" if abs(value - trial_value) <= REPRODUCTION_TOLERANCE else "NOT reproduced"
+        print(f"{verdict}: {metric} {value:.4f} vs the trial's {trial_value:.4f} (tolerance {REPRODUCTION_TOLERANCE})")
+    return 0
+
+
+def _print_report(report: Any) -> None:
+    print(
+        f"{report.model}: {report.n_steps} step(s) in {report.train_seconds:.1f}s on {report.device}, "
+        f"{report.n_parameters:,} parameters"
+    )
+    width = max(len(name) for name in report.metrics)
+    for name, value in report.metrics.items():
+        print(f"  {name:<{width}}  {value:.4f}")
+    print(f"results: {report.out_dir}")
+
+
+def _print_models() -> None:
+    from models import available_models, get_spec
+
+    for name in available_models():
+        spec = get_spec(name)
+        print(f"{name} ({spec.family}, {spec.task}): {spec.description}")
+        print("    " + ", ".join(f"{key}={value!r}" for key, value in spec.defaults.items()))

@@ -1,0 +1,184 @@
+"""Export the best (or any) trial of a study as a self-contained configuration file.
+
+The file holds everything ``hpo train --config`` needs to retrain it and everything a
+reader needs to trust it: the model and *all* its parameters (defaults, fixed and
+tuned), the data settings and fingerprint, the seed and device, the trial's metrics,
+the study, trial number, sampler and pruner, and the package versions. TOML by default;
+JSON or YAML by the output file's extension or ``fmt``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.results._trials import best_trial
+from hpo.study import decode_trial_params
+
+FORMATS = ("toml", "json", "yaml")
+EXTENSIONS = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
+REQUIRED_SECTIONS = ("model", "params", "data")
+METRIC_PREFIXES = ("val_", "train_", "cv_")
+"""Numeric trial attributes exported as ``[metrics]``: validation split, last training epoch, CV mean/std."""
+_NOT_DATA_CONTENT = ("cache_dir",)
+"""Data settings that do not change the data (where the cache lives is per machine)."""
+
+
+class ExportError(ValueError):
+    """Nothing to export (no complete trial), or a config file that cannot be read back."""
+
+
+def export_trial(study: optuna.Study, trial_number: int | None = None, *, storage_url: str = "") -> dict[str, Any]:
+    """The configuration of trial ``trial_number`` (default: the best trial) as a plain mapping."""
+    from models.registry import get_spec, resolve_model_params
+
+    trial = _pick_trial(study, trial_number)
+    attrs = study.user_attrs
+    model = attrs.get("model")
+    if not model:
+        raise ExportError(f"study {study.study_name!r} was not made by tissue-hpo (no 'model' attribute)")
+    chosen = trial.user_attrs.get("model_params") or {  # model_params: studies made before it was dropped
+        **attrs.get("fixed_params", {}), **decode_trial_params(trial.params, trial.distributions)}
+    params = resolve_model_params(model, chosen)
+    metrics = {
+        k: v for k, v in sorted(trial.user_attrs.items())
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k.startswith(METRIC_PREFIXES) and k != "train_seconds"
+    }
+    data = {k: v for k, v in attrs.get("data_settings", {}).items() if v is not None and k not in _NOT_DATA_CONTENT}
+    source = {
+        "study": study.study_name,
+        "trial": trial.number,
+        "storage": storage_url,
+        "metric": attrs.get("metric", "value"),
+        "direction": study.direction.name.lower(),
+        "value": trial.value,
+        "tuned_params": sorted(trial.params),
+        "sampler": attrs.get("sampler", {}),
+        "pruner": attrs.get("pruner", {}),
+        "data_fingerprint": attrs.get("data_fingerprint") or "",
+        "study_file": attrs.get("study_file", ""),
+        "steps_run": trial.user_attrs.get("steps_run", 0),
+        "best_epoch": trial.user_attrs.get("best_epoch", 0),
+        "retrain_epochs": trial.user_attrs.get("retrain_epochs", 0),
+        "train_seconds": trial.user_attrs.get("train_seconds", 0.0),
+        "threads": trial.user_attrs.get("threads", 0),
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if "fold_scores" in trial.user_attrs:  # the value is the mean of these (fidelity = "folds")
+        source["fold_scores"] = list(trial.user_attrs["fold_scores"])
+    # trials ranked on the validation split (no folds) carry the study's small-split warning;
+    # older studies kept it on each trial
+    warning = trial.user_attrs.get("val_split_warning") or attrs.get("val_split_warning")
+    if warning and "fold_scores" not in trial.user_attrs:
+        source["val_split_warning"] = warning
+    return {
+        "model": model,
+        "task": get_spec(model).task,
+        "seed": int(attrs.get("seed", 0)),
+        "device": str(attrs.get("device", "auto")),
+        "params": params,
+        "data": data,
+        "metrics": metrics,
+        "source": source,
+        "versions": attrs.get("versions", {}),
+    }
+
+
+def _pick_trial(study: optuna.Study, trial_number: int | None) -> FrozenTrial:
+    if trial_number is None:
+        trial = best_trial(study)
+        if trial is None:
+            raise ExportError(f"study {study.study_name!r} has no complete trial to export yet")
+        return trial
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number == trial_number:
+            if trial.state != TrialState.COMPLETE:
+                raise ExportError(f"trial {trial_number} of {study.study_name!r} is {trial.state.name}, not COMPLETE")
+            return trial
+    raise ExportError(f"study {study.study_name!r} has no trial {trial_number}")
+
+
+def write_config(config: Mapping[str, Any], path: str | Path, fmt: str | None = None) -> Path:
+    """Write ``config`` as TOML, JSON or YAML (``fmt``, else by the extension, else TOML)."""
+    path = Path(path)
+    fmt = fmt or EXTENSIONS.get(path.suffix.lower(), "toml")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {FORMATS}")
+    if fmt == "toml":
+        import tomli_w
+
+        text = tomli_w.dumps(_without_none(config))
+    elif fmt == "json":
+        text = json.dumps(config, indent=2) + "\n"
+    else:
+        import yaml
+
+        text = yaml.safe_dump(dict(config), sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read an exported configuration and check its sections.
+
+    The format comes from the extension (``.toml``, ``.json``, ``.yaml``/``.yml``); any other
+    extension (``hpo export --format yaml --out best.txt``) is sniffed: TOML, then JSON, then YAML.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExportError(f"{path}: no such config file") from None
+    known = EXTENSIONS.get(path.suffix.lower())
+    config: Any = None
+    for fmt in (known,) if known else FORMATS:
+        try:
+            config = _parse(text, fmt)
+            break
+        except Exception as error:
+            if known:
+                raise ExportError(f"{path}: not valid {fmt.upper()}: {error}") from None
+    else:
+        raise ExportError(f"{path}: not valid TOML, JSON or YAML")
+    if not isinstance(config, dict):
+        raise ExportError(f"{path}: expected a table at the top level")
+    missing = [key for key in REQUIRED_SECTIONS if key not in config]
+    if missing:
+        raise ExportError(f"{path}: missing {', '.join(missing)} (is this a file written by `hpo export`?)")
+    if isinstance(config["data"], dict):  # exports hold absolute paths; a hand-written relative one is the file's
+        from data_pipeline.config import resolve_relative_paths
+
+        config["data"] = resolve_relative_paths(config["data"], path.absolute().parent)
+    return config
+
+
+def _parse(text: str, fmt: str) -> Any:
+    if fmt == "json":
+        return json.loads(text)
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_load(text)
+    return tomllib.loads(text)
+
+
+def _without_none(value: Any) -> Any:
+    """TOML has no null: drop ``None`` entries (an absent setting means its default)."""
+    if isinstance(value, Mapping):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_without_none(v) for v in value if v is not None]
+    return value

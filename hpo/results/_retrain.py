@@ -1,0 +1,216 @@
+"""Train a model outside any study and keep it: ``train_and_report``, and ``retrain`` from an exported config.
+
+:func:`train_and_report` trains one model, evaluates the asked splits and writes ``metrics.json``,
+a per-tissue report with the confusion matrix per split and the fitted model (``model/``, loadable
+with ``models.load_model``). :func:`retrain` does it for a configuration written by ``hpo export``.
+By default the model trains on train+val and is evaluated on the held-out test split.
+Training on ``train`` and evaluating ``val`` instead reproduces the trial that was
+exported: same parameters, same seed, same data (checked by fingerprint), so the
+validation metric matches the trial's within :data:`REPRODUCTION_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__package__)
+
+REPRODUCTION_TOLERANCE = 0.02
+"""Largest difference, in the study metric, between a trial and its retrain on the same split.
+On CPU with the trial's thread count (the default of ``hpo train --config --train-split train``)
+the retrain is bit-identical for every model. Other thread counts or a GPU change the
+floating-point summation order of PyTorch models, which can flip individual validation
+predictions; the tolerance allows a few such flips among the full data set's ~210 validation samples."""
+
+
+METRICS_FILE = "metrics.json"
+MODEL_SUBDIRECTORY = "model"
+
+StepCallback = Callable[[int, Mapping[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What :func:`train_and_report` trained and measured."""
+
+    model: str
+    metrics: dict[str, float]
+    n_steps: int
+    train_seconds: float
+    device: str
+    n_parameters: int
+    out_dir: Path
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    report: TrainReport
+    out_dir: Path
+    data_fingerprint: str
+    fingerprint_matches: bool
+    reproduced: tuple[str, float, float] | None
+    """``(metric, trial value, retrained value)`` when the retrain evaluated the trial's split."""
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.report.metrics
+
+
+def retrain(
+    config: Mapping[str, Any],
+    out_dir: str | Path,
+    *,
+    train_split: str = "train+val",
+    eval_splits: Sequence[str] = ("test",),
+    device: str | None = None,
+    num_threads: int | None = None,
+    cache_dir: str | None = None,
+    epochs_from_trial: bool = True,
+    on_step: StepCallback | None = None,
+) -> RetrainResult:
+    """Train ``config`` (read with :func:`hpo.export.read_config`) and write the results to ``out_dir``.
+
+    Training on train+val leaves no validation split for early stopping, so a torch model then
+    trains for ``source.retrain_epochs`` (the median of the trial's tied best epochs; older exports:
+    ``source.best_epoch``), never fewer than :data:`models.training.MIN_RETRAIN_EPOCHS`, instead of
+    its whole ``max_epochs`` budget, unless ``epochs_from_trial`` is False. ``on_step(step, metrics)`` sees
+    every training step (default: one log line each).
+    """
+    from data_pipeline import DataConfig, prepare_dataset
+    from models.training import MIN_RETRAIN_EPOCHS, retrain_epoch_count
+
+    settings = dict(config["data"])
+    if cache_dir is not None:
+        settings["cache_dir"] = cache_dir
+    data_config = DataConfig.from_mapping(settings, where="config [data]")
+    data = prepare_dataset(data_config)
+    expected = config.get("source", {}).get("data_fingerprint", "")
+    matches = not expected or expected == data.fingerprint
+    if not matches:
+        logger.warning(
+            "data fingerprint %s differs from the study's %s: the input files or settings changed",
+            data.fingerprint[:12], expected[:12],
+        )
+    out_dir = Path(out_dir)
+    params = dict(config["params"])
+    source = config.get("source", {})
+    trial_epochs = int(source.get("retrain_epochs") or source.get("best_epoch") or 0)  # best_epoch: older exports
+    if epochs_from_trial and "val" in train_split and trial_epochs and "max_epochs" in params:
+        params["max_epochs"] = retrain_epoch_count(trial_epochs, int(params["max_epochs"]))
+        logger.info(
+            "training on %s for %d epoch(s): the median of the trial's tied best epochs, at least %d "
+            "(no validation split left for early stopping)",
+            train_split, params["max_epochs"], MIN_RETRAIN_EPOCHS,
+        )
+    report = train_and_report(
+        config["model"], params, data_config, out_dir,
+        train_split=train_split, eval_splits=tuple(eval_splits),
+        device=device or config.get("device", "auto"), seed=int(config.get("seed", 0)),
+        num_threads=num_threads, data=data, on_step=on_step,
+    )
+    metrics = report.metrics
+    reproduced = None
+    metric = source.get("metric")
+    # the trial's own validation-split score: its value, unless the value is a CV mean (fidelity = "folds")
+    value = config.get("metrics", {}).get(metric, source.get("value"))
+    if train_split == "train" and metric in metrics and value is not None:
+        reproduced = (metric, float(value), float(metrics[metric]))
+    return RetrainResult(report, out_dir, data.fingerprint, matches, reproduced)
+
+
+def copy_config(config_path: str | Path, out_dir: str | Path) -> None:
+    """Keep the exported config next to the model it produced."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, Path(out_dir) / f"config{Path(config_path).suffix or '.toml'}")
+
+
+def train_and_report(
+    model_name: str,
+    params: Mapping[str, Any],
+    data_config: Any,
+    out_dir: Path,
+    *,
+    train_split: str = "train",
+    eval_splits: Sequence[str] = ("val",),
+    device: str = "auto",
+    seed: int = 0,
+    num_threads: int | None = None,
+    data: Any = None,
+    on_step: StepCallback | None = None,
+) -> TrainReport:
+    """Train ``model_name`` with ``params`` on ``train_split``, evaluate ``eval_splits``, write and print the results.
+
+    ``data`` may pass an already prepared data set (else ``prepare_dataset(data_config)``).
+    Writes ``out_dir/metrics.json`` (metrics, parameters, history, data fingerprint,
+    package versions), ``out_dir/report_<split>.json`` for classifiers (per-tissue
+    precision/recall/F1/support and the confusion matrix) and ``out_dir/model/``.
+    ``on_step(step, metrics)`` sees every training step (default: one log line each). Returns the
+    metrics (``{"val_accuracy": ..., "val_macro_f1": ...}``) with the run's size, time and device.
+    """
+    from data_pipeline import prepare_dataset
+    from hpo.results._provenance import package_versions
+    from models import build_model, get_spec
+    from models.metrics import classification_report
+
+    spec = get_spec(model_name)
+    model = build_model(model_name, params, device=device, seed=seed, num_threads=num_threads)
+    data = data if data is not None else prepare_dataset(data_config)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def log_step(step: int, step_metrics: Mapping[str, float]) -> None:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in step_metrics.items() if isinstance(v, float))
+        logger.info("%s step %d: %s", model_name, step, shown)
+
+    started = time.perf_counter()
+    model.fit(data, train_split=train_split, on_step=on_step or log_step)
+    metrics: dict[str, float] = {}
+    for split in eval_splits:
+        metrics.update(model.evaluate(data, split))
+        if spec.task == "classification":
+            X, y = data.split(split)
+            report = classification_report(y, model.predict(X), data.tissues)
+            (out_dir / f"report_{split}.json").write_text(json.dumps(report, indent=2))
+    model.save(out_dir / MODEL_SUBDIRECTORY)
+
+    record = {
+        "model": model_name,
+        "params": model.params,
+        "seed": seed,
+        "device": model.device_,
+        "train_split": train_split,
+        "eval_splits": list(eval_splits),
+        "metrics": metrics,
+        "train_seconds": model.train_seconds_,
+        "wall_seconds": time.perf_counter() - started,
+        "n_steps": model.n_steps_,
+        "best_epoch": getattr(model, "best_epoch_", None),
+        "n_parameters": model.n_parameters_,
+        "history": model.history_,
+        "data": {
+            "fingerprint": data.fingerprint,
+            "settings": data.settings,
+            "n_features": data.n_features,
+            "n_classes": data.n_classes,
+            "tissues": list(data.tissues),
+        },
+        "versions": package_versions(),
+    }
+    (out_dir / METRICS_FILE).write_text(json.dumps(record, indent=2, default=_jsonable))
+    return TrainReport(model_name, metrics, model.n_steps_, model.train_seconds_, model.device_, model.n_parameters_, out_dir)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

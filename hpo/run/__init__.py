@@ -1,0 +1,12 @@
+"""Running studies: the objective, the worker loop with its admission lock, the launcher of ``hpo run``."""
+
+from hpo import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "_abandon": ["abandon_trials"],
+    "_admission": ["AdmissionLock", "TrialBudget"],
+    "_launcher": ["LaunchResult", "Progress", "launch"],
+    "_objective": ["build_objective"],
+    "_setup": ["study_attributes"],
+    "_worker": ["run_worker", "trial_loop"],
+})

@@ -1,0 +1,263 @@
+"""Launch K worker processes on this machine that share one study, and watch their progress.
+
+The launcher validates the study file, prepares the data once (workers then hit the
+cache), creates the study, and starts K ``hpo worker`` processes. CPU threads are split
+between workers (``OMP_NUM_THREADS`` etc. are set before the child imports torch); with
+several GPUs visible, workers are pinned round-robin through ``CUDA_VISIBLE_DEVICES``.
+
+The launcher supervises its workers until all have exited, whatever its progress polling meets: an
+unreachable storage only pauses the progress lines (:mod:`hpo.outage`); on any error of its own,
+SIGTERM included, it interrupts its workers (their trials are failed and re-queued) before it exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from hpo.results import Counts, failure_stop_message, ranked_trials
+from hpo.run._admission import TrialBudget
+from hpo.run._setup import open_study
+from hpo.samplers import trials_in_study
+from hpo.storage import (
+    EXIT_CODE,
+    StorageRetry,
+    check_storage_url,
+    is_storage_error,
+    open_storage,
+    quiet_optuna_disconnect_warnings,
+    redact,
+    resolve_storage_url,
+)
+from hpo.study import StudySpec, check_study_name, format_overrides, load_study_file
+
+logger = logging.getLogger(__package__)
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "HPO_NUM_THREADS")
+STOP_GRACE_S = 10.0
+"""Seconds interrupted workers get to fail their trial cleanly before they are interrupted again (or killed)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a study while its workers run."""
+
+    study_name: str
+    elapsed: float
+    counts: Counts
+    n_trials: int | None
+    best_value: float | None
+    best_trial: int | None
+    workers_alive: int
+    mean_trial_seconds: float | None = None
+    """Mean duration of the finished (complete or pruned) trials so far, for an ETA."""
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    study_name: str
+    storage_url: str
+    progress: Progress
+    exit_codes: list[int]
+    failure: str = ""
+    """Why the study stopped on ``max_failed_trials`` failed trials; empty when it did not."""
+    storage_problem: str = ""
+    """Why the storage was unreachable when the workers ended, if it was (else empty)."""
+    metric: str = "value"
+    """The study's metric (``val_balanced_accuracy``), for the closing lines."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure and all(code == 0 for code in self.exit_codes)
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def visible_gpus(device: str) -> list[str]:
+    """GPU ids workers may be pinned to: none for ``cpu``, else CUDA_VISIBLE_DEVICES or all CUDA devices."""
+    if device == "cpu" or device.startswith("cuda:"):
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    except ImportError:
+        return []
+
+
+def worker_environment(index: int, workers: int, gpus: Sequence[str], cores: int) -> dict[str, str]:
+    """The environment of worker ``index``: its share of the CPU threads and its GPU, if any."""
+    env = dict(os.environ)
+    threads = str(max(1, cores // max(1, workers)))
+    for variable in THREAD_VARIABLES:
+        env[variable] = threads
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+    return env
+
+
+def launch(
+    study_file: str | Path,
+    *,
+    workers: int = 1,
+    overrides: Mapping[str, Any] | None = None,
+    storage_url: str | None = None,
+    study_name: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    poll_seconds: float = 2.0,
+) -> LaunchResult:
+    """Run ``workers`` worker processes on ``study_file`` until the study's budget is spent."""
+    from data_pipeline import prepare_dataset
+
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines replace Optuna's own
+    quiet_optuna_disconnect_warnings()
+    overrides = dict(overrides or {})
+    if study_name is not None:  # the cheap checks first, before the study file and its models load
+        check_study_name(study_name, "--study-name")
+    url = check_storage_url(resolve_storage_url(storage_url))
+    spec: StudySpec = load_study_file(study_file, overrides)
+    for warning in spec.warnings:
+        logger.warning("%s: %s", study_file, warning)
+    name = study_name if study_name is not None else spec.name
+    storage = open_storage(url, heartbeat_interval=None)
+    data = prepare_dataset(spec.data)  # once here, so that the workers find it cached
+    open_study(spec, storage, study_name=name, data_fingerprint=data.fingerprint)
+    study = optuna.load_study(study_name=name, storage=storage)
+    # counted once for all workers, before any starts: their sampler seeds do not depend on who opened first
+    trials_before = trials_in_study(storage, name)
+
+    cores, gpus = cpu_count(), visible_gpus(spec.device)
+    command = [
+        sys.executable, "-m", "hpo.cli", "worker", str(study_file), "--storage", url, "--study-name", name,
+        "--trials-before", str(trials_before),
+    ]
+    command += [arg for assignment in format_overrides(overrides) for arg in ("--set", assignment)]
+    logger.info(
+        "study %r: %d worker(s), %d thread(s) each%s", name, workers, max(1, cores // workers),
+        f", GPUs {', '.join(gpus)} round-robin" if gpus else "",
+    )
+    processes = [
+        subprocess.Popen(command + ["--worker-index", str(i)], env=worker_environment(i, workers, gpus, cores))
+        for i in range(workers)
+    ]
+    retry = StorageRetry(spec.storage.outage_window_s, where=f"storage {redact(url)}", label="hpo run")
+    started = time.monotonic()
+    last = Progress(name, 0.0, Counts(), spec.n_trials, None, None, len(processes))
+    try:
+        with _terminate_raises():
+            while True:
+                alive = sum(p.poll() is None for p in processes)
+                last = _guarded_snapshot(study, spec, name, started, alive, retry) or dataclasses.replace(
+                    last, elapsed=time.monotonic() - started, workers_alive=alive
+                )
+                if on_progress is not None and not retry.in_outage:
+                    on_progress(last)
+                if alive == 0:
+                    break
+                time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        # Ctrl-C reached the workers too (same process group): give them time to fail their trial cleanly,
+        # then interrupt the ones that are still running (e.g. when only the launcher was signalled).
+        _stop_workers(processes, signalled=True)
+        raise
+    except BaseException:
+        _stop_workers(processes, signalled=False)  # never leave workers unsupervised
+        raise
+    codes = [p.returncode for p in processes]
+    problem = f"{retry.where} unreachable: {retry.reason}" if retry.in_outage else ""
+    if not problem and EXIT_CODE in codes:  # the storage came back after the workers' windows ran out
+        problem = f"{retry.where} was unreachable for longer than the outage window ({retry.window_s:g} s)"
+    failure = ""
+    if not problem and TrialBudget(spec.n_trials, spec.failure_cap).stopped_on_failures(last.counts):
+        failure = failure_stop_message(study, spec.failure_cap)
+    return LaunchResult(name, url, last, codes, failure=failure, storage_problem=problem, metric=spec.metric)
+
+
+def _guarded_snapshot(
+    study: optuna.Study, spec: StudySpec, name: str, started: float, alive: int, retry: StorageRetry
+) -> Progress | None:
+    """The study's progress, or None while the storage is unreachable (noted once in ``retry``; workers go on)."""
+    try:
+        progress = _snapshot(study, spec, name, started, alive)
+    except Exception as error:
+        if not is_storage_error(error):
+            raise
+        retry.note(error, stop=False)  # the workers have windows of their own; the launcher watches them
+        return None
+    retry.succeeded()
+    return progress
+
+
+def _stop_workers(processes: Sequence[subprocess.Popen], *, signalled: bool) -> None:
+    """Interrupt (unless ``signalled`` already, by Ctrl-C) and reap every worker; kill what will not stop."""
+    if not signalled:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)  # the worker fails its trial and re-queues it
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            if signalled:
+                process.send_signal(signal.SIGINT)
+            else:
+                process.kill()
+    for process in processes:
+        process.wait()
+
+
+@contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """Inside: SIGTERM (SLURM, ``timeout``, ``kill``) raises SystemExit(143), so the workers get stopped too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _snapshot(study: optuna.Study, spec: StudySpec, name: str, started: float, alive: int) -> Progress:
+    trials = study.get_trials(deepcopy=False)  # one read for the counts and the durations
+    counts = Counts.of_trials(trials)
+    ranked = ranked_trials(trials, study.directions)
+    best_value, best_number = (ranked[0].value, ranked[0].number) if ranked else (None, None)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    durations = [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in trials
+        if t.state in finished and t.datetime_start is not None and t.datetime_complete is not None
+    ]
+    mean = sum(durations) / len(durations) if durations else None
+    return Progress(name, time.monotonic() - started, counts, spec.n_trials, best_value, best_number, alive, mean)
+

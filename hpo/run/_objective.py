@@ -1,0 +1,235 @@
+"""The objective: a thin closure over a study spec and the prepared data (loaded once per worker).
+
+It samples parameters from the parsed search space, builds the model through the
+registry, trains it with a step callback that reports the metric to Optuna (written to
+the storage in batches, :mod:`hpo.trial_writes`) and may raise :class:`optuna.TrialPruned`,
+and returns the validation metric, or, for a cross-validated model (``fidelity = "folds"``),
+the mean of its fold scores (what ``WilcoxonPruner`` assumes), stored with the scores as
+``fold_scores``/``cv_mean``/``cv_std`` for pruned and complete trials alike. A NaN loss
+prunes the trial with its reason; out-of-memory fails it with its reason (the
+worker goes on). Every trial stores its metrics, steps, time, size and device as
+user attributes so that the dashboard describes itself; a validation split too small to
+rank configurations adds ``val_split_warning`` (:mod:`hpo.val_split`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import optuna
+
+from hpo.results import is_new_best
+from hpo.storage import BufferedReports, StorageRetry, best_effort, is_storage_error, set_user_attrs
+from hpo.study import StudySpec
+
+logger = logging.getLogger(__package__)
+
+
+def build_objective(
+    spec: StudySpec, data: Any, *, device: str | None = None, num_threads: int | None = None,
+    retry: StorageRetry | None = None,
+) -> Callable[[optuna.Trial], float]:
+    """The objective for ``spec`` on the prepared data set ``data``.
+
+    ``device`` overrides the study file's device; ``num_threads`` caps torch's CPU threads. With
+    ``retry``, the trial's storage writes wait out a storage outage (:mod:`hpo.outage`) while it trains.
+    """
+    from hpo.study import small_val_split_warning
+    from models.errors import DeviceOutOfMemory, TrainingDiverged
+    from models.fidelity import cross_validates
+    from models.registry import build_model, get_spec
+
+    model_spec = get_spec(spec.model)
+    device = device or spec.device
+    val_warning = small_val_split_warning(
+        len(data.y_val), data.n_classes, can_cross_validate=model_spec.family == "sklearn"
+    )
+    if val_warning and not cross_validates(spec.fixed):
+        logger.warning("%s", val_warning)
+    warned_study: list[bool] = []  # whether this worker has put val_warning on the study yet
+    stored = retry.call if retry is not None else _call  # a storage write that waits out an outage
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**spec.fixed, **stored(spec.space.suggest, trial, spec.fixed)}  # again: suggested ones stay
+        cross_validated = cross_validates(params)
+        if val_warning and not cross_validated and not warned_study:  # ranked by its validation split
+            # a study attribute, once per worker: the same sentence on every trial page widened it past the screen
+            stored(trial.study.set_user_attr, "val_split_warning", val_warning)
+            warned_study.append(True)
+        # no "model_params": the sampled ones are the trial's params, the fixed ones the study's fixed_params
+        stored(set_user_attrs, trial, {"threads": _threads(num_threads)})
+        progress = _Progress()
+        outcome: dict[str, Any] = {}  # user attributes written in one go when the trial ends
+        reports = BufferedReports(trial, retry=retry)  # epoch values reach the storage in batches (hpo.trial_writes)
+        model = None
+        try:
+            model = build_model(spec.model, params, device=device, seed=spec.seed, num_threads=num_threads)
+            try:
+                model.fit(
+                    data, train_split="train", on_step=_reporter(trial, reports, spec.metric, progress, outcome, retry)
+                )
+            except TrainingDiverged as error:
+                reason = f"training diverged (NaN/inf loss) at step {progress.steps + 1}: {error}"
+                outcome["prune_reason"] = reason
+                raise optuna.TrialPruned(reason) from None
+            except DeviceOutOfMemory as error:
+                outcome["fail_reason"] = f"out of memory: {error}"
+                raise
+            metrics = model.evaluate(data, "val")
+            outcome.update(_final_metrics(model, metrics, progress, cross_validated))
+            if cross_validated:  # the mean fold score, as WilcoxonPruner assumes
+                value = _cv_summary(progress.history, spec.metric).get("cv_mean")
+            else:
+                value = metrics.get(spec.metric)
+            if value is None or not math.isfinite(value):
+                reason = f"{spec.metric} is {value!r} after training" + (" on the CV folds" if cross_validated else "")
+                outcome["prune_reason"] = reason
+                raise optuna.TrialPruned(reason)
+            if model_spec.task == "classification" and stored(is_new_best, trial.study, value):
+                stored(_upload_confusion_matrix, trial, model, data)
+            return float(value)
+        finally:
+            stored(reports.flush)  # before the worker tells the trial: a pruned trial's value is its last report
+            outcome.update(_progress_attrs(model, progress))
+            if cross_validated:  # the folds run so far, pruned or complete
+                outcome.update(_cv_summary(progress.history, spec.metric))
+            stored(set_user_attrs, trial, outcome)
+            if model is not None and model_spec.family == "torch":
+                stored(_upload_learning_curves, trial, getattr(model, "history_", None) or progress.history)
+
+    return objective
+
+
+class _Progress:
+    """What the step callback saw, kept for trials that end early (pruned, failed)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.history: list[dict[str, float]] = []
+        self.started = time.perf_counter()
+
+
+def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return function(*args, **kwargs)
+
+
+def _reporter(
+    trial: optuna.Trial, reports: BufferedReports, metric: str, progress: _Progress, outcome: dict[str, Any],
+    retry: StorageRetry | None = None,
+) -> Callable[[int, Mapping[str, float]], None]:
+    def on_step(step: int, metrics: Mapping[str, float]) -> None:
+        progress.steps = step
+        progress.history.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
+        value = metrics.get(metric)
+        if value is None or not math.isfinite(value):
+            return
+        reports.report(float(value), step)
+        if _should_prune(trial, retry):
+            reason = f"pruned by {type(trial.study.pruner).__name__} at step {step}: {metric}={value:.4g}"
+            outcome["prune_reason"] = reason
+            raise optuna.TrialPruned(reason)
+
+    return on_step
+
+
+def _should_prune(trial: optuna.Trial, retry: StorageRetry | None) -> bool:
+    """``trial.should_prune()``; while the storage is unreachable the trial trains on (past the window: stops)."""
+    try:
+        prune = trial.should_prune()
+    except Exception as error:
+        if retry is None or not is_storage_error(error):
+            raise
+        retry.note(error)  # raises StorageOutage once the outage lasts longer than the window
+        return False
+    return prune  # no proof that the storage is back: a pruner may not read it at all
+
+
+FINAL_STATE_PREFIX = "final_"
+"""Last-epoch values that are training state, not metrics (the scheduler's ``lr``), are stored as
+``final_<name>``, so no user attribute is named like a parameter."""
+
+
+def _final_metrics(
+    model: Any, metrics: Mapping[str, float], progress: _Progress, cross_validated: bool
+) -> dict[str, float]:
+    """The last epoch's training metrics and the validation metrics, as user attributes.
+
+    A cross-validated model's last step is its last fold, not the validation split: only the
+    validation metrics are kept (its fold scores go to :func:`_cv_summary`).
+    """
+    history = getattr(model, "history_", None) or progress.history
+    last_step = history[-1] if history and not cross_validated else {}
+    last = {
+        key if key.startswith(("train_", "val_")) else f"{FINAL_STATE_PREFIX}{key}": value
+        for key, value in last_step.items()
+        if key != "step"
+    }
+    return {
+        key: float(value)
+        for key, value in {**last, **metrics}.items()
+        if isinstance(value, (int, float)) and math.isfinite(value)
+    }
+
+
+def _cv_summary(history: list[Mapping[str, float]], metric: str) -> dict[str, Any]:
+    """``fold_scores`` (the metric on each held-out fold run, in fold order), ``cv_mean`` and ``cv_std``.
+
+    ``cv_std`` is the population standard deviation (``numpy.std``, as scikit-learn reports CV spreads).
+    """
+    scores = [float(row[metric]) for row in history if "fold" in row and math.isfinite(row.get(metric, math.nan))]
+    if not scores:
+        return {}
+    return {"fold_scores": scores, "cv_mean": float(np.mean(scores)), "cv_std": float(np.std(scores))}
+
+
+def _progress_attrs(model: Any, progress: _Progress) -> dict[str, Any]:
+    """Steps, seconds, size, best epoch and device of a trial, however it ended."""
+    steps = getattr(model, "n_steps_", 0) or progress.steps
+    seconds = getattr(model, "train_seconds_", 0.0) or (time.perf_counter() - progress.started)
+    attrs: dict[str, Any] = {"steps_run": int(steps), "train_seconds": round(float(seconds), 3)}
+    if model is not None:
+        attrs["n_parameters"] = int(getattr(model, "n_parameters_", 0) or 0)
+        if getattr(model, "best_epoch_", 0):  # torch: the epoch whose weights early stopping kept
+            attrs["best_epoch"] = int(model.best_epoch_)
+        if getattr(model, "retrain_epochs_", 0):  # torch: epochs for a retrain on train+val (tied-best median)
+            attrs["retrain_epochs"] = int(model.retrain_epochs_)
+        attrs["device"] = str(getattr(model, "device_", "") or "cpu")
+    return attrs
+
+
+def _upload_learning_curves(trial: optuna.Trial, history: list[Mapping[str, float]]) -> None:
+    if not history:
+        return
+    with best_effort(f"trial {trial.number}: learning curves not uploaded", logger):  # never fails the trial
+        from hpo.results import record_trial_history, upload_learning_curves
+
+        record_trial_history(trial, history)  # the trial note's table; the worker redraws the study figure
+        upload_learning_curves(trial.study, trial, history)
+
+
+def _upload_confusion_matrix(trial: optuna.Trial, model: Any, data: Any) -> None:
+    with best_effort(f"trial {trial.number}: confusion matrix not uploaded", logger):  # never fails the trial
+        from sklearn.metrics import confusion_matrix
+
+        from hpo.results import record_confusion_matrix, upload_confusion_matrix
+
+        X_val, y_val = data.split("val")
+        predicted = model.predict(X_val)
+        confusion = confusion_matrix(y_val, predicted, labels=np.arange(data.n_classes))
+        record_confusion_matrix(trial, confusion.tolist(), list(data.tissues))  # the worker draws it on the study page
+        upload_confusion_matrix(trial.study, trial, confusion, list(data.tissues))
+
+
+def _threads(num_threads: int | None) -> int:
+    """CPU threads the trial trains with (retraining with the same count reproduces it bit for bit)."""
+    if num_threads:
+        return int(num_threads)
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else (os.cpu_count() or 1)

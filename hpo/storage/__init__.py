@@ -1,0 +1,17 @@
+"""Where studies live: storage URLs and backends, heartbeats, riding out outages, batched trial writes.
+
+``open_storage`` opens SQLite (WAL), PostgreSQL, a journal file or a gRPC proxy; :class:`StorageRetry`
+waits out an unreachable database; ``_optuna.py`` is the only module touching Optuna's private API."""
+
+from hpo import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "_backends": ["artifact_directory", "artifact_store", "check_storage_url", "journal_path",
+        "open_storage", "redact", "resolve_storage_url", "run_directory"],
+    "_exposure": ["exposure_warning"],
+    "_optuna": ["cached_trial", "study_id", "study_storage", "trial_id"],
+    "_outage": ["DEFAULT_OUTAGE_WINDOW_S", "EXIT_CODE", "OUTAGE_WINDOW_ENV", "StorageOutage", "StorageRetry",
+        "best_effort", "is_storage_error", "quiet_optuna_disconnect_warnings", "short_reason"],
+    "_proxy": ["serve_proxy"],
+    "_trial_writes": ["BufferedReports", "set_user_attrs"],
+})

@@ -1,0 +1,246 @@
+"""Where studies live: the run directory, storage URLs, heartbeats and the artifact store.
+
+The default storage is a SQLite file in the run directory (``$HPO_HOME``, default
+``./hpo-runs``) opened in WAL mode with a long busy timeout, so that several local
+worker processes, optuna-dashboard and the ``optuna`` CLI can share it. PostgreSQL
+URLs work as they are (``postgresql://`` is read as ``postgresql+psycopg://``).
+Two more kinds, for many workers (README, "Scaling past one machine"):
+
+* ``journal:///path/to/file.log``: Optuna's journal file (append-only, no server);
+* ``grpc://host:port``: Optuna's gRPC storage proxy (``hpo proxy`` runs one).
+
+Neither has Optuna's heartbeats; :class:`hpo.liveness.HeartbeatStorage` adds them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+
+DEFAULT_HOME = "hpo-runs"
+SQLITE_BUSY_TIMEOUT_S = 120
+DEFAULT_HEARTBEAT_INTERVAL_S = 10
+DEFAULT_GRACE_PERIOD_S = 30
+DEFAULT_MAX_RETRY = 3
+GRPC_CONNECT_TIMEOUT_S = 10
+RDB_SCHEMES = ("sqlite", "postgresql")
+SCHEMES = (*RDB_SCHEMES, "journal", "grpc")
+SUPPORTED_URLS = "sqlite:///FILE, postgresql://USER@HOST/DB, journal:///FILE or grpc://HOST:PORT"
+
+
+class StorageUnavailable(ConnectionError):
+    """The storage URL points to a database that cannot be reached or opened."""
+
+
+def run_directory() -> Path:
+    """The run directory (``$HPO_HOME`` or ``./hpo-runs``); created on demand."""
+    path = Path(os.environ.get("HPO_HOME", DEFAULT_HOME))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_storage_url() -> str:
+    return f"sqlite:///{(run_directory() / 'optuna.db').resolve()}"
+
+
+def resolve_storage_url(url: str | None = None) -> str:
+    """``url``, else ``$HPO_STORAGE``, else the SQLite file in the run directory."""
+    url = url or os.environ.get("HPO_STORAGE") or default_storage_url()
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def check_storage_url(url: str) -> str:
+    """``url`` if its scheme is one a worker can use, else ``ValueError`` naming it and the supported ones."""
+    if url.split(":", 1)[0].split("+", 1)[0] not in SCHEMES:
+        raise ValueError(f"unsupported storage URL {redact(url)!r}: supported are {SUPPORTED_URLS}")
+    return url
+
+
+def _prepare_sqlite_file(url: str) -> None:
+    """Create the file's folder and switch it to WAL (persistent in the file)."""
+    database = sqlalchemy.engine.make_url(url).database
+    if not database or database == ":memory:":
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _engine_kwargs(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if url.startswith("postgresql"):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    return {}
+
+
+def open_storage(
+    url: str | None = None,
+    *,
+    heartbeat_interval: int | None = DEFAULT_HEARTBEAT_INTERVAL_S,
+    grace_period: int | None = DEFAULT_GRACE_PERIOD_S,
+    max_retry: int | None = DEFAULT_MAX_RETRY,
+) -> BaseStorage:
+    """Open (and create) the storage behind ``url`` with heartbeats and retry of stale trials.
+
+    A trial whose worker died (no heartbeat for ``grace_period`` s) is marked failed and
+    re-enqueued by Optuna's :class:`RetryHeartbeatStaleTrialCallback`. ``heartbeat_interval=None``
+    opens the storage without heartbeats (readers: reports, export, the dashboard).
+    Raises :class:`StorageUnavailable` with a one-line reason when the storage cannot be reached.
+    """
+    url = check_storage_url(resolve_storage_url(url))
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    with warnings.catch_warnings():
+        # heartbeats and the retry callback are "experimental" in Optuna; we rely on them knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if scheme in ("journal", "grpc"):
+            inner = _journal_storage(url) if scheme == "journal" else _grpc_storage(url)
+            return _with_heartbeats(inner, heartbeat_interval, grace_period, max_retry)
+        try:
+            if scheme == "sqlite":
+                _prepare_sqlite_file(url)
+            return _rdb_storage(url, heartbeat_interval, grace_period, max_retry)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlite3.Error) as error:
+            reason = str(getattr(error, "orig", error) or error).strip().splitlines()[0]
+            raise StorageUnavailable(f"cannot open storage {redact(url)}: {reason}") from None
+        except (ImportError, sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as error:
+            # a driver that is not installed (postgresql+pg8000://) or a URL SQLAlchemy cannot parse
+            reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+            raise ValueError(
+                f"storage URL {redact(url)!r} cannot be opened here: {reason}; supported are {SUPPORTED_URLS}"
+            ) from None
+
+
+def journal_path(url: str) -> Path:
+    """The file behind ``journal:///abs/file.log`` (or ``journal://relative/file.log``)."""
+    path = url.split("://", 1)[1] if "://" in url else ""
+    if not path:
+        raise ValueError(f"journal storage URL {url!r} names no file: use journal:///path/to/study.log")
+    return Path(path)
+
+
+def grpc_address(url: str) -> tuple[str, int]:
+    """``(host, port)`` of ``grpc://host:port``."""
+    address = url.split("://", 1)[1].rstrip("/") if "://" in url else ""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"gRPC storage URL {url!r} needs a host and a port: grpc://HOST:PORT")
+    return host, int(port)
+
+
+def _journal_storage(url: str) -> BaseStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    path = journal_path(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except OSError as error:
+        raise StorageUnavailable(f"cannot open journal storage {path}: {error.strerror or error}") from None
+
+
+def _grpc_storage(url: str) -> BaseStorage:
+    host, port = grpc_address(url)
+    try:
+        from optuna.storages import GrpcStorageProxy
+
+        proxy = GrpcStorageProxy(host=host, port=port)
+        proxy.wait_server_ready(timeout=GRPC_CONNECT_TIMEOUT_S)
+    except ImportError:
+        raise StorageUnavailable("the gRPC storage proxy needs grpcio (Optuna >= 4.2): pip install -e '.[grpc]'") from None
+    except ConnectionError:
+        raise StorageUnavailable(
+            f"cannot open storage {url}: no gRPC storage proxy answered within {GRPC_CONNECT_TIMEOUT_S} s "
+            "(start one with `hpo proxy`)"
+        ) from None
+    return proxy
+
+
+def _with_heartbeats(
+    storage: BaseStorage, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
+) -> BaseStorage:
+    if not heartbeat_interval:
+        return storage
+    from hpo.storage._liveness import HeartbeatStorage
+
+    return HeartbeatStorage(
+        storage,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period or DEFAULT_GRACE_PERIOD_S,
+        failed_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+    )
+
+
+def _rdb_storage(
+    url: str, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
+) -> RDBStorage:
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat_interval else None
+    storage = RDBStorage(
+        url,
+        engine_kwargs=_engine_kwargs(url),
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        heartbeat_stale_trial_callback=retry,
+    )
+    if url.startswith("sqlite"):
+        _sync_at_checkpoints_only(storage.engine)
+    return storage
+
+
+def _sync_at_checkpoints_only(engine: sqlalchemy.Engine) -> None:
+    """``PRAGMA synchronous=NORMAL`` on every connection: in WAL mode a commit then skips its fsync.
+
+    A trial makes ~30 commits (attributes, one report per epoch, tell); with the default FULL each
+    waits for an fsync (~5 ms here), 0.1-0.2 s per trial (benchmarks/overhead.py). With NORMAL the
+    database stays consistent and survives a killed process; only a power loss or OS crash may roll
+    back the last commits, which heartbeats and retries already cover.
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    engine.dispose()  # connections opened while Optuna created its tables get the pragma too
+
+
+def database_reachable(url: str, *, timeout_s: int = 3) -> bool:
+    """Whether a connection to the database behind ``url`` opens within ``timeout_s`` seconds."""
+    try:
+        engine = sqlalchemy.create_engine(resolve_storage_url(url), connect_args={"connect_timeout": timeout_s})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def artifact_directory() -> Path:
+    """Folder of the artifact store (``$HPO_ARTIFACTS``, else ``<run dir>/artifacts``).
+
+    With workers on several hosts, point ``HPO_ARTIFACTS`` at a shared file system.
+    """
+    path = Path(os.environ.get("HPO_ARTIFACTS") or run_directory() / "artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def artifact_store() -> FileSystemArtifactStore:
+    return FileSystemArtifactStore(str(artifact_directory()))

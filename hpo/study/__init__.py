@@ -1,0 +1,10 @@
+"""Study files: parsing and validating the TOML, search spaces, and the one ``--set`` grammar."""
+
+from hpo import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {
+    "_overrides": ["format_overrides", "parse_assignment", "parse_overrides"],
+    "_space": ["decode_trial_params"],
+    "_studyfile": ["StudySpec", "apply_overrides", "check_study_name", "load_study_file"],
+    "_val_split": ["small_val_split_warning"],
+})
