@@ -5,7 +5,8 @@ Import from here: ``build_model``, ``load_model``, ``get_spec``, ``available_mod
 """
 
 from models.errors import DeviceOutOfMemory, TrainingDiverged, UnknownParameterError
-from models.memory import MemoryEstimate, count_parameters, estimate_memory
+from models.memory import MemoryEstimate, estimate_memory
+from models.networks import count_parameters
 from models.registry import ModelSpec, available_models, build_model, get_spec, load_model
 
 __all__ = [

@@ -17,7 +17,7 @@ from data_pipeline.dataset import PreparedDataset
 from models.base import StepCallback
 from models.device import release_memory, resolve_device
 from models.errors import DeviceOutOfMemory
-from models.memory import count_parameters
+from models.networks import count_parameters
 from models.params import Range
 from models.persistence import read_metadata, write_metadata
 from models.training import TrainingSettings, retrain_epoch_count, tied_best_epochs, train_epochs
