@@ -57,6 +57,7 @@ class AutoencoderModel(TorchModel):
 
     name = "autoencoder"
     task = "reconstruction"
+    has_embedding = True
     DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "weight_decay": 0.0}
     CHOICES = {**ENCODER_CHOICES, **TRAINING_CHOICES}
     RANGES = {**ENCODER_RANGES, **TRAINING_RANGES}

@@ -58,6 +58,7 @@ class ClassifierModel(TorchModel):
 
     name = "classifier"
     task = "classification"
+    has_embedding = True
     DEFAULTS = {
         **ENCODER_DEFAULTS,
         "hidden_dim": 512,
@@ -75,9 +76,8 @@ class ClassifierModel(TorchModel):
     CHOICES = {**ENCODER_CHOICES, **LOSS_CHOICES, **TRAINING_CHOICES}
     RANGES = {**ENCODER_RANGES, **HEAD_RANGES, "pretrain_epochs": AT_LEAST_0, **TRAINING_RANGES}
 
-    def __init__(self, params: Mapping[str, Any], **options: Any) -> None:
-        super().__init__(params, **options)
-        self.class_weights_: torch.Tensor | None = None
+    class_weights_: torch.Tensor | None = None
+    """Per-class loss weights (``class_weight = "balanced"``), from the training rows."""
 
     @property
     def monitor(self) -> str:
@@ -110,9 +110,9 @@ class ClassifierModel(TorchModel):
             meta = read_metadata(Path(self.params["encoder_from"]))
             if meta["name"] != "autoencoder":
                 raise ValueError(f"encoder_from={self.params['encoder_from']!r} holds a {meta['name']!r}, not an autoencoder")
-            if meta["n_features"] != self._shape[0]:
+            if meta["n_features"] != self.n_features_in_:
                 raise ValueError(
-                    f"encoder_from autoencoder takes {meta['n_features']} genes, the data set has {self._shape[0]}"
+                    f"encoder_from autoencoder takes {meta['n_features']} genes, the data set has {self.n_features_in_}"
                 )
             architecture.update({key: meta["architecture"][key] for key in ENCODER_KEYS if key != "input_noise"})
         return architecture
@@ -136,7 +136,7 @@ class ClassifierModel(TorchModel):
             # without a trained encoder, a frozen one is a fixed random projection
             network.set_encoder_frozen(self.params["freeze_encoder"])
         self.class_weights_ = (
-            balanced_class_weights(y_train, self._shape[1]) if self.params["class_weight"] == "balanced" else None
+            balanced_class_weights(y_train, self.n_classes_) if self.params["class_weight"] == "balanced" else None
         )
 
     # -- loss and metrics ---------------------------------------------------------------------
@@ -233,5 +233,5 @@ class ConvClassifierModel(ClassifierModel):
 
     def _before_training(self, data: PreparedDataset, train_split: str, y_train: torch.Tensor) -> None:
         self.class_weights_ = (
-            balanced_class_weights(y_train, self._shape[1]) if self.params["class_weight"] == "balanced" else None
+            balanced_class_weights(y_train, self.n_classes_) if self.params["class_weight"] == "balanced" else None
         )

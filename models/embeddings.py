@@ -8,6 +8,7 @@ classifier, with its fidelity steps, on the latent codes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,16 @@ class EmbeddingModel(SklearnModel):
     """Base: an autoencoder followed by ``classifier_class`` on its latent codes."""
 
     classifier_class: type[SklearnModel]
+    has_embedding = True
 
-    def __init__(self, params: dict[str, Any], **options: Any) -> None:
-        super().__init__(params, **options)
-        self.autoencoder_: AutoencoderModel | None = None
+    autoencoder_: AutoencoderModel | None = None
+    """The autoencoder trained on the training split, whose latent codes the classifier sees."""
+
+    @property
+    def _classifier(self) -> SklearnModel:
+        """The classic model built from the parameters without the ``ae_`` prefix (it makes the estimators)."""
         own = {key: value for key, value in self.params.items() if not key.startswith(AE_PREFIX)}
-        self._classifier = self.classifier_class(own, seed=self.seed, num_threads=self.num_threads)
+        return self.classifier_class(own, seed=self.seed, num_threads=self.num_threads)
 
     def _autoencoder_params(self) -> dict[str, Any]:
         return {key[len(AE_PREFIX) :]: value for key, value in self.params.items() if key.startswith(AE_PREFIX)}
@@ -64,21 +69,26 @@ class EmbeddingModel(SklearnModel):
     def _features(self, X: np.ndarray) -> np.ndarray:
         return self.embed(X)
 
-    def embed(self, X: np.ndarray) -> np.ndarray:
-        """The autoencoder's latent codes of ``X``."""
+    def _autoencoder(self) -> AutoencoderModel:
         if self.autoencoder_ is None:
             raise RuntimeError(f"{self.name} is not fitted: call fit() first")
-        return self.autoencoder_.embed(X)
+        return self.autoencoder_
 
-    def save(self, directory: str | Path) -> Path:
-        directory = super().save(directory)
-        self.autoencoder_.save(directory / AE_SUBDIRECTORY)
-        return directory
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        """The autoencoder's latent codes of ``X``."""
+        return self._autoencoder().embed(X)
 
-    def _load_extra(self, directory: Path, device: str) -> None:
-        self.autoencoder_ = AutoencoderModel.load(directory / AE_SUBDIRECTORY, device=device)
+    # -- persistence hooks: the estimator, and the autoencoder in its own subfolder --------------
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        fields = super()._save_state(directory)
+        self._autoencoder().save(directory / AE_SUBDIRECTORY)
+        return fields
+
+    def _load_state(self, directory: Path, meta: Mapping[str, Any]) -> None:
+        self.autoencoder_ = AutoencoderModel.load(directory / AE_SUBDIRECTORY, device=self.device)
         self.n_parameters_ = self.autoencoder_.n_parameters_
         self.device_ = self.autoencoder_.device_
+        super()._load_state(directory, meta)
 
 
 def embedding_model(classifier_class: type[SklearnModel]) -> type[EmbeddingModel]:

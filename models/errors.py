@@ -11,3 +11,7 @@ class DeviceOutOfMemory(RuntimeError):
 
 class UnknownParameterError(ValueError):
     """A model was given a parameter it does not take."""
+
+
+class NoEmbeddingError(ValueError):
+    """``embed`` was called on a model that has no embedding (``has_embedding`` is False)."""

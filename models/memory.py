@@ -1,4 +1,4 @@
-"""Parameter counts and memory estimates, available before any training.
+"""Training-memory estimates, available before any training.
 
 The network is built on PyTorch's ``meta`` device (shapes only, no storage), so an
 estimate for an 18,000-gene model costs milliseconds and no memory. A study can
@@ -13,6 +13,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from models.networks import count_parameters
+from models.registry import get_spec, resolve_model_params, torch_model_class
 
 FP32_BYTES = 4
 BF16_BYTES = 2
@@ -39,11 +42,6 @@ class MemoryEstimate:
             "weights_bytes", "gradient_bytes", "optimizer_bytes", "checkpoint_bytes", "activation_bytes", "data_bytes"
         ))
         return cls(**parts, total_bytes=total)
-
-
-def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:
-    """Number of scalar parameters (``sum(p.numel())``), optionally only those that train."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def activation_elements(network: nn.Module, n_features: int, batch_size: int) -> int:
@@ -73,8 +71,6 @@ def estimate_memory(
     Models on embeddings are estimated by their autoencoder; other scikit-learn models
     only by a float64 copy of the data.
     """
-    from models.registry import get_spec, resolve_model_params, torch_model_class
-
     spec = get_spec(name)
     resolved = resolve_model_params(name, params)
     prefix = ""

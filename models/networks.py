@@ -23,6 +23,11 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (``sum(p.numel())``), optionally only those that train."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
 def layer_sizes(n_layers: int, hidden_dim: int, width_decay: float, hidden_sizes: Sequence[int] = ()) -> list[int]:
     """Hidden layer widths: ``hidden_sizes`` when given, else ``hidden_dim * width_decay**i`` for ``n_layers`` layers."""
     if hidden_sizes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,29 +76,61 @@ def resolve_params(
     return resolved
 
 
+class _Rejected(ValueError):
+    """A value of an accepted type that is still wrong; the message says what was expected."""
+
+
+_NOT_THIS_TYPE = object()
+
+
+def _is_number(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _to_positive_ints(value: Any) -> Any:
+    if not isinstance(value, (list, tuple)):
+        return _NOT_THIS_TYPE
+    if not all(_is_number(v, numbers.Integral) and v > 0 for v in value):
+        raise _Rejected("a list of positive integers")
+    return [int(v) for v in value]
+
+
+_COERCERS: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+    (str, lambda v: v if isinstance(v, str) else _NOT_THIS_TYPE),
+    (bool, lambda v: v if isinstance(v, bool) else _NOT_THIS_TYPE),
+    (type(None), lambda v: v if v is None else _NOT_THIS_TYPE),
+    (int, lambda v: int(v) if _is_number(v, numbers.Integral) else _NOT_THIS_TYPE),
+    (float, lambda v: float(v) if _is_number(v, numbers.Real) else _NOT_THIS_TYPE),
+    (int, lambda v: int(v) if _is_number(v, numbers.Real) and float(v).is_integer() else _NOT_THIS_TYPE),
+    (list, _to_positive_ints),
+)
+"""Per accepted type, in order of preference: the value as that type, or ``_NOT_THIS_TYPE``.
+
+A bool is never a number here, an integer-valued float is an int only where no float is
+accepted, and a tuple is a list."""
+
+
+def _as_allowed(value: Any, allowed: tuple[type, ...]) -> Any:
+    for kind, to_kind in _COERCERS:
+        if kind in allowed and (result := to_kind(value)) is not _NOT_THIS_TYPE:
+            return result
+    return _NOT_THIS_TYPE
+
+
 def _coerce(
     model_name: str, key: str, value: Any, allowed: tuple[type, ...], key_choices: tuple[Any, ...] | None
 ) -> Any:
+    """``value`` as the first type of :data:`_COERCERS` in ``allowed`` that takes it; strings among ``key_choices``."""
     where = f"parameter {key!r} of model {model_name!r}"
-    if isinstance(value, str) and str in allowed:
-        if key_choices is not None and value not in key_choices:
-            raise ValueError(f"{where} = {value!r}; expected one of {', '.join(map(repr, key_choices))}")
-        return value
-    if isinstance(value, bool) or value is None:
-        if type(value) in allowed:
-            return value
-    elif isinstance(value, numbers.Integral) and int in allowed:
-        return int(value)
-    elif isinstance(value, numbers.Real) and float in allowed:
-        return float(value)
-    elif isinstance(value, numbers.Real) and int in allowed and float(value).is_integer():
-        return int(value)
-    elif isinstance(value, (list, tuple)) and list in allowed:
-        items = list(value)
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in items):
-            raise ValueError(f"{where} = {value!r}; expected a list of positive integers")
-        return [int(v) for v in items]
-    names = " or ".join(t.__name__ for t in allowed)
-    if key_choices is not None and str in allowed:
-        names += f" (strings: {', '.join(map(repr, key_choices))})"
-    raise ValueError(f"{where} = {value!r} ({type(value).__name__}); expected {names}")
+    try:
+        coerced = _as_allowed(value, allowed)
+        if isinstance(coerced, str) and key_choices is not None and coerced not in key_choices:
+            raise _Rejected(f"one of {', '.join(map(repr, key_choices))}")
+    except _Rejected as wrong:
+        raise ValueError(f"{where} = {value!r}; expected {wrong}") from None
+    if coerced is _NOT_THIS_TYPE:
+        names = " or ".join(t.__name__ for t in allowed)
+        if key_choices is not None and str in allowed:
+            names += f" (strings: {', '.join(map(repr, key_choices))})"
+        raise ValueError(f"{where} = {value!r} ({type(value).__name__}); expected {names}")
+    return coerced

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from models.autoencoder import AutoencoderModel
 from models.base import TissueModel
@@ -48,7 +48,7 @@ class ModelSpec:
     """Allowed interval of the numeric parameters (e.g. ``dropout`` in [0, 1))."""
 
 
-_MODEL_CLASSES: dict[str, type] = {
+_MODEL_CLASSES: dict[str, type[TissueModel]] = {
     cls.name: cls
     for cls in (
         AutoencoderModel,
@@ -66,16 +66,16 @@ _MODEL_CLASSES: dict[str, type] = {
 }
 
 
-def _spec(cls: type) -> ModelSpec:
+def _spec(cls: type[TissueModel]) -> ModelSpec:
     return ModelSpec(
         name=cls.name,
-        family="torch" if issubclass(cls, TorchModel) else "sklearn",
+        family=cls.family,
         task=cls.task,
         defaults=MappingProxyType(dict(cls.DEFAULTS)),
         description=(cls.__doc__ or "").strip().splitlines()[0],
         choices=MappingProxyType(dict(cls.CHOICES)),
-        value_types=MappingProxyType(dict(getattr(cls, "VALUE_TYPES", {}))),
-        ranges=MappingProxyType(dict(getattr(cls, "RANGES", {}))),
+        value_types=MappingProxyType(dict(cls.VALUE_TYPES)),
+        ranges=MappingProxyType(dict(cls.RANGES)),
     )
 
 
@@ -104,10 +104,11 @@ def resolve_model_params(name: str, params: Mapping[str, Any] | None = None) -> 
 
 
 def torch_model_class(name: str) -> type[TorchModel]:
+    """The class of PyTorch model ``name`` (its ``build_network`` serves memory estimates)."""
     cls = _MODEL_CLASSES[get_spec(name).name]
-    if not issubclass(cls, TorchModel):
+    if cls.family != "torch":
         raise ValueError(f"model {name!r} is not a PyTorch model")
-    return cls
+    return cast("type[TorchModel]", cls)
 
 
 def build_model(

@@ -16,11 +16,12 @@ decides how ``fit`` reports progress, so that Optuna pruners work on them too:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import joblib
 import numpy as np
@@ -36,11 +37,10 @@ from threadpoolctl import threadpool_limits
 
 from data_pipeline.dataset import PreparedDataset
 from data_pipeline.gene_filter import gene_filter_of
-from models.base import StepCallback
+from models.base import StepCallback, TissueModel
 from models.fidelity import FOLDS, cross_validates, nested_stratified_subsets, stratified_folds
 from models.metrics import classification_metrics
 from models.params import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range
-from models.persistence import read_metadata, write_metadata
 
 ESTIMATOR_FILE = "estimator.joblib"
 FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 3}
@@ -54,33 +54,18 @@ def _class_weight(value: str) -> str | None:
     return None if value == "none" else value
 
 
-class SklearnModel:
+class SklearnModel(TissueModel):
     """Base of the scikit-learn models: subclasses define ``make_estimator``."""
 
-    name: ClassVar[str]
-    task: ClassVar[str] = "classification"
-    DEFAULTS: ClassVar[dict[str, Any]]
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
-    VALUE_TYPES: ClassVar[dict[str, tuple[type, ...]]] = {}
-    RANGES: ClassVar[dict[str, Range]] = {}
+    family = "sklearn"
+    task = "classification"
 
-    def __init__(
-        self, params: Mapping[str, Any], *, device: str = "auto", seed: int = 0, num_threads: int | None = None
-    ) -> None:
-        self.params = dict(params)
-        self.device = device
-        self.seed = seed
-        self.num_threads = num_threads
-        self.estimator_: BaseEstimator | None = None
-        self.history_: list[dict[str, float]] = []
-        self.train_seconds_ = 0.0
-        self.n_steps_ = 0
-        self.n_parameters_ = 0
-        self.device_ = "cpu"
+    estimator_: BaseEstimator | None = None
+    """The estimator fitted on the whole training split."""
 
+    @abc.abstractmethod
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         """A fresh, unfitted estimator for a training set of ``n_rows`` rows."""
-        raise NotImplementedError
 
     def fold_estimator(self, n_rows: int, data: PreparedDataset, train_split: str) -> BaseEstimator:
         """What one CV fold fits on :meth:`fold_features`: the gene filter, a StandardScaler, the estimator.
@@ -125,7 +110,8 @@ class SklearnModel:
         self, data: PreparedDataset, *, train_split: str = "train", on_step: StepCallback | None = None
     ) -> "SklearnModel":
         started = time.perf_counter()
-        self.history_ = []
+        history: list[dict[str, float]] = []
+        self.history_ = history
         with self._threads():
             self._prepare(data, train_split)
             X_raw, y = data.split(train_split)
@@ -137,7 +123,7 @@ class SklearnModel:
 
             def report(step: int, estimator: BaseEstimator, X_held: np.ndarray, y_held: np.ndarray, **extra: float) -> None:
                 metrics = {**classification_metrics(y_held, estimator.predict(X_held), "val"), **extra}
-                self.history_.append(metrics)
+                history.append(metrics)
                 if on_step is not None:
                     on_step(step, metrics)
 
@@ -157,7 +143,7 @@ class SklearnModel:
                 self.estimator_ = self.make_estimator(len(y)).fit(X, y)
                 if fidelity == "none":
                     report(1, self.estimator_, X_val, y_val)
-        self.n_steps_ = len(self.history_)
+        self.n_steps_ = len(history)
         self.train_seconds_ = time.perf_counter() - started
         return self
 
@@ -174,25 +160,14 @@ class SklearnModel:
         X, y = data.split(split)
         return classification_metrics(np.asarray(y), self.predict(X), split)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.json`` and the fitted estimator (joblib pickle)."""
-        directory = Path(directory)
-        write_metadata(directory, name=self.name, params=self.params, seed=self.seed, n_steps=self.n_steps_)
+    # -- persistence hooks ---------------------------------------------------------------------
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        """The fitted estimator as ``estimator.joblib`` (a joblib pickle); ``model.json`` needs nothing more."""
         joblib.dump(self._estimator(), directory / ESTIMATOR_FILE)
-        return directory
+        return {}
 
-    @classmethod
-    def load(cls, directory: str | Path, *, device: str = "auto") -> "SklearnModel":
-        directory = Path(directory)
-        meta = read_metadata(directory)
-        model = cls(meta["params"], device=device, seed=meta["seed"])
-        model._load_extra(directory, device)
-        model.estimator_ = joblib.load(directory / ESTIMATOR_FILE)
-        model.n_steps_ = int(meta.get("n_steps", 0))
-        return model
-
-    def _load_extra(self, directory: Path, device: str) -> None:
-        """Restore what ``_prepare`` learned (nothing here)."""
+    def _load_state(self, directory: Path, meta: Mapping[str, Any]) -> None:
+        self.estimator_ = joblib.load(directory / ESTIMATOR_FILE)
 
 
 def _svc(params: Mapping[str, Any], seed: int, prefix: str = "") -> SVC:

@@ -1,12 +1,14 @@
-"""What every PyTorch model shares: device, seeding, fit via the training loop, batched inference, save/load."""
+"""What every PyTorch model shares: device, seeding, fit via the training loop, batched inference, weights on disk."""
 
 from __future__ import annotations
 
+import abc
 import logging
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,12 +16,10 @@ import torch
 from torch import nn
 
 from data_pipeline.dataset import PreparedDataset
-from models.base import StepCallback
+from models.base import StepCallback, TissueModel
 from models.device import release_memory, resolve_device
 from models.errors import DeviceOutOfMemory
-from models.memory import count_parameters
-from models.params import Range
-from models.persistence import read_metadata, write_metadata
+from models.networks import count_parameters
 from models.training import TrainingSettings, retrain_epoch_count, tied_best_epochs, train_epochs
 
 logger = logging.getLogger(__name__)
@@ -42,44 +42,31 @@ def _is_allocation_failure(error: RuntimeError) -> bool:
     return "can't allocate memory" in str(error) or "out of memory" in str(error).lower()
 
 
-class TorchModel:
+class TorchModel(TissueModel):
     """Base of the PyTorch models; subclasses define the network, the batch loss and the metrics."""
 
-    name: ClassVar[str]
-    task: ClassVar[str]
-    DEFAULTS: ClassVar[dict[str, Any]]
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
-    RANGES: ClassVar[dict[str, Range]] = {}
+    family = "torch"
     monitor_mode: ClassVar[str] = "min"
 
-    def __init__(
-        self, params: Mapping[str, Any], *, device: str = "auto", seed: int = 0, num_threads: int | None = None
-    ) -> None:
-        self.params = dict(params)
-        self.device = device
-        self.seed = seed
-        self.num_threads = num_threads
-        self.network_: nn.Module | None = None
-        self.architecture_: dict[str, Any] = dict(self.params)
-        self.history_: list[dict[str, float]] = []
-        self.train_seconds_ = 0.0
-        self.n_steps_ = 0
-        self.best_epoch_ = 0
-        self.retrain_epochs_ = 0
-        self.n_parameters_ = 0
-        self.device_ = ""
-        self._shape = (0, 0)
+    network_: nn.Module | None = None
+    architecture_: Mapping[str, Any] = MappingProxyType({})
+    """The parameters the network was built from (a classifier's encoder may come from a saved autoencoder)."""
+    n_features_in_: int = 0
+    n_classes_: int = 0
 
     # -- what subclasses define -------------------------------------------------------------
     @classmethod
+    @abc.abstractmethod
     def build_network(cls, params: Mapping[str, Any], n_features: int, n_classes: int) -> nn.Module:
-        raise NotImplementedError
+        """The untrained network for ``params`` and the data's shape (also on the ``meta`` device)."""
 
+    @abc.abstractmethod
     def _batch_loss(self, X: torch.Tensor, y: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Mean loss of the training rows ``indices``."""
 
+    @abc.abstractmethod
     def _metrics(self, X: torch.Tensor, y: torch.Tensor, prefix: str) -> dict[str, float]:
-        raise NotImplementedError
+        """Metrics of the rows ``X``, ``y``, keyed ``{prefix}_...``."""
 
     def _before_training(self, data: PreparedDataset, train_split: str, y_train: torch.Tensor) -> None:
         """Hook: pretraining, class weights (runs after the network is on the device)."""
@@ -107,7 +94,8 @@ class TorchModel:
         X, y = data.split(train_split)
         X_val, y_val = data.split("val")
         tensors: dict[str, torch.Tensor] = {}
-        self.history_ = []  # filled epoch by epoch: a trial stopped early keeps what it saw
+        history: list[dict[str, float]] = []
+        self.history_ = history  # filled epoch by epoch: a trial stopped early keeps what it saw
         started = time.perf_counter()
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         try:
@@ -117,9 +105,9 @@ class TorchModel:
                 tensors["y"] = as_tensor(y, device, torch.long)
                 tensors["X_val"] = as_tensor(X_val, device)
                 tensors["y_val"] = as_tensor(y_val, device, torch.long)
-                self._shape = (data.n_features, data.n_classes)
+                self.n_features_in_, self.n_classes_ = data.n_features, data.n_classes
                 self.architecture_ = self._resolve_architecture()
-                self.network_ = self.build_network(self.architecture_, *self._shape).to(device)
+                self.network_ = self.build_network(self.architecture_, data.n_features, data.n_classes).to(device)
                 self._before_training(data, train_split, tensors["y"])
                 self.n_parameters_ = count_parameters(self.network_)
                 generator = torch.Generator().manual_seed(self.seed)
@@ -135,7 +123,7 @@ class TorchModel:
                     monitor_mode=self.monitor_mode,
                     early_stopping="val" not in train_split,
                     on_step=on_step,
-                    history=self.history_,
+                    history=history,
                 )
         except torch.cuda.OutOfMemoryError as error:
             self._release(tensors, device, error)
@@ -203,36 +191,22 @@ class TorchModel:
         with torch.no_grad():
             return batched(fn, as_tensor(X, self._device())).float().cpu().numpy()
 
-    # -- persistence -----------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.json`` (name, parameters, architecture, shapes) and ``weights.pt``."""
-        directory = Path(directory)
-        network = self._network()
-        write_metadata(
-            directory,
-            name=self.name,
-            params=self.params,
-            seed=self.seed,
-            architecture=self.architecture_,
-            n_features=self._shape[0],
-            n_classes=self._shape[1],
-            n_steps=self.n_steps_,
-        )
-        torch.save(network.state_dict(), directory / WEIGHTS_FILE)
-        return directory
+    # -- persistence hooks ---------------------------------------------------------------------
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        """``weights.pt``; ``model.json`` records the architecture and the data's shape to rebuild the network."""
+        torch.save(self._network().state_dict(), directory / WEIGHTS_FILE)
+        return {
+            "architecture": dict(self.architecture_),
+            "n_features": self.n_features_in_,
+            "n_classes": self.n_classes_,
+        }
 
-    @classmethod
-    def load(cls, directory: str | Path, *, device: str = "auto") -> "TorchModel":
-        directory = Path(directory)
-        meta = read_metadata(directory)
-        model = cls(meta["params"], device=device, seed=meta["seed"])
-        resolved = resolve_device(device)
-        network = cls.build_network(meta["architecture"], meta["n_features"], meta["n_classes"])
+    def _load_state(self, directory: Path, meta: Mapping[str, Any]) -> None:
+        device = resolve_device(self.device)
+        network = self.build_network(meta["architecture"], meta["n_features"], meta["n_classes"])
         network.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-        model.network_ = network.to(resolved).eval()
-        model.architecture_ = dict(meta["architecture"])
-        model._shape = (meta["n_features"], meta["n_classes"])
-        model.n_parameters_ = count_parameters(network)
-        model.n_steps_ = int(meta.get("n_steps", 0))
-        model.device_ = str(resolved)
-        return model
+        self.network_ = network.to(device).eval()
+        self.architecture_ = dict(meta["architecture"])
+        self.n_features_in_, self.n_classes_ = int(meta["n_features"]), int(meta["n_classes"])
+        self.n_parameters_ = count_parameters(network)
+        self.device_ = str(device)

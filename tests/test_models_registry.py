@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from models import (
     get_spec,
 )
 from models.base import TissueModel
+from models.params import resolve_params
 from models.registry import torch_model_class
 
 REQUIRED = {
@@ -138,3 +140,33 @@ def test_memory_estimate_at_full_size_needs_no_memory_and_is_plausible() -> None
     embeddings = estimate_memory("svc_on_embeddings", {"ae_latent_dim": 64}, 500, 5)
     assert embeddings.parameters == estimate_memory("autoencoder", {"latent_dim": 64}, 500, 5).parameters
     assert estimate_memory("svc", None, 500, 5).parameters == 0
+
+
+@pytest.mark.parametrize(
+    ("default", "value", "value_types", "expected"),
+    [
+        (1, np.int64(3), None, 3),  # numpy integers are ints
+        (1, 4.0, None, 4),  # an integer-valued float is an int where no float is accepted ...
+        (0.5, 4, ("str", "float"), 4.0),  # ... and stays a float where one is
+        ([8], (2, 3), None, [2, 3]),  # a tuple is a list
+        (False, True, None, True),
+    ],
+)
+def test_coercion_picks_the_accepted_type(default, value, value_types, expected) -> None:
+    types = {"x": tuple({"str": str, "float": float}[t] for t in value_types)} if value_types else None
+    resolved = resolve_params("m", {"x": default}, {"x": value}, value_types=types)["x"]
+    assert resolved == expected and type(resolved) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("default", "value", "message"),
+    [
+        (1.0, True, r"'x' of model 'm' = True \(bool\); expected float$"),  # a bool is never a number
+        (1, "3", r"= '3' \(str\); expected int$"),
+        ("scale", [1], r"= \[1\] \(list\); expected str \(strings: 'scale', 'auto'\)$"),
+        ("scale", "sometimes", r"= 'sometimes'; expected one of 'scale', 'auto'$"),
+    ],
+)
+def test_coercion_errors_name_the_value_and_what_was_expected(default, value, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_params("m", {"x": default}, {"x": value}, choices={"x": ("scale", "auto")})

@@ -160,7 +160,7 @@ def test_freezing_without_a_trained_encoder_keeps_the_random_encoder(tiny_datase
     model, _ = fit("classifier", tiny_dataset, {"freeze_encoder": True, "max_epochs": 2}, seed=3)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)  # fit seeds this way right before building the network
-        initial = torch_model_class("classifier").build_network(model.architecture_, *model._shape)
+        initial = torch_model_class("classifier").build_network(model.architecture_, model.n_features_in_, model.n_classes_)
     assert torch.equal(model.network_.encoder.latent.weight, initial.encoder.latent.weight)
     assert not torch.equal(untrained.network_.encoder.latent.weight, initial.encoder.latent.weight)
 
