@@ -37,24 +37,14 @@ def available_methods() -> tuple[str, ...]:
     return tuple(m for m in METHODS if m != "umap" or importlib.util.find_spec("umap") is not None)
 
 
-def _predicts_tissues(model: Any) -> bool:
-    """Whether ``model.predict`` returns tissue indices (a classifier, not an autoencoder)."""
-    from models import get_spec
-
-    try:
-        return get_spec(model.name).task == "classification"
-    except (AttributeError, ValueError, LookupError):
-        return False
-
-
 def latent_points(model: Any, data: PreparedDataset, splits: Sequence[str] = SPLITS) -> tuple[np.ndarray, pd.DataFrame]:
     """Embeddings of every row of ``splits`` and one metadata row per sample.
 
     Metadata columns: ``sample_id``, ``tissue``, ``disease``, ``split`` and, when the model
     predicts tissues, ``predicted``.
     """
-    if not hasattr(model, "embed"):
-        raise ValueError(f"{type(model).__name__} has no embed(): only autoencoders and deep classifiers have a latent space")
+    if not model.has_embedding:
+        raise ValueError(f"{model.name} has no embedding: only autoencoders and deep classifiers have a latent space")
     blocks, frames = [], []
     for split in splits:
         X, y = data.split(split)
@@ -71,7 +61,7 @@ def latent_points(model: Any, data: PreparedDataset, splits: Sequence[str] = SPL
             "disease": [str(v) for v in info.get(DISEASE_COLUMN, ["unknown"] * n)],
             "split": split,
         })
-        if _predicts_tissues(model):
+        if model.task == "classification":
             frame["predicted"] = [data.tissues[int(index)] for index in model.predict(X)]
         blocks.append(embedding)
         frames.append(frame)
@@ -206,8 +196,8 @@ def write_latent_plots(
     embeddings, points = latent_points(model, data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    label = label or getattr(model, "name", type(model).__name__)
-    what = "latent code" if getattr(model, "name", "") == "autoencoder" else "embedding"
+    label = label or model.name
+    what = "latent code" if model.task == "reconstruction" else "embedding"
     written = []
     table = points.copy()
     for method in methods:

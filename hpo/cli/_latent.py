@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(model_dir, device=args.device)
     methods = args.methods or list(available_methods())
     written = write_latent_plots(model, data, out, methods=methods, seed=args.seed, png=not args.no_png,
-                                 label=getattr(model, "name", ""), plotly_js=args.plotly_js)
+                                 label=model.name, plotly_js=args.plotly_js)
     for path in written:
         print(f"wrote {path}")
     if not any(path.suffix == ".png" for path in written) and not args.no_png:

@@ -192,7 +192,7 @@ def train_and_report(
         "train_seconds": model.train_seconds_,
         "wall_seconds": time.perf_counter() - started,
         "n_steps": model.n_steps_,
-        "best_epoch": getattr(model, "best_epoch_", None),
+        "best_epoch": model.best_epoch_,
         "n_parameters": model.n_parameters_,
         "history": model.history_,
         "data": {

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -28,6 +28,9 @@ import optuna
 from hpo.results import is_new_best
 from hpo.storage import BufferedReports, StorageRetry, best_effort, is_storage_error, set_user_attrs
 from hpo.study import StudySpec
+
+if TYPE_CHECKING:
+    from models import TissueModel
 
 logger = logging.getLogger(__package__)
 
@@ -101,8 +104,8 @@ def build_objective(
             if cross_validated:  # the folds run so far, pruned or complete
                 outcome.update(_cv_summary(progress.history, spec.metric))
             stored(set_user_attrs, trial, outcome)
-            if model is not None and model_spec.family == "torch":
-                stored(_upload_learning_curves, trial, getattr(model, "history_", None) or progress.history)
+            if model is not None and model.family == "torch":
+                stored(_upload_learning_curves, trial, model.history_ or progress.history)
 
     return objective
 
@@ -157,14 +160,14 @@ FINAL_STATE_PREFIX = "final_"
 
 
 def _final_metrics(
-    model: Any, metrics: Mapping[str, float], progress: _Progress, cross_validated: bool
+    model: TissueModel, metrics: Mapping[str, float], progress: _Progress, cross_validated: bool
 ) -> dict[str, float]:
     """The last epoch's training metrics and the validation metrics, as user attributes.
 
     A cross-validated model's last step is its last fold, not the validation split: only the
     validation metrics are kept (its fold scores go to :func:`_cv_summary`).
     """
-    history = getattr(model, "history_", None) or progress.history
+    history = model.history_ or progress.history
     last_step = history[-1] if history and not cross_validated else {}
     last = {
         key if key.startswith(("train_", "val_")) else f"{FINAL_STATE_PREFIX}{key}": value
@@ -189,18 +192,21 @@ def _cv_summary(history: list[Mapping[str, float]], metric: str) -> dict[str, An
     return {"fold_scores": scores, "cv_mean": float(np.mean(scores)), "cv_std": float(np.std(scores))}
 
 
-def _progress_attrs(model: Any, progress: _Progress) -> dict[str, Any]:
-    """Steps, seconds, size, best epoch and device of a trial, however it ended."""
-    steps = getattr(model, "n_steps_", 0) or progress.steps
-    seconds = getattr(model, "train_seconds_", 0.0) or (time.perf_counter() - progress.started)
-    attrs: dict[str, Any] = {"steps_run": int(steps), "train_seconds": round(float(seconds), 3)}
-    if model is not None:
-        attrs["n_parameters"] = int(getattr(model, "n_parameters_", 0) or 0)
-        if getattr(model, "best_epoch_", 0):  # torch: the epoch whose weights early stopping kept
-            attrs["best_epoch"] = int(model.best_epoch_)
-        if getattr(model, "retrain_epochs_", 0):  # torch: epochs for a retrain on train+val (tied-best median)
-            attrs["retrain_epochs"] = int(model.retrain_epochs_)
-        attrs["device"] = str(getattr(model, "device_", "") or "cpu")
+def _progress_attrs(model: TissueModel | None, progress: _Progress) -> dict[str, Any]:
+    """Steps, seconds, size, best epoch and device of a trial, however it ended (``model`` None: never built)."""
+    elapsed = time.perf_counter() - progress.started
+    if model is None:
+        return {"steps_run": progress.steps, "train_seconds": round(elapsed, 3)}
+    attrs: dict[str, Any] = {
+        "steps_run": int(model.n_steps_ or progress.steps),
+        "train_seconds": round(float(model.train_seconds_ or elapsed), 3),
+        "n_parameters": int(model.n_parameters_),
+        "device": model.device_,
+    }
+    if model.best_epoch_:  # torch: the epoch whose weights early stopping kept
+        attrs["best_epoch"] = int(model.best_epoch_)
+    if model.retrain_epochs_:  # torch: epochs for a retrain on train+val (tied-best median)
+        attrs["retrain_epochs"] = int(model.retrain_epochs_)
     return attrs
 
 
