@@ -28,8 +28,8 @@ def postgres_url() -> str:
 
 @pytest.fixture(scope="session")
 def _private_postgres_cluster():
-    """One private PostgreSQL cluster per session (initdb takes ~1 s); see :mod:`tests.pg_server`."""
-    from tests.pg_server import PrivateServer, postgres_bin_dir
+    """One private PostgreSQL cluster per session (initdb takes ~1 s); see :mod:`tests.support.pg_server`."""
+    from tests.support.pg_server import PrivateServer, postgres_bin_dir
 
     bin_dir = postgres_bin_dir()
     if bin_dir is None:

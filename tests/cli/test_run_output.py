@@ -1,0 +1,83 @@
+"""What `hpo run` prints: news only, short lines, a heartbeat, and next steps (also through a real run)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hpo.cli._progress import StatusPrinter, eta_seconds
+from hpo.results import Counts
+from hpo.run import Progress
+from hpo.run._worker import TRIAL_LINE_WIDTH, _with_params
+from tests.run.test_workers import sqlite_url, tiny_study
+
+LINE_CAP = 120
+
+
+def _progress(elapsed: float, complete: int = 0, running: int = 0, alive: int = 2, mean: float | None = None) -> Progress:
+    best = (0.5, 0) if complete else (None, None)
+    return Progress("s", elapsed, Counts(complete=complete, running=running), 10, *best, alive, mean)
+
+
+def test_status_lines_say_only_what_changed_with_a_heartbeat_in_between() -> None:
+    lines: list[str] = []
+    printer = StatusPrinter(2, heartbeat_seconds=60, write=lines.append)
+    for second in (0, 2, 4, 61):
+        printer(_progress(second))  # workers still importing and loading data
+    assert lines == ["[00:00] starting 2 worker(s) (loading data)...", "[01:01] still starting 2 worker(s) (loading data)..."]
+    lines.clear()
+    for second in (62, 64, 66):
+        printer(_progress(second, running=2))
+    printer(_progress(70, complete=2, running=2, mean=10.0))
+    printer(_progress(140, complete=2, running=2, mean=10.0))
+    assert lines[0] == "[01:02] 0/10 finished (0 complete, 0 pruned, 0 failed), 2 running"
+    assert lines[1] == "[01:10] 2/10 finished (2 complete, 0 pruned, 0 failed), 2 running; best 0.5000 (trial 0); ETA ~00:40"
+    assert lines[2] == "[02:20] still running: 2/10 finished, 2 running; ETA ~00:40"
+    assert len(lines) == 3
+    printer(_progress(141, complete=2, running=2, alive=0, mean=10.0))  # the end: the final lines follow
+    assert len(lines) == 3
+
+
+def test_eta_shares_the_remaining_trials_between_live_workers() -> None:
+    assert eta_seconds(_progress(0, complete=4, alive=2, mean=3.0)) == pytest.approx(6 * 3.0 / 2)
+    assert eta_seconds(_progress(0, complete=4, alive=2, mean=None)) is None
+
+
+def test_trial_lines_abbreviate_and_cut_parameters_to_the_width() -> None:
+    params = {f"a_rather_long_parameter_name_{i}": 0.000123456 * i for i in range(12)}
+    line = _with_params("worker 12: trial 1234 complete 0.6694 in 10.6s, new best", params)
+    assert len(line) <= TRIAL_LINE_WIDTH and line.endswith(" ...]") and "a_rat_lon_par_nam_0=0" in line
+    assert _with_params("worker 0: trial 1 complete 0.1 in 1.0s", {"lr": 0.01}) == "worker 0: trial 1 complete 0.1 in 1.0s [lr=0.01]"
+
+
+@pytest.mark.slow
+def test_a_real_hpo_run_prints_short_news_and_the_next_steps(tmp_path, tiny_dataset, tiny_data_config) -> None:
+    url = sqlite_url(tmp_path)
+    path = tiny_study(tmp_path, tiny_data_config, name="printed", n_trials=3)
+    env = {**os.environ, "HPO_HOME": str(tmp_path / "home"), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", url, "--workers", "2"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = done.stdout.splitlines()
+    status = [line for line in printed if line.startswith("[")]
+    trials = [line for line in done.stderr.splitlines() if re.search(r"hpo\.worker: worker \d+: trial \d+ (complete|pruned|failed) ", line)]
+    assert status[0] == "[00:00] starting 2 worker(s) (loading data)..."
+    bodies = [line.split("] ", 1)[1] for line in status]
+    assert len(bodies) == len(set(bodies)), status  # no line repeats itself
+    assert any(body.startswith("3/3 finished (3 complete") for body in bodies), status
+    assert len(trials) == 3 and all(" complete " in line for line in trials), done.stderr
+    assert all(len(line) <= LINE_CAP for line in status + trials), [line for line in status + trials if len(line) > LINE_CAP]
+    text = done.stdout
+    assert "best: val_balanced_accuracy = " in text
+    assert f"hpo dashboard --storage {url}" in text and f"(or: optuna-dashboard {url} --artifact-dir " in text
+    report = next(line for line in printed if line.startswith("report:  "))
+    assert shlex.split(report.removeprefix("report:  ")) == ["hpo", "report", "printed", "--storage", url, "--out", "reports/printed"]
+    assert f"export:  hpo export printed --storage {url} --out best.toml" in text
