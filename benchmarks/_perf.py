@@ -188,7 +188,7 @@ class StorageTimer:
 
 
 def postgres_reachable(url: str) -> bool:
-    from hpo.storage._backends import database_reachable
+    from hpo.storage import database_reachable
 
     return database_reachable(url)
 

@@ -17,7 +17,7 @@ POSTGRES_URL = os.environ.get(
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of the real PostgreSQL; skips where none is reachable (fails when HPO_REQUIRE_POSTGRES=1)."""
-    from hpo.storage._backends import database_reachable
+    from hpo.storage import database_reachable
 
     if not database_reachable(POSTGRES_URL):
         if os.environ.get("HPO_REQUIRE_POSTGRES") == "1":

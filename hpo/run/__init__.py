@@ -7,6 +7,6 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_admission": ["AdmissionLock", "TrialBudget"],
     "_launcher": ["LaunchResult", "Progress", "launch"],
     "_objective": ["build_objective"],
-    "_setup": ["study_attributes"],
-    "_worker": ["run_worker", "trial_loop"],
+    "_setup": ["open_study", "study_attributes"],
+    "_worker": ["WorkerReport", "run_worker", "trial_loop"],
 })

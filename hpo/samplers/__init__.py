@@ -4,6 +4,7 @@ from hpo import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, {
     "_factory": ["SAMPLERS", "build_sampler", "sampler_class"],
+    "_genetic": ["GeneticSampler"],
     "_options": ["accepted_options"],
     "_pruners": ["PRUNERS", "build_pruner", "canonical_pruner_name"],
     "_seeding": ["sampler_seed", "trials_in_study"],

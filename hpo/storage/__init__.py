@@ -6,12 +6,14 @@ waits out an unreachable database; ``_optuna.py`` is the only module touching Op
 from hpo import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, {
-    "_backends": ["artifact_directory", "artifact_store", "check_storage_url", "journal_path",
-        "open_storage", "redact", "resolve_storage_url", "run_directory"],
+    "_backends": ["StorageUnavailable", "artifact_store", "database_reachable", "open_storage"],
     "_exposure": ["exposure_warning"],
+    "_liveness": ["HeartbeatStorage"],
     "_optuna": ["cached_trial", "study_id", "study_storage", "trial_id"],
     "_outage": ["DEFAULT_OUTAGE_WINDOW_S", "EXIT_CODE", "OUTAGE_WINDOW_ENV", "StorageOutage", "StorageRetry",
         "best_effort", "is_storage_error", "quiet_optuna_disconnect_warnings", "short_reason"],
-    "_proxy": ["serve_proxy"],
+    "_proxy": ["make_proxy_server", "serve_proxy"],
     "_trial_writes": ["BufferedReports", "set_user_attrs"],
+    "_urls": ["SUPPORTED_URLS", "artifact_directory", "check_storage_url", "default_storage_url",
+        "journal_path", "redact", "resolve_storage_url", "run_directory"],
 })

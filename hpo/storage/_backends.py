@@ -1,20 +1,19 @@
-"""Where studies live: the run directory, storage URLs, heartbeats and the artifact store.
+"""Opening a storage: SQLite in WAL mode, PostgreSQL, a journal file or a gRPC proxy, with heartbeats.
 
 The default storage is a SQLite file in the run directory (``$HPO_HOME``, default
 ``./hpo-runs``) opened in WAL mode with a long busy timeout, so that several local
 worker processes, optuna-dashboard and the ``optuna`` CLI can share it. PostgreSQL
 URLs work as they are (``postgresql://`` is read as ``postgresql+psycopg://``).
-Two more kinds, for many workers (README, "Scaling past one machine"):
+Two more kinds, for many workers (docs/performance.md, "Scaling past one machine"):
 
 * ``journal:///path/to/file.log``: Optuna's journal file (append-only, no server);
 * ``grpc://host:port``: Optuna's gRPC storage proxy (``hpo proxy`` runs one).
 
-Neither has Optuna's heartbeats; :class:`hpo.liveness.HeartbeatStorage` adds them.
+Neither has Optuna's heartbeats; :class:`hpo.storage._liveness.HeartbeatStorage` adds them.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import warnings
 from pathlib import Path
@@ -24,45 +23,25 @@ import sqlalchemy
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
-DEFAULT_HOME = "hpo-runs"
+from hpo.storage._urls import (
+    SUPPORTED_URLS,
+    artifact_directory,
+    check_storage_url,
+    grpc_address,
+    journal_path,
+    redact,
+    resolve_storage_url,
+)
+
 SQLITE_BUSY_TIMEOUT_S = 120
 DEFAULT_HEARTBEAT_INTERVAL_S = 10
 DEFAULT_GRACE_PERIOD_S = 30
 DEFAULT_MAX_RETRY = 3
 GRPC_CONNECT_TIMEOUT_S = 10
-RDB_SCHEMES = ("sqlite", "postgresql")
-SCHEMES = (*RDB_SCHEMES, "journal", "grpc")
-SUPPORTED_URLS = "sqlite:///FILE, postgresql://USER@HOST/DB, journal:///FILE or grpc://HOST:PORT"
 
 
 class StorageUnavailable(ConnectionError):
     """The storage URL points to a database that cannot be reached or opened."""
-
-
-def run_directory() -> Path:
-    """The run directory (``$HPO_HOME`` or ``./hpo-runs``); created on demand."""
-    path = Path(os.environ.get("HPO_HOME", DEFAULT_HOME))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def default_storage_url() -> str:
-    return f"sqlite:///{(run_directory() / 'optuna.db').resolve()}"
-
-
-def resolve_storage_url(url: str | None = None) -> str:
-    """``url``, else ``$HPO_STORAGE``, else the SQLite file in the run directory."""
-    url = url or os.environ.get("HPO_STORAGE") or default_storage_url()
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
-def check_storage_url(url: str) -> str:
-    """``url`` if its scheme is one a worker can use, else ``ValueError`` naming it and the supported ones."""
-    if url.split(":", 1)[0].split("+", 1)[0] not in SCHEMES:
-        raise ValueError(f"unsupported storage URL {redact(url)!r}: supported are {SUPPORTED_URLS}")
-    return url
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -118,23 +97,6 @@ def open_storage(
             raise ValueError(
                 f"storage URL {redact(url)!r} cannot be opened here: {reason}; supported are {SUPPORTED_URLS}"
             ) from None
-
-
-def journal_path(url: str) -> Path:
-    """The file behind ``journal:///abs/file.log`` (or ``journal://relative/file.log``)."""
-    path = url.split("://", 1)[1] if "://" in url else ""
-    if not path:
-        raise ValueError(f"journal storage URL {url!r} names no file: use journal:///path/to/study.log")
-    return Path(path)
-
-
-def grpc_address(url: str) -> tuple[str, int]:
-    """``(host, port)`` of ``grpc://host:port``."""
-    address = url.split("://", 1)[1].rstrip("/") if "://" in url else ""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"gRPC storage URL {url!r} needs a host and a port: grpc://HOST:PORT")
-    return host, int(port)
 
 
 def _journal_storage(url: str) -> BaseStorage:
@@ -222,24 +184,6 @@ def database_reachable(url: str, *, timeout_s: int = 3) -> bool:
         return True
     except Exception:
         return False
-
-
-def redact(url: str) -> str:
-    """The URL with any password hidden, for messages and logs."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-def artifact_directory() -> Path:
-    """Folder of the artifact store (``$HPO_ARTIFACTS``, else ``<run dir>/artifacts``).
-
-    With workers on several hosts, point ``HPO_ARTIFACTS`` at a shared file system.
-    """
-    path = Path(os.environ.get("HPO_ARTIFACTS") or run_directory() / "artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def artifact_store() -> FileSystemArtifactStore:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from hpo.storage._backends import RDB_SCHEMES, StorageUnavailable, open_storage, redact, resolve_storage_url
+from hpo.storage._backends import StorageUnavailable, open_storage
 from hpo.storage._optuna import make_grpc_server
+from hpo.storage._urls import RDB_SCHEMES, redact, resolve_storage_url
 
 if TYPE_CHECKING:
     import grpc

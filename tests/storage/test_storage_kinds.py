@@ -14,9 +14,8 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo.run import AdmissionLock, launch
+from hpo.storage import StorageUnavailable, open_storage
 from hpo.storage import _backends as storage_module
-from hpo.storage import open_storage
-from hpo.storage._backends import StorageUnavailable
 from hpo.storage._liveness import HEARTBEAT_ATTR, HeartbeatStorage
 from tests.run.test_workers import FINISHED, count, kill_one_worker_and_finish, tiny_study, trials_of
 
