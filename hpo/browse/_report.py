@@ -269,8 +269,7 @@ def study_section(study: optuna.Study, *, top: int = TOP_TRIALS_DEFAULT, level: 
 def comparison_section(studies: Sequence[optuna.Study], name: str) -> str:
     """The sampler comparison of :mod:`hpo.compare_report` (verdict, ranking, figure, summary) for a group."""
     from hpo.browse._compare_report import comparison_html
-    from hpo.compare import TRIAL_COLUMNS, best_so_far, summarize
-    from hpo.samplers import SAMPLER_SECONDS_KEY
+    from hpo.compare import summarize, trials_table
 
     directions = {study.directions[0].name.lower() for study in studies}
     if len(directions) != 1 or any(len(study.directions) != 1 for study in studies):
@@ -281,24 +280,8 @@ def comparison_section(studies: Sequence[optuna.Study], name: str) -> str:
     for study in studies:
         sampler = str(study.user_attrs.get("sampler", study.study_name))
         options.setdefault(sampler, study.user_attrs.get("sampler_options") or {})
-        trials = sorted(study.get_trials(deepcopy=False), key=lambda trial: trial.number)
-        starts = [trial.datetime_start for trial in trials if trial.datetime_start is not None]
-        origin = min(starts) if starts else None
-        frame = pd.DataFrame([{
-            "comparison": name,
-            "problem": study.user_attrs.get("problem", ""),
-            "sampler": sampler,
-            "seed": study.user_attrs.get("seed", 0),
-            "study": study.study_name,
-            "number": trial.number,
-            "state": trial.state.name,
-            "value": trial.value if trial.state == TrialState.COMPLETE else np.nan,
-            "elapsed_s": (trial.datetime_complete - origin).total_seconds()
-            if trial.datetime_complete and origin else np.nan,
-            "sampler_s": trial.system_attrs.get(SAMPLER_SECONDS_KEY, np.nan),
-        } for trial in trials], columns=[c for c in TRIAL_COLUMNS if c != "best_so_far"])
-        frame["best_so_far"] = best_so_far(frame["value"], direction)
-        tables.append(frame[list(TRIAL_COLUMNS)])
+        tables.append(trials_table(study, comparison=name, problem=str(study.user_attrs.get("problem", "")),
+                                   sampler=sampler, seed=study.user_attrs.get("seed", 0), direction=direction))
     trials = pd.concat(tables, ignore_index=True)
     target = studies[0].user_attrs.get("target")
     target = float(target) if isinstance(target, (int, float)) else None

@@ -10,9 +10,6 @@ from typing import Any
 
 from hpo.cli._options import add_plotly_js_argument
 
-DEFAULT_FUNCTION_TRIALS = 100
-DEFAULT_STUDY_TRIALS = 20
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -36,8 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated sampler names (default tpe,ga,random,nsga2,cmaes)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per sampler (default 5)")
     parser.add_argument("--n-trials", type=int,
-                        help=f"trials per study (default {DEFAULT_FUNCTION_TRIALS} for a function, "
-                             f"the file's n_trials or {DEFAULT_STUDY_TRIALS} for a study)")
+                        help="trials per study (default 100 for a function, the file's n_trials or 20 for a study)")
     parser.add_argument("--workers", "-j", type=int, default=1,
                         help="worker processes sharing each study (default 1; >1 needs a database storage)")
     parser.add_argument("--storage", metavar="URL",
@@ -79,13 +75,10 @@ def _compare(args: argparse.Namespace) -> int:
     from hpo.compare import (
         ComparisonPlan,
         ProblemSource,
-        best_at,
+        compare_samplers,
+        default_n_trials,
         default_prefix,
-        rank_samplers,
         resolve_problem,
-        run_comparison,
-        summarize,
-        verdict,
     )
     from hpo.storage import redact, resolve_storage_url, run_directory
     from hpo.study import parse_overrides
@@ -98,17 +91,15 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         if not Path(args.study_file).is_file():
             raise FileNotFoundError(f"no such study file: {args.study_file}")
-        source = ProblemSource("study", args.study_file, json.dumps(parse_overrides(args.assignments)),
-                               args.device)
-    problem = resolve_problem(source)
-    n_trials = args.n_trials or _default_trials(args, problem)
+        source = ProblemSource("study", args.study_file, json.dumps(parse_overrides(args.assignments)), args.device)
+    problem = resolve_problem(source)  # a study file's data is prepared once, here
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     plan = ComparisonPlan(
         source=source,
         samplers=tuple(name.strip() for name in args.samplers.split(",") if name.strip()),
         seeds=tuple(range(args.seeds)),
-        n_trials=n_trials,
+        n_trials=args.n_trials or default_n_trials(source),
         prefix=args.name or default_prefix(problem.name),
         workers=args.workers,
         sampler_options=_sampler_options(args.sampler_options),
@@ -116,24 +107,21 @@ def _compare(args: argparse.Namespace) -> int:
     )
     storage: Any = None if _in_memory(args) else resolve_storage_url(args.storage)
     where = "memory (nothing kept; --storage URL keeps the studies)" if storage is None else redact(storage)
-    print(f"comparing {', '.join(plan.samplers)} on {problem.name}: {len(plan.seeds)} seeds x {n_trials} trials, "
+    print(f"comparing {', '.join(plan.samplers)} on {problem.name}: {len(plan.seeds)} seeds x {plan.n_trials} trials, "
           f"{plan.workers} worker(s), studies {plan.prefix}/<sampler>/seed<N> in {where}", flush=True)
 
-    trials = run_comparison(plan, storage)  # logs one line per finished study
-    target = plan.target_for(problem)
-    options = {sampler: plan.options_for(sampler, problem) for sampler in plan.samplers}
-    summary = summarize(trials, problem.direction, target, options)
-    budgets = sorted({b for b in (n_trials // 4, n_trials // 2, n_trials) if b > 0})
+    result = compare_samplers(plan, storage)  # logs one line per finished study
     out = Path(args.out) if args.out else run_directory() / "comparisons" / plan.prefix.replace("/", "_")
-    paths = write_comparison_report(trials, summary, out, direction=problem.direction, target=target,
-                         title=f"{plan.prefix}: samplers on {problem.name}",
-                         budgets_table=best_at(trials, budgets), can_prune=problem.make_pruner is not None,
-                         plotly_js=args.plotly_js)
-    ranking = rank_samplers(summary, problem.direction)
+    paths = write_comparison_report(
+        result.trials, result.summary, out, direction=result.problem.direction, target=result.target,
+        title=f"{plan.prefix}: samplers on {result.problem.name}", budgets_table=result.budgets,
+        can_prune=result.problem.make_pruner is not None, plotly_js=args.plotly_js,
+    )
+    table = ranking_table(result.ranking, result.target)
     columns = [c for c in ("rank_by_best", "sampler", "best_mean", "best_std", "reached_target",
-                           "trials_to_target_median", "sampler_options") if c in ranking_table(ranking, target)]
-    print(ranking_table(ranking, target)[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for line in verdict(ranking, problem.direction, target):
+                           "trials_to_target_median", "sampler_options") if c in table]
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for line in result.verdict:
         print(line)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -146,13 +134,6 @@ def _in_memory(args: argparse.Namespace) -> bool:
     if args.storage is not None:
         return args.storage == "memory"
     return args.function is not None and args.workers == 1
-
-
-def _default_trials(args: argparse.Namespace, problem: Any) -> int:
-    if args.function is not None:
-        return DEFAULT_FUNCTION_TRIALS
-    n_trials = problem.study_attrs.get("n_trials")
-    return int(n_trials) if n_trials else DEFAULT_STUDY_TRIALS
 
 
 def _sampler_options(assignments: list[str]) -> dict[str, dict[str, Any]]:
