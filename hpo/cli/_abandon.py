@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hpo.cli._options import add_storage_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("study", help="study name (see `hpo studies`)")
     parser.add_argument("numbers", type=int, nargs="+", metavar="N", help="trial numbers (see `hpo show`)")
     parser.add_argument("--no-requeue", action="store_true", help="do not run their configurations again")
-    parser.add_argument("--storage", help="storage URL (default: $HPO_STORAGE, else sqlite in $HPO_HOME)")
+    add_storage_argument(parser)
     parser.set_defaults(handler=run)
 
 

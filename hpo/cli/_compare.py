@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hpo.cli._options import add_plotly_js_argument
+from hpo.cli._options import add_plotly_js_argument, add_storage_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,10 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="trials per study (default 100 for a function, the file's n_trials or 20 for a study)")
     parser.add_argument("--workers", "-j", type=int, default=1,
                         help="worker processes sharing each study (default 1; >1 needs a database storage)")
-    parser.add_argument("--storage", metavar="URL",
-                        help="storage URL; default: in memory for --function with one worker (fast, nothing "
-                             "kept), else $HPO_STORAGE or sqlite in $HPO_HOME; 'memory' keeps nothing "
-                             "(one worker only)")
+    add_storage_argument(parser, also="but --function with one worker runs in memory unless --storage is "
+                                      "given (fast, nothing kept); 'memory' keeps nothing (one worker only)")
     parser.add_argument("--name", metavar="PREFIX", help="comparison name, the study name prefix "
                                                          "(default compare-<problem>-<time>)")
     parser.add_argument("--out", metavar="DIR", help="report folder (default $HPO_HOME/comparisons/<name>)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hpo.cli._options import add_storage_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "It keeps serving while workers write to the same storage."
         ),
     )
-    parser.add_argument("--storage", metavar="URL", help="storage URL (default $HPO_STORAGE or $HPO_HOME/optuna.db)")
+    add_storage_argument(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for everyone)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")

@@ -11,6 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
+from hpo.cli._options import add_storage_argument
+
 DEMO_STUDY = Path(__file__).resolve().parent.parent.parent / "studies" / "demo.toml"
 
 
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--study-file", default=str(DEMO_STUDY), help="study file (default studies/demo.toml)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--n-trials", type=int, help="finished trials (default: the study file's, 12)")
-    parser.add_argument("--storage", help="storage URL (default: $HPO_STORAGE, else sqlite in $HPO_HOME)")
+    add_storage_argument(parser)
     parser.add_argument(
         "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
         help="override a study-file key, e.g. --set data.preset=small",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from hpo.cli._options import add_storage_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -15,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", "-o", default="best.toml", help="output file (.toml, .json, .yaml; default best.toml)")
     parser.add_argument("--format", choices=("toml", "json", "yaml"), help="format (default: by the extension)")
     parser.add_argument("--trial", type=int, help="export this trial number instead of the best")
-    parser.add_argument("--storage", help="storage URL (default: $HPO_STORAGE, else sqlite in $HPO_HOME)")
+    add_storage_argument(parser)
     parser.set_defaults(handler=run)
 
 

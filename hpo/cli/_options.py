@@ -8,10 +8,17 @@ from typing import Any
 from hpo.browse import DEFAULT_PLOTLY_JS, PLOTLY_JS_MODES, SHARED_FILE
 from hpo.study import parse_overrides
 
+STORAGE_HELP = "storage URL (default: $HPO_STORAGE, else the SQLite file $HPO_HOME/optuna.db, HPO_HOME=./hpo-runs)"
+
+
+def add_storage_argument(parser: argparse.ArgumentParser, *, also: str = "") -> None:
+    """``--storage URL``, the same for every command; ``also`` adds what this command does differently."""
+    parser.add_argument("--storage", metavar="URL", help=STORAGE_HELP + (f"; {also}" if also else ""))
+
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study_file", help="TOML study file, e.g. studies/classifier.toml")
-    parser.add_argument("--storage", help="storage URL (default: $HPO_STORAGE, else sqlite in $HPO_HOME)")
+    add_storage_argument(parser)
     parser.add_argument("--study-name", help="study name in the storage (default: the file's `name`)")
     parser.add_argument("--n-trials", type=int, help="finished trials in total (overrides n_trials)")
     parser.add_argument("--timeout", type=float, help="seconds after which no trial starts (overrides timeout)")

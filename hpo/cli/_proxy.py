@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hpo.cli._options import add_storage_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "shared file system), or parallel workers may finish a few trials more than n_trials."
         ),
     )
-    parser.add_argument("--storage", metavar="URL", help="database URL (default $HPO_STORAGE or $HPO_HOME/optuna.db)")
+    add_storage_argument(parser, also="a database (sqlite:// or postgresql://) the proxy serves")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; 0.0.0.0 to serve other hosts)")
     parser.add_argument("--port", type=int, default=13000, help="port (default 13000)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hpo.cli._options import add_plotly_js_argument
+from hpo.cli._options import add_plotly_js_argument, add_storage_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("study", metavar="STUDY", help="study name, or comparison prefix from 'hpo compare'")
     parser.add_argument("--out", metavar="DIR", required=True, help="folder to write report.html into")
-    parser.add_argument("--storage", metavar="URL", help="storage URL (default $HPO_STORAGE or $HPO_HOME/optuna.db)")
+    add_storage_argument(parser)
     parser.add_argument("--top", type=int, default=10, help="rows in the top-trials table (default 10)")
     add_plotly_js_argument(parser)
     parser.set_defaults(handler=run)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from hpo.cli._options import add_storage_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("show", help="show a study's best trial and its top-k trials")
     parser.add_argument("study", help="study name (see `hpo studies`)")
-    parser.add_argument("--storage", help="storage URL (default: $HPO_STORAGE, else sqlite in $HPO_HOME)")
+    add_storage_argument(parser)
     parser.add_argument("--top", "-k", type=int, default=5, help="how many of the best trials to list (default 5)")
     parser.set_defaults(handler=run)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from hpo.cli._options import add_storage_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("studies", help="list the studies in a storage with counts and best values")
-    parser.add_argument("--storage", help="storage URL (default: $HPO_STORAGE, else sqlite in $HPO_HOME)")
+    add_storage_argument(parser)
     parser.set_defaults(handler=run)
 
 
