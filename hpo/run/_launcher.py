@@ -128,56 +128,27 @@ def launch(
     poll_seconds: float = 2.0,
 ) -> LaunchResult:
     """Run ``workers`` worker processes on ``study_file`` until the study's budget is spent."""
-    from data_pipeline import prepare_dataset
-
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines replace Optuna's own
     quiet_optuna_disconnect_warnings()
     overrides = dict(overrides or {})
-    if study_name is not None:  # the cheap checks first, before the study file and its models load
-        check_study_name(study_name, "--study-name")
-    url = check_storage_url(resolve_storage_url(storage_url))
-    spec: StudySpec = load_study_file(study_file, overrides)
-    for warning in spec.warnings:
-        logger.warning("%s: %s", study_file, warning)
-    name = study_name if study_name is not None else spec.name
-    storage = open_storage(url, heartbeat_interval=None)
-    data = prepare_dataset(spec.data)  # once here, so that the workers find it cached
-    open_study(spec, storage, study_name=name, data_fingerprint=data.fingerprint)
-    study = optuna.load_study(study_name=name, storage=storage)
-    # counted once for all workers, before any starts: their sampler seeds do not depend on who opened first
-    trials_before = trials_in_study(storage, name)
-
+    prepared = _prepare(study_file, overrides, storage_url, study_name)
+    spec, url, name = prepared.spec, prepared.url, prepared.name
     cores, gpus = cpu_count(), visible_gpus(spec.device)
-    command = [
-        sys.executable, "-m", "hpo.cli", "worker", str(study_file), "--storage", url, "--study-name", name,
-        "--trials-before", str(trials_before),
-    ]
-    command += [arg for assignment in format_overrides(overrides) for arg in ("--set", assignment)]
     logger.info(
         "study %r: %d worker(s), %d thread(s) each%s", name, workers, max(1, cores // workers),
         f", GPUs {', '.join(gpus)} round-robin" if gpus else "",
     )
-    processes = [
-        subprocess.Popen(command + ["--worker-index", str(i)], env=worker_environment(i, workers, gpus, cores))
-        for i in range(workers)
-    ]
+    command = _worker_command(study_file, prepared, overrides)
     retry = StorageRetry(spec.storage.outage_window_s, where=f"storage {redact(url)}", label="hpo run")
-    started = time.monotonic()
-    last = Progress(name, 0.0, Counts(), spec.n_trials, None, None, len(processes))
+    processes: list[subprocess.Popen] = []
     try:
-        with _terminate_raises():
-            while True:
-                alive = sum(p.poll() is None for p in processes)
-                last = _guarded_snapshot(study, spec, name, started, alive, retry) or dataclasses.replace(
-                    last, elapsed=time.monotonic() - started, workers_alive=alive
-                )
-                if on_progress is not None and not retry.in_outage:
-                    on_progress(last)
-                if alive == 0:
-                    break
-                time.sleep(poll_seconds)
+        for index in range(workers):
+            processes.append(subprocess.Popen(
+                command + ["--worker-index", str(index)], env=worker_environment(index, workers, gpus, cores)
+            ))
+        last = _supervise(processes, prepared, retry, on_progress, poll_seconds)
     except KeyboardInterrupt:
         # Ctrl-C reached the workers too (same process group): give them time to fail their trial cleanly,
         # then interrupt the ones that are still running (e.g. when only the launcher was signalled).
@@ -186,14 +157,84 @@ def launch(
     except BaseException:
         _stop_workers(processes, signalled=False)  # never leave workers unsupervised
         raise
+    return _result(prepared, processes, last, retry)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A validated study file, its storage and its study, ready for workers."""
+
+    spec: StudySpec
+    url: str
+    name: str
+    study: optuna.Study
+    trials_before: int
+    """Trials the study held before this run (shifts every worker's sampler seed the same way)."""
+
+
+def _prepare(
+    study_file: str | Path, overrides: Mapping[str, Any], storage_url: str | None, study_name: str | None
+) -> _Prepared:
+    """Validate, prepare the data once (the workers then find it cached) and create the study."""
+    from data_pipeline import prepare_dataset
+
+    if study_name is not None:  # the cheap checks first, before the study file and its models load
+        check_study_name(study_name, "--study-name")
+    url = check_storage_url(resolve_storage_url(storage_url))
+    spec: StudySpec = load_study_file(study_file, overrides)
+    for warning in spec.warnings:
+        logger.warning("%s: %s", study_file, warning)
+    name = study_name if study_name is not None else spec.name
+    storage = open_storage(url, heartbeat_interval=None)
+    data = prepare_dataset(spec.data)
+    open_study(spec, storage, study_name=name, data_fingerprint=data.fingerprint)
+    study = optuna.load_study(study_name=name, storage=storage)
+    # counted once for all workers, before any starts: their sampler seeds do not depend on who opened first
+    return _Prepared(spec, url, name, study, trials_in_study(storage, name))
+
+
+def _worker_command(study_file: str | Path, prepared: _Prepared, overrides: Mapping[str, Any]) -> list[str]:
+    command = [
+        sys.executable, "-m", "hpo.cli", "worker", str(study_file), "--storage", prepared.url,
+        "--study-name", prepared.name, "--trials-before", str(prepared.trials_before),
+    ]
+    return command + [arg for assignment in format_overrides(overrides) for arg in ("--set", assignment)]
+
+
+def _supervise(
+    processes: Sequence[subprocess.Popen], prepared: _Prepared, retry: StorageRetry,
+    on_progress: Callable[[Progress], None] | None, poll_seconds: float,
+) -> Progress:
+    """Report progress every ``poll_seconds`` until every worker has exited; the last snapshot."""
+    started = time.monotonic()
+    last = Progress(prepared.name, 0.0, Counts(), prepared.spec.n_trials, None, None, len(processes))
+    with _terminate_raises():
+        while True:
+            alive = sum(p.poll() is None for p in processes)
+            last = _guarded_snapshot(prepared.study, prepared.spec, prepared.name, started, alive, retry) or (
+                dataclasses.replace(last, elapsed=time.monotonic() - started, workers_alive=alive)
+            )
+            if on_progress is not None and not retry.in_outage:
+                on_progress(last)
+            if alive == 0:
+                return last
+            time.sleep(poll_seconds)
+
+
+def _result(
+    prepared: _Prepared, processes: Sequence[subprocess.Popen], last: Progress, retry: StorageRetry
+) -> LaunchResult:
+    """How the run ended: the workers' exit codes, and why the study stopped if not on its budget."""
+    spec = prepared.spec
     codes = [p.returncode for p in processes]
     problem = f"{retry.where} unreachable: {retry.reason}" if retry.in_outage else ""
     if not problem and EXIT_CODE in codes:  # the storage came back after the workers' windows ran out
         problem = f"{retry.where} was unreachable for longer than the outage window ({retry.window_s:g} s)"
     failure = ""
     if not problem and TrialBudget(spec.n_trials, spec.failure_cap).stopped_on_failures(last.counts):
-        failure = failure_stop_message(study, spec.failure_cap)
-    return LaunchResult(name, url, last, codes, failure=failure, storage_problem=problem, metric=spec.metric)
+        failure = failure_stop_message(prepared.study, spec.failure_cap)
+    return LaunchResult(prepared.name, prepared.url, last, codes, failure=failure, storage_problem=problem,
+                        metric=spec.metric)
 
 
 def _guarded_snapshot(

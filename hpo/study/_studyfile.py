@@ -185,6 +185,36 @@ def _deep_copy(value: Any) -> Any:
 def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", text: str = "") -> StudySpec:
     """Validate parsed TOML content; collects every problem before raising :class:`StudyFileError`."""
     problems: list[str] = []
+    _check_keys(content, problems)
+    name = _study_name(content, problems)
+    description = _typed(content, "description", str, problems, default="")
+    model = _typed(content, "model", str, problems, default="")
+    model_spec = _model_spec(model, problems) if model else None
+    metric, direction = _objective(content, model, model_spec, problems)
+    n_trials, timeout, max_failed = _budget(content, problems)
+    device = _typed(content, "device", str, problems, default="auto")
+    if not _DEVICE.match(device):
+        problems.append(f"device: expected auto, cpu, cuda or cuda:N, got {device!r}")
+    seed = _typed(content, "seed", int, problems, default=0)
+    fixed, space = _search(content, model, model_spec, problems)
+    sampler = _sampler_spec(content.get("sampler", {}), problems)
+    pruner = _pruner_spec(content.get("pruner", {}), model_spec, problems)
+    heartbeat = _heartbeat_spec(content.get("heartbeat", {}), problems)
+    storage = _storage_spec(content.get("storage", {}), problems)
+    data_settings = _typed(content, "data", dict, problems, default={})
+    data = _data_config(data_settings, path, problems) if "data" in content else None
+    if problems:
+        raise StudyFileError(path, problems)
+    return StudySpec(
+        name=name, model=model, metric=metric, direction=direction, space=space, fixed=dict(fixed),
+        sampler=sampler, pruner=pruner, data=data, data_settings=dict(data_settings),
+        n_trials=n_trials, timeout=None if timeout is None else float(timeout),
+        max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat, storage=storage,
+        description=description, path=str(path), text=text, warnings=tuple(_sampler_pruner_warnings(sampler, pruner)),
+    )
+
+
+def _check_keys(content: Mapping[str, Any], problems: list[str]) -> None:
     for key in content:
         if key not in TOP_LEVEL_KEYS:
             problems.append(f"{key}: unknown key{_did_you_mean(key, TOP_LEVEL_KEYS)}")
@@ -192,28 +222,36 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
         if key not in content:
             problems.append(f"{key}: missing (required keys: {', '.join(REQUIRED_KEYS)})")
 
+
+def _study_name(content: Mapping[str, Any], problems: list[str]) -> str:
     name = _typed(content, "name", str, problems, default=None)
     if name is not None:
         name_problem = study_name_problem(name)
         if name_problem:
             problems.append(f"name: {name_problem}")
-    name = name or ""
-    description = _typed(content, "description", str, problems, default="")
-    model = _typed(content, "model", str, problems, default="")
-    spec = _model_spec(model, problems) if model else None
+    return name or ""
 
+
+def _objective(content: Mapping[str, Any], model: str, model_spec: Any, problems: list[str]) -> tuple[str, str]:
+    """``metric`` and ``direction``: a metric the model reports, in the direction that improves it."""
     metric = _typed(content, "metric", str, problems, default="")
     direction_text = _typed(content, "direction", str, problems, default="")
     direction = DIRECTIONS.get(direction_text.lower(), "")
     if direction_text and not direction:
         problems.append(f"direction: expected 'maximize' or 'minimize', got {direction_text!r}")
-    if metric and spec is not None:
-        allowed = METRICS.get(spec.task, ())
+    if metric and model_spec is not None:
+        allowed = METRICS.get(model_spec.task, ())
         if metric not in allowed:
-            problems.append(f"metric: {metric!r} is not reported by {spec.task} model {model!r}; expected one of {list(allowed)}")
+            problems.append(
+                f"metric: {metric!r} is not reported by {model_spec.task} model {model!r}; expected one of {list(allowed)}"
+            )
     if metric and direction == "maximize" and metric.endswith(LOWER_IS_BETTER):
         problems.append(f"direction: 'maximize' would make {metric!r} (lower is better) worse; use 'minimize'")
+    return metric, direction
 
+
+def _budget(content: Mapping[str, Any], problems: list[str]) -> tuple[int | None, float | None, int | None]:
+    """``n_trials``, ``timeout`` and ``max_failed_trials`` (at least one of the first two)."""
     n_trials = _typed(content, "n_trials", int, problems, default=None)
     if n_trials is not None and n_trials < 1:
         problems.append(f"n_trials: must be >= 1, got {n_trials}")
@@ -225,17 +263,19 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
     max_failed = _typed(content, "max_failed_trials", int, problems, default=None)
     if max_failed is not None and max_failed < 1:
         problems.append(f"max_failed_trials: must be >= 1, got {max_failed}")
-    device = _typed(content, "device", str, problems, default="auto")
-    if not _DEVICE.match(device):
-        problems.append(f"device: expected auto, cpu, cuda or cuda:N, got {device!r}")
-    seed = _typed(content, "seed", int, problems, default=0)
+    return n_trials, timeout, max_failed
 
+
+def _search(
+    content: Mapping[str, Any], model: str, model_spec: Any, problems: list[str]
+) -> tuple[dict[str, Any], SearchSpace]:
+    """``[fixed]`` and ``[space]``: parameters the model takes, with values it accepts, each in one of them."""
     fixed = _typed(content, "fixed", dict, problems, default={})
     space_table = _typed(content, "space", dict, problems, default={})
     space, space_problems = parse_space(space_table, fixed=fixed)
     problems.extend(str(p) for p in space_problems)
-    if spec is not None:
-        known = set(spec.defaults)
+    if model_spec is not None:
+        known = set(model_spec.defaults)
         for section, names in (("fixed", fixed), ("space", space_table)):
             for param in names:
                 if param not in known:
@@ -249,25 +289,7 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
         problems.append(f"fixed.{param}: also in [space]; a parameter is either fixed or searched")
     if space_table == {} and "space" in content:
         problems.append("space: empty; declare at least one parameter to search")
-
-    sampler = _sampler_spec(content.get("sampler", {}), problems)
-    pruner = _pruner_spec(content.get("pruner", {}), spec, problems)
-    heartbeat = _heartbeat_spec(content.get("heartbeat", {}), problems)
-    storage = _storage_spec(content.get("storage", {}), problems)
-
-    data_settings = _typed(content, "data", dict, problems, default={})
-    data = _data_config(data_settings, path, problems) if "data" in content else None
-
-    if problems:
-        raise StudyFileError(path, problems)
-    warnings = tuple(_sampler_pruner_warnings(sampler, pruner))
-    return StudySpec(
-        name=name, model=model, metric=metric, direction=direction, space=space, fixed=dict(fixed),
-        sampler=sampler, pruner=pruner, data=data, data_settings=dict(data_settings),
-        n_trials=n_trials, timeout=None if timeout is None else float(timeout),
-        max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat, storage=storage,
-        description=description, path=str(path), text=text, warnings=warnings,
-    )
+    return fixed, space
 
 
 def study_name_problem(name: str) -> str:
