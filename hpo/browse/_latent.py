@@ -14,15 +14,19 @@ The core functions take plain inputs (:func:`latent_points` -> :func:`project` -
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from data_pipeline.dataset import SPLITS, PreparedDataset
+
+if TYPE_CHECKING:
+    from models import TissueModel
 
 logger = logging.getLogger(__package__)
 
@@ -217,3 +221,65 @@ def write_latent_plots(
     table.to_csv(csv_path, index=False)
     written.append(csv_path)
     return written
+
+
+METADATA_FILE = "model.json"
+
+
+def trained_model_and_data(
+    *, model_dir: str | Path | None = None, config: str | Path | None = None, data_overrides: Mapping[str, Any],
+    out: str | Path, device: str = "auto",
+) -> tuple[TissueModel, PreparedDataset]:
+    """The model to plot and the data set it was trained on (``data_overrides`` win over the recorded settings).
+
+    The model comes from ``hpo train --out DIR`` (``model_dir``: the folder or its ``model/``), or is
+    retrained on the training split from an exported ``config`` into ``out/model``. Raises ``ValueError``
+    when the data set does not fit the model (another gene count) or nothing records the training data.
+    """
+    from data_pipeline import DataConfig, prepare_dataset
+    from hpo.results import METRICS_FILE, MODEL_SUBDIRECTORY, read_config, retrain
+    from models import load_model
+
+    overrides = dict(data_overrides)
+    if config is not None:
+        exported = read_config(config)
+        exported["data"] = {**exported["data"], **overrides}
+        retrain(exported, Path(out) / MODEL_SUBDIRECTORY, train_split="train", eval_splits=("val",), device=device)
+        folder, _ = _model_folder(Path(out) / MODEL_SUBDIRECTORY)
+        settings, fingerprint = dict(exported["data"]), exported.get("source", {}).get("data_fingerprint", "")
+        where = f"{config} [data]"
+    else:
+        folder, record = _model_folder(Path(model_dir))
+        settings = dict(record.get("data", {}).get("settings", {}))
+        fingerprint = record.get("data", {}).get("fingerprint", "")
+        where = f"{folder} training record"
+        if not settings and not overrides:
+            raise ValueError(f"{folder}: no {METRICS_FILE} records the training data; give the data options "
+                             "(e.g. --preset tiny) the model was trained with")
+    mapping = {key: value for key, value in settings.items() if value is not None} | overrides
+    data = prepare_dataset(DataConfig.from_mapping(mapping, where=where))
+    if fingerprint and fingerprint != data.fingerprint:
+        logger.warning("data fingerprint %s differs from the model's training data %s: the plot shows other data",
+                       data.fingerprint[:12], fingerprint[:12])
+    expected = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8")).get("n_features")
+    if expected is not None and expected != data.n_features:
+        raise ValueError(f"{folder}: the model expects {expected} genes, the data set has {data.n_features}; "
+                         "give the data options it was trained with")
+    return load_model(folder, device=device), data
+
+
+def _model_folder(directory: Path) -> tuple[Path, dict[str, Any]]:
+    """The folder holding ``model.json`` and the recorded training record (``metrics.json``), if any."""
+    from hpo.results import METRICS_FILE, MODEL_SUBDIRECTORY
+
+    if (directory / MODEL_SUBDIRECTORY / METADATA_FILE).is_file():
+        model_dir = directory / MODEL_SUBDIRECTORY
+    elif (directory / METADATA_FILE).is_file():
+        model_dir = directory
+    else:
+        raise FileNotFoundError(f"{directory}: no trained model here (expected {METADATA_FILE} or "
+                                f"{MODEL_SUBDIRECTORY}/{METADATA_FILE}, as written by 'hpo train --out')")
+    for candidate in (model_dir.parent / METRICS_FILE, model_dir / METRICS_FILE):
+        if candidate.is_file():
+            return model_dir, json.loads(candidate.read_text(encoding="utf-8"))
+    return model_dir, {}

@@ -9,20 +9,13 @@ option given here overrides the recorded setting.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from hpo.cli._data import RENAMED_FOR_MODEL_COMMANDS, add_data_options, data_overrides
 from hpo.cli._options import add_plotly_js_argument
 
 logger = logging.getLogger(__package__)
-
-METRICS_FILE = "metrics.json"
-MODEL_SUBDIRECTORY = "model"
-METADATA_FILE = "model.json"
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -50,62 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _model_folder(directory: Path) -> tuple[Path, dict[str, Any]]:
-    """The folder holding ``model.json`` and the recorded training record (``metrics.json``), if any."""
-    if (directory / MODEL_SUBDIRECTORY / METADATA_FILE).is_file():
-        model_dir = directory / MODEL_SUBDIRECTORY
-    elif (directory / METADATA_FILE).is_file():
-        model_dir = directory
-    else:
-        raise FileNotFoundError(f"{directory}: no trained model here (expected {METADATA_FILE} or "
-                                f"{MODEL_SUBDIRECTORY}/{METADATA_FILE}, as written by 'hpo train --out')")
-    for candidate in (model_dir.parent / METRICS_FILE, model_dir / METRICS_FILE):
-        if candidate.is_file():
-            return model_dir, json.loads(candidate.read_text(encoding="utf-8"))
-    return model_dir, {}
-
-
-def _prepare(settings: dict[str, Any], overrides: dict[str, Any], where: str) -> Any:
-    from data_pipeline import DataConfig, prepare_dataset
-
-    mapping = {key: value for key, value in settings.items() if value is not None}
-    mapping.update(overrides)
-    return prepare_dataset(DataConfig.from_mapping(mapping, where=where))
-
-
 def run(args: argparse.Namespace) -> int:
-    from hpo.browse import available_methods, write_latent_plots
-    from models import load_model
+    from hpo.browse import available_methods, trained_model_and_data, write_latent_plots
 
-    overrides = data_overrides(args)
     out = Path(args.out)
     if args.config:
-        from hpo.results import read_config, retrain
-
-        config = read_config(args.config)
-        config["data"] = {**config["data"], **overrides}
-        print(f"retraining {config['model']} from {args.config} on the training split ...", flush=True)
-        retrain(config, out / "model", train_split="train", eval_splits=("val",), device=args.device)
-        model_dir, record = _model_folder(out / "model")
-        settings, fingerprint = dict(config["data"]), config.get("source", {}).get("data_fingerprint", "")
-        where = f"{args.config} [data]"
-    else:
-        model_dir, record = _model_folder(Path(args.model_dir))
-        settings = dict(record.get("data", {}).get("settings", {}))
-        fingerprint = record.get("data", {}).get("fingerprint", "")
-        where = f"{model_dir} training record"
-        if not settings and not overrides:
-            raise ValueError(f"{model_dir}: no {METRICS_FILE} records the training data; give the data options "
-                             "(e.g. --preset tiny) the model was trained with")
-    data = _prepare(settings, overrides, where)
-    if fingerprint and fingerprint != data.fingerprint:
-        logger.warning("data fingerprint %s differs from the model's training data %s: the plot shows other data",
-                       data.fingerprint[:12], fingerprint[:12])
-    expected = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8")).get("n_features")
-    if expected is not None and expected != data.n_features:
-        raise ValueError(f"{model_dir}: the model expects {expected} genes, the data set has {data.n_features}; "
-                         "give the data options it was trained with")
-    model = load_model(model_dir, device=args.device)
+        print(f"retraining the model of {args.config} on the training split ...", flush=True)
+    model, data = trained_model_and_data(
+        model_dir=args.model_dir, config=args.config, data_overrides=data_overrides(args), out=out, device=args.device,
+    )
     methods = args.methods or list(available_methods())
     written = write_latent_plots(model, data, out, methods=methods, seed=args.seed, png=not args.no_png,
                                  label=model.name, plotly_js=args.plotly_js)

@@ -8,8 +8,8 @@ __getattr__, __dir__, __all__ = attach(__name__, {
         "record_confusion_matrix", "record_trial_history", "refresh_study_figures"],
     "_export": ["ExportError", "export_trial", "read_config", "write_config"],
     "_provenance": ["package_versions", "worker_id"],
-    "_retrain": ["REPRODUCTION_TOLERANCE", "RetrainResult", "TrainReport", "copy_config", "retrain",
-        "train_and_report"],
+    "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REPRODUCTION_TOLERANCE", "RetrainResult",
+        "TrainReport", "copy_config", "retrain", "train_and_report"],
     "_trials": ["Counts", "best_trial", "failure_stop_message", "find_studies", "is_new_best",
         "list_studies", "load_study", "ranked_trials", "study_row", "top_trials"],
 })
