@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from hpo.cli._options import add_storage_argument
+from hpo.cli._options import add_storage_argument, serve_until_interrupted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,20 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hpo.browse import serve_dashboard
-    from hpo.storage import artifact_directory, exposure_warning
-
-    warning = exposure_warning("optuna-dashboard", args.host)
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
+    from hpo.storage import artifact_directory
 
     def announce(url: str) -> None:
         print(f"optuna-dashboard: {url}  (Ctrl-C to stop)", flush=True)
         print(f"artifacts: {args.artifact_dir or artifact_directory()} (learning curves, confusion matrices: "
               "a trial's Artifacts section; curves of every metric: the study page)", flush=True)
 
-    try:
-        serve_dashboard(args.storage, host=args.host, port=args.port, artifact_dir=args.artifact_dir,
-                        on_ready=announce)
-    except KeyboardInterrupt:
-        print("optuna-dashboard stopped")
-    return 0
+    return serve_until_interrupted("optuna-dashboard", args.host, serve_dashboard, storage_url=args.storage,
+                                   port=args.port, artifact_dir=args.artifact_dir, on_ready=announce)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from hpo.browse import DEFAULT_PLOTLY_JS, PLOTLY_JS_MODES, SHARED_FILE
@@ -48,3 +50,17 @@ def add_plotly_js_argument(parser: argparse.ArgumentParser) -> None:
              "(offline, small pages); 'inline' embeds it (one self-contained ~5 MB file); "
              "'cdn' loads it from cdn.plot.ly (needs the network)",
     )
+
+
+def serve_until_interrupted(service: str, host: str, serve: Callable[..., None], **options: Any) -> int:
+    """Warn if ``service`` binds beyond loopback, then ``serve(host=host, **options)`` until Ctrl-C; exit status 0."""
+    from hpo.storage import exposure_warning
+
+    warning = exposure_warning(service, host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    try:
+        serve(host=host, **options)
+    except KeyboardInterrupt:
+        print(f"{service} stopped")
+    return 0

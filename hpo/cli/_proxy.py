@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from hpo.cli._options import add_storage_argument
+from hpo.cli._options import add_storage_argument, serve_until_interrupted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,17 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpo.storage import exposure_warning, serve_proxy
-
-    warning = exposure_warning("the gRPC storage proxy", args.host)
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
+    from hpo.storage import serve_proxy
 
     def announce(address: str) -> None:
         print(f"gRPC storage proxy: {address}  (workers: --storage {address}; Ctrl-C to stop)", flush=True)
 
-    try:
-        serve_proxy(args.storage, host=args.host, port=args.port, threads=args.threads, on_ready=announce)
-    except KeyboardInterrupt:
-        print("gRPC storage proxy stopped")
-    return 0
+    return serve_until_interrupted("the gRPC storage proxy", args.host, serve_proxy, storage_url=args.storage,
+                                   port=args.port, threads=args.threads, on_ready=announce)
