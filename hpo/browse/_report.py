@@ -33,7 +33,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.browse._compare_report import PAGE_STYLE, table_html
-from hpo.results import find_studies
+from hpo.results import Counts, find_studies, ranked_trials
 
 logger = logging.getLogger(__package__)
 
@@ -195,11 +195,8 @@ def study_figures(study: optuna.Study) -> list[Figure]:
 
 def top_trials(study: optuna.Study, top: int = TOP_TRIALS_DEFAULT) -> pd.DataFrame:
     """The ``top`` best completed trials: number, value(s), duration, parameters, recorded metrics."""
-    completed = _completed(study)
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    best = sorted(completed, key=lambda trial: sign * trial.values[0])[:top]
     rows = []
-    for trial in best:
+    for trial in ranked_trials(_completed(study), study.directions)[:top]:
         row: dict[str, Any] = {"trial": trial.number}
         if len(trial.values) == 1:
             row["value"] = trial.values[0]
@@ -229,11 +226,11 @@ def _format_value(value: Any) -> str:
 def _study_header(study: optuna.Study) -> str:
     """One row per fact: direction(s), trial counts, then the user attributes (the ``direction``
     attribute of study files is the first row already)."""
-    trials = study.get_trials(deepcopy=False)
-    counts = pd.Series([trial.state.name for trial in trials]).value_counts().to_dict() if trials else {}
+    c = Counts.of(study)
     directions = ", ".join(direction.name.lower() for direction in study.directions)
     attrs = {"direction" if len(study.directions) == 1 else "directions": directions,
-             "trials": ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) or "0"}
+             "trials": f"{c.complete} complete, {c.pruned} pruned, {c.failed} failed, {c.running} running, "
+                       f"{c.waiting} waiting"}
     attrs.update({key: _format_value(value) for key, value in sorted(study.user_attrs.items())
                   if key not in ("direction", "directions")})
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in attrs.items())
