@@ -200,3 +200,20 @@ def test_hpo_train_config_set_max_epochs_beats_the_trials_best_epoch(finished_st
     out = tmp_path / "final"
     assert main(["train", "--config", str(best), "--set", "max_epochs=3", "--out", str(out), "--threads", "1"]) == 0
     assert json.loads((out / "metrics.json").read_text())["n_steps"] == 3
+
+
+def test_a_config_exported_before_the_restructuring_still_retrains(tmp_path, tiny_data_config, capsys):
+    """tests/results/data/export-before-issue-18.toml was written by `hpo export` before hpo/ became subpackages."""
+    from pathlib import Path
+
+    old = Path(__file__).parent / "data" / "export-before-issue-18.toml"
+    config = read_config(old)
+    assert config["model"] == "logistic_regression" and config["source"]["study"] == "old-export"
+    result = retrain(config, tmp_path / "again", train_split="train", eval_splits=("val",),
+                     num_threads=1, cache_dir=tiny_data_config.cache_dir)
+    assert result.fingerprint_matches  # the same tiny data, prepared by today's pipeline
+    metric, trial_value, value = result.reproduced
+    assert metric == "val_balanced_accuracy" and value == pytest.approx(trial_value, abs=1e-9)
+    assert main(["train", "--config", str(old), "--cache-dir", tiny_data_config.cache_dir,
+                 "--out", str(tmp_path / "final")]) == 0
+    assert "test_balanced_accuracy" in capsys.readouterr().out
