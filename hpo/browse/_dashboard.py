@@ -4,7 +4,10 @@ The dashboard is optuna-dashboard's own WSGI application (:func:`optuna_dashboar
 served by the same threaded ``wsgiref`` server its CLI uses; what this module adds is the
 project's storage (SQLite in WAL mode with a long busy timeout, so the dashboard reads while
 workers write, or PostgreSQL), the artifact store the workers upload to, a loopback default
-and a bound port known before serving (``port=0`` picks a free one).
+and a bound port known before serving (``port=0`` picks a free one). The app reads the storage
+through :class:`DisplayStorage`: trial attributes rounded to 4 significant digits and long texts
+cut for the page (optuna-dashboard prints them on one unbreakable line); the stored values, which
+``hpo export`` reads, are untouched.
 """
 
 from __future__ import annotations
@@ -17,11 +20,22 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import copy
+import math
+from collections.abc import Container
+from typing import Any
+
 import sqlalchemy
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from hpo.storage import artifact_directory, journal_path, open_storage, redact, resolve_storage_url
 
 logger = logging.getLogger(__package__)
+
+DISPLAY_DIGITS = 4
+DISPLAY_TEXT = 72
+"""Characters of a text attribute the trial page shows (the trial's note has it in full)."""
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -36,6 +50,58 @@ class _LoggingRequestHandler(WSGIRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (wsgiref's name)
         logger.debug("%s %s", self.address_string(), format % args)
+
+
+def display_value(value: Any) -> Any:
+    """``value`` as a trial page shows it: floats to 4 significant digits (lists too), long texts cut."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{DISPLAY_DIGITS}g}")
+    if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return [display_value(float(v)) if isinstance(v, float) else v for v in value]
+    if isinstance(value, str) and len(value) > DISPLAY_TEXT:
+        return value[: DISPLAY_TEXT - 12].rstrip() + " … (note)"
+    return value
+
+
+def display_trial(trial: FrozenTrial) -> FrozenTrial:
+    """A copy of ``trial`` with its user attributes and intermediate values as a page shows them."""
+    shown = copy.copy(trial)
+    shown.user_attrs = {key: display_value(value) for key, value in trial.user_attrs.items()}
+    shown.intermediate_values = {step: display_value(value) for step, value in trial.intermediate_values.items()}
+    return shown
+
+
+def _passed_through(name: str) -> Any:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+class _Display:
+    """What :class:`DisplayStorage` does itself; every other storage call goes to the storage unchanged."""
+
+    def __init__(self, inner: BaseStorage) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:  # heartbeats, remove_session, ...
+        return getattr(self.inner, name)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return display_trial(self.inner.get_trial(trial_id))
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return [display_trial(t) for t in self.inner.get_all_trials(study_id, deepcopy=False, states=states)]
+
+
+DisplayStorage = type("DisplayStorage", (_Display, BaseStorage), {
+    "__module__": __name__,
+    **{name: _passed_through(name) for name in BaseStorage.__abstractmethods__ if name not in vars(_Display)},
+})
+DisplayStorage.__doc__ = """The storage as optuna-dashboard's pages show it (:func:`display_trial`); writes pass through."""
 
 
 def _check_sqlite_file_exists(url: str) -> None:
@@ -70,7 +136,7 @@ def make_dashboard_server(
     storage = open_storage(url, heartbeat_interval=None)
     artifacts = Path(artifact_dir) if artifact_dir else artifact_directory()
     artifacts.mkdir(parents=True, exist_ok=True)
-    app = wsgi(storage, artifact_store=FileSystemArtifactStore(str(artifacts)))
+    app = wsgi(DisplayStorage(storage), artifact_store=FileSystemArtifactStore(str(artifacts)))
     try:
         server = make_server(host, port, app, server_class=_ThreadedWSGIServer,
                              handler_class=_LoggingRequestHandler)
