@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
         "describe_study", "describes_itself", "has_study_figures", "learning_curves_figure", "name_objective",
         "record_confusion_matrix", "record_trial_history", "refresh_after_trial", "refresh_study_figures",
         "refresh_study_note", "run_again_command", "top_confusions"],
-    "_final_model": ["record_final_model"],
+    "_final_model": ["record_final_model", "retrain_step_logger"],
     "_headline": ["FINAL_MODEL_ATTR", "IMPORTANCE_MIN_TRIALS", "Headline", "compute_headline", "fmt",
         "study_headline", "study_metric"],
     "_export": ["ExportError", "export_trial", "read_config", "write_config"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
@@ -70,3 +70,23 @@ def record_final_model(
         return f"not recorded in study {name!r}: {type(error).__name__}: {error}"
     refresh_study_note(study)
     return f"recorded in study {name!r}"
+
+
+def retrain_step_logger(model_name: str, train_split: str) -> Callable[[int, Mapping[str, float]], None]:
+    """An ``on_step`` for :func:`hpo.results.retrain` that logs one line per epoch.
+
+    Training on train+val, the validation rows are training data: their ``val_`` metrics are logged
+    apart, as in-sample, never as if they measured anything held out.
+    """
+    in_sample = "val" in train_split.split("+") and train_split != "val"
+
+    def log_step(step: int, metrics: Mapping[str, float]) -> None:
+        values = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        held_in = {k: v for k, v in values.items() if in_sample and k.startswith("val_")}
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if k not in held_in)
+        if held_in:
+            shown += ("; in-sample (val is training data here): "
+                      + ", ".join(f"{k.removeprefix('val_')}={v:.4g}" for k, v in held_in.items()))
+        logger.info("%s step %d: %s", model_name, step, shown)
+
+    return log_step
