@@ -308,11 +308,13 @@ def learning_curves_html(study: optuna.Study, trials: Sequence[FrozenTrial], met
     if not shown:
         return (f"<p class='note' id='{slug}-curves-note'>no trial reported per-epoch values "
                 "(this model has no per-step reports)</p>")
+    import plotly.io
+
     figure = learning_curves_figure(shown, metric=metric, n_complete=sum(t.state == TrialState.COMPLETE for t in trials))
-    figure.update_layout(title=None, margin={"t": 40}, height=480)
+    figure["layout"].update(title=None, margin={"l": 60, "r": 10, "t": 40, "b": 45}, height=480)
     if not any(t.system_attrs.get(HISTORY_KEY) for t in trials):
-        figure.update_xaxes(title_text="step (reported value)")
-    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"{slug}-curves")
+        figure["layout"]["xaxis"]["title"] = {"text": "step (the reported value)"}
+    return plotly.io.to_html(figure, full_html=False, include_plotlyjs=False, div_id=f"{slug}-curves", validate=False)
 
 
 def _with_history(trial: FrozenTrial, rows: list[dict[str, float]]) -> FrozenTrial:

@@ -22,7 +22,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.results._trials import load_study, ranked_trials
+from hpo.results._trials import Counts, load_study, ranked_trials
 from hpo.storage import open_storage, redact, resolve_storage_url
 
 FINAL_MODEL_ATTR = "final_model"
@@ -238,11 +238,8 @@ def compute_headline(
     directions = study.directions
     ranked = ranked_trials(trials, directions)
     reference = reference_trial(trials)
-    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
-    for trial in trials:
-        key = trial.state.name.lower()
-        if key in counts:
-            counts[key] += 1
+    tally = Counts.of_trials(trials)  # failed: not those interrupted or abandoned (they are re-run)
+    counts = {"complete": tally.complete, "pruned": tally.pruned, "failed": tally.failed, "running": tally.running}
     return Headline(
         study=study.study_name,
         metric=metric or str(user_attrs.get("metric") or "value"),

@@ -77,7 +77,10 @@ def _line_panel(
         parts.append(
             f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10" {FONT}>{_format(tick)}</text>'
         )
-    for tick in _nice_ticks(x_low, x_high, 6):
+    x_ticks = _nice_ticks(x_low, x_high, 6)
+    if all(float(step).is_integer() for step in steps):  # epochs: no tick at 2.5
+        x_ticks = [tick for tick in x_ticks if float(tick).is_integer()] or x_ticks
+    for tick in x_ticks:
         parts.append(
             f'<text x="{x_at(tick):.1f}" y="{top + height + 14}" text-anchor="middle" font-size="10" {FONT}>'
             f"{_format(tick)}</text>"
@@ -213,7 +216,7 @@ def compact_curves_svg(history: Sequence[Mapping[str, float]], metric: str, *, t
     panels = [(metric, {metric: column[metric]} if metric in column else {}),
               ("loss", {name: values for name, values in column.items() if name.endswith("loss")})]
     panels = [(label, data) for label, data in panels if data]
-    panel_width, panel_height, margin, top = 270, 90, 60, 44
+    panel_width, panel_height, margin, top = 260, 90, 56, 44
     width = margin + len(panels) * (panel_width + margin) if panels else 400
     height = top + panel_height + 46 + 14 * max((len(data) for _, data in panels), default=0)
     parts = [

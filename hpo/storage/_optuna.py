@@ -185,10 +185,15 @@ class StudyAttrWriter:
         new = [{"study_id": self._study_id, "key": k, "value_json": json.dumps(v)} for k, v in values.items() if k not in known]
         if new:
             self._session.execute(sqlalchemy.insert(model), new)
-        for key, value in values.items():
-            if key in known:
-                self._session.execute(sqlalchemy.update(model).where(model.study_id == self._study_id, model.key == key)
-                                      .values(value_json=json.dumps(value)))
+        changed = [{"id_": self._study_id, "key_": k, "value_": json.dumps(v)} for k, v in values.items() if k in known]
+        if changed:  # one executemany, not a statement per row
+            table = model.__table__
+            self._session.execute(
+                sqlalchemy.update(table)
+                .where(table.c.study_id == sqlalchemy.bindparam("id_"), table.c.key == sqlalchemy.bindparam("key_"))
+                .values(value_json=sqlalchemy.bindparam("value_")),
+                changed,
+            )
 
 
 @contextlib.contextmanager

@@ -30,7 +30,9 @@ CONFUSION = [[5, 1, 0], [0, 4, 2], [1, 0, 7]]
 def study(tmp_path, monkeypatch) -> optuna.Study:
     monkeypatch.setenv("HPO_HOME", str(tmp_path / "runs"))
     storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=None)
-    return optuna.create_study(storage=storage, study_name="artifacts", direction="maximize")
+    study = optuna.create_study(storage=storage, study_name="artifacts", direction="maximize")
+    study.set_user_attr("metric", "val_balanced_accuracy")  # as study files record it
+    return study
 
 
 @pytest.fixture
@@ -54,12 +56,16 @@ def test_running_trial_gets_curves_and_confusion(study, store):
     frozen = study.trials[0]
 
     assert sorted(trial_artifact_names(study, frozen)) == [
-        "confusion_matrix.json", "confusion_matrix.svg", "learning_curves.csv", "learning_curves.svg",
+        "confusion_matrix.json", "confusion_matrix.svg", "curve.svg", "learning_curves.csv", "learning_curves.svg",
     ]
     rows = list(csv.DictReader(io.StringIO(_read(store, study, frozen, "learning_curves.csv").decode())))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert float(rows[1]["val_balanced_accuracy"]) == pytest.approx(0.35)
 
+    compact = ElementTree.fromstring(_read(store, study, frozen, "curve.svg").decode())  # the trial note's picture
+    assert int(compact.get("width")) <= 700 and int(compact.get("height")) <= 220
+    titles = [t.text for t in compact.iter("{http://www.w3.org/2000/svg}title")]
+    assert titles[0] == "val_balanced_accuracy" and "val_loss" in titles  # the study's metric first, then losses
     svg = _read(store, study, frozen, "learning_curves.svg").decode()
     root = ElementTree.fromstring(svg)  # well-formed XML
     polylines = root.findall("{http://www.w3.org/2000/svg}polyline")
@@ -87,7 +93,7 @@ def test_finished_trial_artifacts_are_listed_beside_it(study, store):
 def test_default_store_is_the_projects(study, tmp_path):
     trial = study.ask()
     upload_learning_curves(study, trial, HISTORY)
-    assert len(list((tmp_path / "runs" / "artifacts").iterdir())) == 2
+    assert len(list((tmp_path / "runs" / "artifacts").iterdir())) == 3  # the full chart, the compact one, the CSV
 
 
 def test_failures_warn_and_never_raise(study, store, caplog):
