@@ -10,7 +10,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
         "refresh_study_note", "run_again_command", "top_confusions"],
     "_final_model": ["record_final_model", "retrain_step_logger"],
     "_headline": ["FINAL_MODEL_ATTR", "IMPORTANCE_MIN_TRIALS", "Headline", "compute_headline", "fmt",
-        "study_headline", "study_metric"],
+        "study_headline"],
     "_export": ["ExportError", "export_trial", "read_config", "write_config"],
     "_provenance": ["package_versions", "worker_id"],
     "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REPRODUCTION_TOLERANCE", "RetrainResult",

@@ -2,9 +2,10 @@
 
 Call these from an objective while the trial runs:
 
-- :func:`upload_learning_curves` — ``learning_curves.svg`` (shown inline beside the trial),
-  ``learning_curves.csv`` (every epoch's metrics: the per-epoch data, one click from the trial's
-  note) and ``curve.svg`` (the study's metric and the losses, small: the picture in the trial's note);
+- :func:`upload_learning_curves` — ``learning_curves.svg`` (shown beside the trial, and the picture
+  in its note) and ``learning_curves.csv`` (every epoch's metrics: the per-epoch data, one click from
+  the trial's note). No more files per trial: optuna-dashboard lays a trial's artifacts out in one row,
+  and a fifth (with the best trial's two confusion-matrix files) widens the page past 1280 px;
 - :func:`upload_confusion_matrix` — ``confusion_matrix.svg`` (heat map) and
   ``confusion_matrix.json`` (counts and tissue labels), typically when
   :func:`is_new_best` says the trial beats every completed one.
@@ -35,8 +36,7 @@ import optuna
 from optuna.artifacts import upload_artifact
 from optuna.trial import FrozenTrial, Trial
 
-from hpo.results._headline import study_metric
-from hpo.results._svg_charts import compact_curves_svg, confusion_matrix_svg, learning_curves_svg
+from hpo.results._svg_charts import confusion_matrix_svg, learning_curves_svg
 from hpo.storage import artifact_store as default_artifact_store
 from hpo.storage import study_id, study_storage, trial_id
 
@@ -47,7 +47,6 @@ DASHBOARD_TRIAL_ARTIFACT_PREFIX = "dashboard:artifacts:"
 
 LEARNING_CURVES_SVG = "learning_curves.svg"
 LEARNING_CURVES_CSV = "learning_curves.csv"
-CURVE_SVG = "curve.svg"
 CONFUSION_MATRIX_SVG = "confusion_matrix.svg"
 CONFUSION_MATRIX_JSON = "confusion_matrix.json"
 
@@ -58,12 +57,8 @@ def upload_learning_curves(
     history: Sequence[Mapping[str, float]],
     *,
     artifact_store: Any | None = None,
-    metric: str | None = None,
 ) -> None:
-    """Upload the trial's per-epoch metrics as SVG charts (full, and compact for its note) and a CSV table; never raises.
-
-    ``metric``: what the compact chart shows first (default: the study's metric, read once per study object).
-    """
+    """Upload the trial's per-epoch metrics as an SVG chart and a CSV table; never raises."""
     try:
         if not history:
             logger.debug("trial %s: no history, no learning curves uploaded", trial.number)
@@ -84,9 +79,7 @@ def upload_learning_curves(
                 writer = csv.DictWriter(handle, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(rows)
-            compact_path = Path(folder) / CURVE_SVG
-            compact_path.write_text(compact_curves_svg(history, metric or study_metric(study)), encoding="utf-8")
-            _upload_files(study, trial, [svg_path, csv_path, compact_path], artifact_store)
+            _upload_files(study, trial, [svg_path, csv_path], artifact_store)
     except Exception as error:  # an artifact must never cost a trial
         logger.warning("trial %s: learning curves not uploaded: %s", trial.number, error)
 

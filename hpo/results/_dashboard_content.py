@@ -77,8 +77,8 @@ CURVES_TRIALS = 10
 PRUNED_CURVES = 5
 """How many pruned trials it shows besides: those whose last value was best (what pruning cut)."""
 
-CURVE_ARTIFACT = "curve.svg"
-"""The compact per-trial curve (:func:`hpo.results.upload_learning_curves`) the trial note shows."""
+CURVE_ARTIFACT = "learning_curves.svg"
+"""The per-trial chart (:func:`hpo.results.upload_learning_curves`) the trial note shows."""
 TABLE_ROWS = 6
 """Rows of the every-k-th-epoch table a trial note shows when it has no curve picture."""
 
@@ -358,7 +358,7 @@ def trial_note(trial: FrozenTrial, head: Headline, ranked: Sequence[FrozenTrial]
     The winner's note opens with the study's headline; every other trial's with its value and rank (as
     of when it finished) and one line on the winner then. Then: best epoch and final metrics (4
     significant digits), fold scores, the prune reason with the threshold it lost to, the command that
-    exports this trial, a compact per-epoch curve (the ``curve.svg`` artifact, else a short table) and the
+    exports this trial, a compact per-epoch chart (the ``learning_curves.svg`` artifact, else a short table) and the
     link to every epoch (``learning_curves.csv``). Raw values stay in the trial's attributes.
     """
     attrs = trial.user_attrs
@@ -423,13 +423,13 @@ def _artifact_urls(trial: FrozenTrial, study_id_: int | None) -> dict[str, str]:
 
 
 def _curve_lines(trial: FrozenTrial, metric: str, study_id_: int | None) -> list[str]:
-    """A compact curve (the ``curve.svg`` artifact) or a short every-k-th-epoch table, and the link to all epochs."""
+    """The per-epoch chart (the ``learning_curves.svg`` artifact) or a short every-k-th-epoch table, and the link to all epochs."""
     rows = trial.system_attrs.get(HISTORY_KEY) or []
     if not rows:
         return []
     urls = _artifact_urls(trial, study_id_)
     if CURVE_ARTIFACT in urls:
-        lines = ["", f"![{metric} and losses per epoch]({urls[CURVE_ARTIFACT]})"]
+        lines = ["", f"![losses, scores and learning rate per epoch]({urls[CURVE_ARTIFACT]})"]
     else:
         names = [n for n in _metric_names(rows, first=metric) if n == metric or n.endswith("_loss")][:3]
         step = max(1, math.ceil(len(rows) / TABLE_ROWS))

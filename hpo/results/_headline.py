@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import shlex
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,8 @@ REFERENCE_ATTR = "reference"
 """Trial user attribute marking the study's reference trial (the untuned defaults)."""
 
 EXPORT_FILE = "best.toml"
+WRAP = 64
+"""Characters of a command line in a page's code block before its options go on continuation lines."""
 IMPORTANCE_MIN_TRIALS = 20
 """Below this many complete trials, parameter importances (fANOVA) mostly reflect which points were drawn."""
 
@@ -103,10 +104,16 @@ class Headline:
     def _storage_option(self) -> str:
         return f" --storage {shlex.quote(self.storage)}" if self.storage else ""
 
-    def export_command(self, trial: int | None = None, out: str = EXPORT_FILE) -> str:
-        """``hpo export STUDY [--storage URL] [--trial N] --out best.toml`` (copy-pasteable)."""
-        which = f" --trial {trial}" if trial is not None else ""
-        return f"hpo export {shlex.quote(self.study)}{self._storage_option()}{which} --out {shlex.quote(out)}"
+    def export_command(self, trial: int | None = None, out: str = EXPORT_FILE, *, wrap: int | None = None) -> str:
+        """``hpo export STUDY [--storage URL] [--trial N] --out best.toml`` (copy-pasteable).
+
+        ``wrap``: longer than this many characters, the options go on continuation lines (a trailing backslash), so a
+        code block in a page does not widen it.
+        """
+        parts = [f"hpo export {shlex.quote(self.study)}", *([self._storage_option().strip()] if self.storage else []),
+                 *([f"--trial {trial}"] if trial is not None else []), f"--out {shlex.quote(out)}"]
+        line = " ".join(parts)
+        return line if wrap is None or len(line) <= wrap else " \\\n    ".join(parts)
 
     def retrain_command(self, config: str = EXPORT_FILE) -> str:
         return f"hpo train --config {shlex.quote(config)}"
@@ -186,7 +193,7 @@ class Headline:
         if self.few_for_importance and c.get("complete", 0) >= 2:
             lines[-1] += (f" Parameter importances from {c.get('complete', 0)} complete trials (fewer than "
                           f"{IMPORTANCE_MIN_TRIALS}) mostly reflect which points were drawn: do not rank parameters by them yet.")
-        lines += ["", "```bash", self.export_command(), self.retrain_command(), "```"]
+        lines += ["", "```bash", self.export_command(wrap=WRAP), self.retrain_command(), "```"]
         return "\n".join(lines) + "\n"
 
 
@@ -261,17 +268,6 @@ def study_headline(study_name: str, storage_url: str | None = None, *, name_stor
     url = resolve_storage_url(storage_url)
     study = load_study(open_storage(url, heartbeat_interval=None), study_name)
     return compute_headline(study, storage=redact(url) if name_storage else None)
-
-
-_METRICS: weakref.WeakKeyDictionary[optuna.Study, str] = weakref.WeakKeyDictionary()
-
-
-def study_metric(study: optuna.Study) -> str:
-    """The study's metric name (its ``metric`` user attribute), read once per study object: once per worker."""
-    metric = _METRICS.get(study)
-    if metric is None:
-        metric = _METRICS[study] = str(study.user_attrs.get("metric") or "value")
-    return metric
 
 
 def rank_of(trial: FrozenTrial | None, ranked: Sequence[FrozenTrial]) -> int | None:

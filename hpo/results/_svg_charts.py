@@ -108,6 +108,8 @@ def _line_panel(
 def learning_curves_svg(history: Sequence[Mapping[str, float]], title: str = "Learning curves") -> str:
     """Per-epoch metrics as an SVG: one panel for losses, one for scores, one for the learning rate.
 
+    Small enough (about 900 x 250 px) to be the picture in the trial's optuna-dashboard note.
+
     ``history[i]`` holds the metrics of epoch ``i + 1`` (or of ``history[i]["epoch"]``).
     """
     steps = [float(row.get("epoch", row.get("step", index + 1))) for index, row in enumerate(history)]
@@ -122,7 +124,7 @@ def learning_curves_svg(history: Sequence[Mapping[str, float]], title: str = "Le
     panels = [(label, {n: v for n, v in series.items() if panel_of(n) == label})
               for label in ("loss", "metrics", "learning rate")]
     panels = [(label, data) for label, data in panels if data]
-    panel_width, panel_height, margin = 300, 200, 60
+    panel_width, panel_height, margin = 230, 110, 52  # about 900 x 250 px: it fits the trial's note
     legend_rows = max((len(data) for _, data in panels), default=0)
     width = margin + len(panels) * (panel_width + margin) if panels else 400
     height = 40 + panel_height + 50 + 14 * legend_rows + 10
@@ -207,26 +209,3 @@ def confusion_matrix_svg(confusion: np.ndarray, labels: Sequence[str], title: st
     parts.append("</svg>")
     return "\n".join(parts)
 
-
-def compact_curves_svg(history: Sequence[Mapping[str, float]], metric: str, *, title: str = "") -> str:
-    """A small picture for a trial's note (about 680 x 200 px): ``metric`` per epoch, and the losses beside it."""
-    steps = [float(row.get("epoch", row.get("step", index + 1))) for index, row in enumerate(history)]
-    names = list(dict.fromkeys(name for row in history for name in row if name not in ("epoch", "step")))
-    column = {name: [float(row.get(name, math.nan)) for row in history] for name in names}
-    panels = [(metric, {metric: column[metric]} if metric in column else {}),
-              ("loss", {name: values for name, values in column.items() if name.endswith("loss")})]
-    panels = [(label, data) for label, data in panels if data]
-    panel_width, panel_height, margin, top = 260, 90, 56, 44
-    width = margin + len(panels) * (panel_width + margin) if panels else 400
-    height = top + panel_height + 46 + 14 * max((len(data) for _, data in panels), default=0)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-    ]
-    if title:
-        parts.append(f'<text x="10" y="14" font-size="12" font-weight="bold" {FONT}>{escape(title)}</text>')
-    for index, (label, data) in enumerate(panels):
-        parts += _line_panel(data, steps, left=margin + index * (panel_width + margin), top=top,
-                             width=panel_width, height=panel_height, title=label)
-    parts.append("</svg>")
-    return "\n".join(parts)
