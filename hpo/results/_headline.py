@@ -31,8 +31,6 @@ REFERENCE_ATTR = "reference"
 """Trial user attribute marking the study's reference trial (the untuned defaults)."""
 
 EXPORT_FILE = "best.toml"
-WRAP = 64
-"""Characters of a command line in a page's code block before its options go on continuation lines."""
 IMPORTANCE_MIN_TRIALS = 20
 """Below this many complete trials, parameter importances (fANOVA) mostly reflect which points were drawn."""
 
@@ -104,16 +102,10 @@ class Headline:
     def _storage_option(self) -> str:
         return f" --storage {shlex.quote(self.storage)}" if self.storage else ""
 
-    def export_command(self, trial: int | None = None, out: str = EXPORT_FILE, *, wrap: int | None = None) -> str:
-        """``hpo export STUDY [--storage URL] [--trial N] --out best.toml`` (copy-pasteable).
-
-        ``wrap``: longer than this many characters, the options go on continuation lines (a trailing backslash), so a
-        code block in a page does not widen it.
-        """
-        parts = [f"hpo export {shlex.quote(self.study)}", *([self._storage_option().strip()] if self.storage else []),
-                 *([f"--trial {trial}"] if trial is not None else []), f"--out {shlex.quote(out)}"]
-        line = " ".join(parts)
-        return line if wrap is None or len(line) <= wrap else " \\\n    ".join(parts)
+    def export_command(self, trial: int | None = None, out: str = EXPORT_FILE) -> str:
+        """``hpo export STUDY [--storage URL] [--trial N] --out best.toml`` (copy-pasteable)."""
+        which = f" --trial {trial}" if trial is not None else ""
+        return f"hpo export {shlex.quote(self.study)}{self._storage_option()}{which} --out {shlex.quote(out)}"
 
     def retrain_command(self, config: str = EXPORT_FILE) -> str:
         return f"hpo train --config {shlex.quote(config)}"
@@ -193,7 +185,8 @@ class Headline:
         if self.few_for_importance and c.get("complete", 0) >= 2:
             lines[-1] += (f" Parameter importances from {c.get('complete', 0)} complete trials (fewer than "
                           f"{IMPORTANCE_MIN_TRIALS}) mostly reflect which points were drawn: do not rank parameters by them yet.")
-        lines += ["", "```bash", self.export_command(wrap=WRAP), self.retrain_command(), "```"]
+        # inline code, not a code block: a page wraps it at its spaces instead of widening to its longest line
+        lines += ["", f"Export and retrain: `{self.export_command()}`  ", f"then `{self.retrain_command()}`"]
         return "\n".join(lines) + "\n"
 
 

@@ -84,11 +84,6 @@ def _no_sideways_scroll(page) -> bool:
     """No horizontal scrolling (else the assertion names the widest elements)."""
     page.wait_for_timeout(300)  # late layout: pictures, plotly's resize
     wide = page.evaluate("document.documentElement.scrollWidth") > VIEWPORT["width"]
-    if wide:
-        page.screenshot(path="/tmp/hl/wide.png", full_page=True)
-        detail = page.evaluate("""() => [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > innerWidth)
-            .map(e => `${e.tagName}.${String(e.className).slice(0,25)} w=${Math.round(e.getBoundingClientRect().width)} sw=${e.scrollWidth} ${getComputedStyle(e).whiteSpace} ${e.textContent.slice(0, 50)}`).slice(-25)""")
-        print("\n".join(detail))
     assert not wide, page.evaluate(WIDE)
     return True
 
@@ -108,6 +103,15 @@ def test_the_study_note_and_trial_pages_answer_first(studies, page):
     winner = f"Winner: trial {head.winner.number}, val_balanced_accuracy {head.winner.value:.4f}"
     with _running_dashboard(url, runs) as base, _console_errors(page) as errors:
         study_id = _study_id(base, "answer")
+        # the study page first (the pages after it are reached as a reader does, inside the app):
+        # pruned curves in the learning-curve figure
+        page.goto(f"{base}/dashboard/studies/{study_id}", wait_until="networkidle")
+        figure = "[id='user-defined-plot:learning-curves']"
+        page.wait_for_selector(f"{figure} svg.main-svg")
+        legend = page.locator(f"{figure} .legendtext").all_text_contents()
+        assert any(entry.endswith("(pruned)") for entry in legend) and any("(pruned)" not in e for e in legend)
+        assert _no_sideways_scroll(page)
+
         # the study note: the headline on the first screen
         _open_note(page, base, f"/dashboard/studies/{study_id}/note", winner)
         for text in (winner, "over the reference (trial 0, the defaults: ", "over the runner-up (trial ",
@@ -137,14 +141,6 @@ def test_the_study_note_and_trial_pages_answer_first(studies, page):
         reason = page.get_by_text("Why pruned: pruned by MedianPruner at step ").first.inner_text()
         assert re.search(r"best val_balanced_accuracy so far [\d.]+ < median [\d.]+ of \d complete trials? at step \d",
                          reason)
-        assert _no_sideways_scroll(page)
-
-        # the study page: pruned curves in the learning-curve figure
-        page.goto(f"{base}/dashboard/studies/{study_id}", wait_until="networkidle")
-        figure = "[id='user-defined-plot:learning-curves']"
-        page.wait_for_selector(f"{figure} svg.main-svg")
-        legend = page.locator(f"{figure} .legendtext").all_text_contents()
-        assert any(entry.endswith("(pruned)") for entry in legend) and any("(pruned)" not in e for e in legend)
         assert _no_sideways_scroll(page)
 
         # a 5-fold study's trial: the fold scores in the note, rounded; no unbreakable line of floats
