@@ -12,18 +12,16 @@ cut for the page (optuna-dashboard prints them on one unbreakable line); the sto
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import shlex
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-import copy
-import math
-from collections.abc import Container
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import sqlalchemy
 from optuna.storages import BaseStorage
@@ -48,7 +46,7 @@ class _ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
 class _LoggingRequestHandler(WSGIRequestHandler):
     """Request lines go to ``logging`` (debug) instead of stderr."""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (wsgiref's name)
+    def log_message(self, format: str, *args: object) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
 

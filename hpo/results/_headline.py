@@ -58,7 +58,7 @@ class FinalModel:
     def from_attr(cls, value: Any) -> FinalModel | None:
         if not isinstance(value, Mapping) or not isinstance(value.get("metrics"), Mapping):
             return None
-        numbers = lambda mapping: {str(k): float(v) for k, v in (mapping or {}).items()  # noqa: E731
+        numbers = lambda mapping: {str(k): float(v) for k, v in (mapping or {}).items()
                                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         trial = value.get("trial")
         return cls(trial=int(trial) if isinstance(trial, int) else None, metrics=numbers(value["metrics"]),

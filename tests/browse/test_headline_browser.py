@@ -27,6 +27,7 @@ from tests.browse.test_report_browser import RENDERED
 from tests.conftest import VIEWPORT
 from tests.run.test_workers import tiny_study
 
+
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory, tiny_data_config):
     """``(storage URL, run directory, classifier study, logistic-regression study)``, finished."""
@@ -131,7 +132,7 @@ def test_the_study_note_and_trial_pages_answer_first(studies, page):
         other = head.runner_up.number
         _open_note(page, base, f"/dashboard/studies/{study_id}/trials?numbers={other}", f"Trial {other}: complete")
         for text in (f"Trial {other}: complete, val_balanced_accuracy {head.runner_up.value:.4f}, rank 2",
-                     f"Winner then: trial ", f"--trial {other} --out trial{other}.toml"):
+                     "Winner then: trial ", f"--trial {other} --out trial{other}.toml"):
             assert _first_screen(page, text), text
         assert _no_sideways_scroll(page)
 

@@ -147,8 +147,9 @@ def test_trial_notes_put_the_summary_first_and_the_epochs_last(tmp_path):
 
 
 def test_a_trial_with_a_curve_picture_shows_it_and_links_every_epoch(tmp_path):
-    from hpo.results import upload_learning_curves
     from optuna.artifacts import FileSystemArtifactStore
+
+    from hpo.results import upload_learning_curves
 
     study = _study(tmp_path)
     store = FileSystemArtifactStore(str(tmp_path / "artifacts"))
@@ -238,7 +239,7 @@ def test_the_cost_per_trial_does_not_grow_with_the_study(tmp_path):
         study = optuna.load_study(study_name="s", storage=storage)  # a worker's study: it read the trials once
         study.get_trials(deepcopy=False)
         statements: list[str] = []
-        listen = lambda conn, cursor, statement, *rest: statements.append(" ".join(statement.split()))  # noqa: E731
+        listen = lambda conn, cursor, statement, *rest: statements.append(" ".join(statement.split()))
         sqlalchemy.event.listen(storage.engine, "before_cursor_execute", listen)
         full_reads = []
         original = storage.get_study_system_attrs

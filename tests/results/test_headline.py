@@ -132,3 +132,16 @@ def test_record_final_model_never_fails_a_retrain(tmp_path):
 def test_values_are_shown_at_four_places(value, shown):
     assert fmt(value) == shown
     assert signed(-0.01) == "-0.0100" and signed(0.0) == "+0.0000"
+
+
+def test_a_train_and_val_retrain_logs_its_val_metrics_as_in_sample(caplog):
+    import logging
+
+    from hpo.results import retrain_step_logger
+
+    with caplog.at_level(logging.INFO, logger="hpo.results"):
+        retrain_step_logger("classifier", "train+val")(3, {"train_loss": 0.41, "val_accuracy": 1.0, "val_loss": 0.02})
+        retrain_step_logger("classifier", "train")(3, {"train_loss": 0.41, "val_accuracy": 0.9})
+    in_sample, held_out = [r.getMessage() for r in caplog.records]
+    assert in_sample == "classifier step 3: train_loss=0.41; in-sample (val is training data here): accuracy=1, loss=0.02"
+    assert held_out == "classifier step 3: train_loss=0.41, val_accuracy=0.9"  # a real validation split: as it is
