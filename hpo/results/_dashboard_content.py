@@ -54,6 +54,7 @@ from hpo.storage import (
     study_attr_transaction,
     study_id,
     study_storage,
+    study_system_attrs_with_prefix,
     trial_id,
 )
 from hpo.study import StudySpec, apply_overrides, format_overrides
@@ -274,37 +275,42 @@ def refresh_after_trial(study: optuna.Study, trial: optuna.Trial, *, metric: str
     ``metric``: the study's metric (the worker's, so that nothing reads it per trial). The trial's note is
     inserted new; the study note's headline, the learning curves and the confusion matrix are rewritten
     only when they change, in one transaction that other workers' refreshes wait for (not the admission
-    lock: no worker waits to start its next trial). Never raises.
+    lock: no worker waits to start its next trial). The trials are read once (incrementally, through
+    Optuna's cache) and ranked once, unless something is rewritten. Never raises.
     """
     if not describes_itself(trial):
         return
     with best_effort(f"trial {trial.number}: note and study figures not written", logger):
         storage = note_storage(study)
         trials = study.get_trials(deepcopy=False)  # incremental: Optuna's cache reads only what changed
-        attrs = study.user_attrs  # a fixed handful of rows (the final model's test metrics among them)
-        head = compute_headline(study, trials=trials, metric=metric, user_attrs=attrs, storage=storage)
         frozen = next((t for t in reversed(trials) if t.number == trial.number), None)
         if frozen is None or frozen.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             return
+        attrs = study.user_attrs  # a fixed handful of rows (the final model's test metrics among them)
         ranked = ranked_trials(trials, study.directions)
+        head = compute_headline(study, trials=trials, metric=metric, user_attrs=attrs, storage=storage, ranked=ranked)
         _write_trial_note(study, frozen, head, ranked)
-        shown = curve_trials(trials, study.directions)
+        shown = curve_trials(trials, study.directions, ranked=ranked)
         redraw_curves = HISTORY_KEY in frozen.system_attrs and any(t.number == frozen.number for t in shown)
         draw_confusion = head.winner is not None and head.winner.number == frozen.number and CONFUSION_KEY in frozen.system_attrs
+        note = study_system_attrs_with_prefix(study_storage(study), study_id(study), _STUDY_NOTE_PREFIX)
+        current = "".join(str(note.get(f"{_STUDY_NOTE_PREFIX}{i}", "")) for i in range(len(note)))
+        if not (redraw_curves or draw_confusion or replace_headline(current, head.markdown()) != current):
+            return  # nothing the study page shows changed: no lock, no second read
         with study_attr_transaction(study_storage(study), study_id(study)) as writer:
             trials = study.get_trials(deepcopy=False)  # again, under the lock: what others finished meanwhile
-            head = compute_headline(study, trials=trials, metric=metric, user_attrs=attrs, storage=storage)
+            ranked = ranked_trials(trials, study.directions)
+            head = compute_headline(study, trials=trials, metric=metric, user_attrs=attrs, storage=storage, ranked=ranked)
             changed, former = _update_study_note(writer, head)
             if changed:  # the winner's page leads with the new headline; a former winner's no longer claims it
-                ranked = ranked_trials(trials, study.directions)
                 for number in {head.winner.number if head.winner else None, former} - {None, frozen.number}:
                     again = next((t for t in trials if t.number == number), None)
                     if again is not None:
                         _rewrite_trial_note(writer, again, head, ranked, study_id(study))
             if redraw_curves:
                 _save_figure(writer, CURVES_FIGURE_ID, learning_curves_figure(
-                    curve_trials(trials, study.directions), metric=metric,
-                    n_complete=sum(t.state == TrialState.COMPLETE for t in trials)))
+                    curve_trials(trials, study.directions, ranked=ranked), metric=metric,
+                    n_complete=head.counts["complete"]))
             if draw_confusion and head.winner is not None and head.winner.number == frozen.number:
                 _save_figure(writer, CONFUSION_FIGURE_ID, confusion_matrix_figure(
                     frozen.system_attrs[CONFUSION_KEY],
@@ -322,11 +328,16 @@ def _save_figure(writer: StudyAttrWriter, figure_id: str, figure: Any) -> None:
     writer.write_chunks(f"{_PLOT_PREFIX}{figure_id}:", _chunks(text))
 
 
-def curve_trials(trials: Sequence[FrozenTrial], directions: Sequence[Any]) -> list[FrozenTrial]:
-    """The trials the learning-curve figure shows: the best complete ones, then the pruned ones that got furthest."""
-    with_history = [t for t in trials if t.system_attrs.get(HISTORY_KEY)]
-    complete = ranked_trials(with_history, directions)[:CURVES_TRIALS]
-    pruned = [t for t in with_history if t.state == TrialState.PRUNED and t.value is not None and math.isfinite(t.value)]
+def curve_trials(trials: Sequence[FrozenTrial], directions: Sequence[Any], *,
+                 ranked: Sequence[FrozenTrial] | None = None) -> list[FrozenTrial]:
+    """The trials the learning-curve figure shows: the best complete ones, then the pruned ones that got furthest.
+
+    ``ranked``: ``ranked_trials(trials, directions)`` when already computed.
+    """
+    ranked = ranked_trials(trials, directions) if ranked is None else ranked
+    complete = [t for t in ranked if t.system_attrs.get(HISTORY_KEY)][:CURVES_TRIALS]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.value is not None and math.isfinite(t.value)
+              and t.system_attrs.get(HISTORY_KEY)]
     sign = -1.0 if directions[0].name == "MAXIMIZE" else 1.0
     pruned.sort(key=lambda t: (sign * t.value, t.number))
     return complete + pruned[:PRUNED_CURVES]

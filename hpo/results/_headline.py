@@ -224,19 +224,22 @@ def compute_headline(
     metric: str | None = None,
     user_attrs: Mapping[str, Any] | None = None,
     storage: str | None = None,
+    ranked: Sequence[FrozenTrial] | None = None,
 ) -> Headline:
     """THE headline of ``study``: winner, runner-up, reference, final model, commands.
 
-    ``trials`` / ``user_attrs``: already read (no second read); ``metric``: the study's metric name (default:
-    its ``metric`` user attribute); ``storage``: the URL the printed commands name with ``--storage`` (None:
-    the default storage, no option). A multi-objective study ranks by its first objective.
+    ``trials`` / ``user_attrs`` / ``ranked`` (``ranked_trials(trials, study.directions)``): already read or
+    computed (nothing twice); ``metric``: the study's metric name (default: its ``metric`` user attribute);
+    ``storage``: the URL the printed commands name with ``--storage`` (None: the default storage, no option).
+    A multi-objective study ranks by its first objective.
     """
     if trials is None:
         trials = study.get_trials(deepcopy=False)
     if user_attrs is None:
         user_attrs = study.user_attrs
     directions = study.directions
-    ranked = ranked_trials(trials, directions)
+    if ranked is None:
+        ranked = ranked_trials(trials, directions)
     reference = reference_trial(trials)
     tally = Counts.of_trials(trials)  # failed: not those interrupted or abandoned (they are re-run)
     counts = {"complete": tally.complete, "pruned": tally.pruned, "failed": tally.failed, "running": tally.running}
