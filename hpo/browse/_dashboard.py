@@ -6,8 +6,8 @@ project's storage (SQLite in WAL mode with a long busy timeout, so the dashboard
 workers write, or PostgreSQL), the artifact store the workers upload to, a loopback default
 and a bound port known before serving (``port=0`` picks a free one). The app reads the storage
 through :class:`DisplayStorage`: trial attributes rounded to 4 significant digits and long texts
-cut for the page (optuna-dashboard prints them on one unbreakable line); the stored values, which
-``hpo export`` reads, are untouched.
+cut for the page (optuna-dashboard prints them on one unbreakable line), pruned trials without
+Optuna's stand-in value; the stored values, which ``hpo export`` reads, are untouched.
 """
 
 from __future__ import annotations
@@ -62,10 +62,19 @@ def display_value(value: Any) -> Any:
 
 
 def display_trial(trial: FrozenTrial) -> FrozenTrial:
-    """A copy of ``trial`` with its user attributes and intermediate values as a page shows them."""
+    """A copy of ``trial`` as a page shows it: user attributes and reported values rounded, long texts cut.
+
+    Attributes that say nothing are left out (``n_parameters`` 0: a scikit-learn model), and a pruned trial
+    shows no value: Optuna stores its last reported value as one (for a cross-validated model, the last
+    fold's score), which the dashboard's history would mix with the complete trials' final values. Its
+    reports, and its note, still show where it stopped.
+    """
     shown = copy.copy(trial)
-    shown.user_attrs = {key: display_value(value) for key, value in trial.user_attrs.items()}
+    shown.user_attrs = {key: display_value(value) for key, value in trial.user_attrs.items()
+                        if not (key == "n_parameters" and value == 0)}
     shown.intermediate_values = {step: display_value(value) for step, value in trial.intermediate_values.items()}
+    if trial.state == TrialState.PRUNED:
+        shown.values = None
     return shown
 
 

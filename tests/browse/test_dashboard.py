@@ -304,6 +304,13 @@ def test_the_dashboard_shows_attributes_rounded_and_stores_them_raw(tmp_path):
     assert shown.get_trial(seen._trial_id).user_attrs == seen.user_attrs
     raw = study.trials[0]  # what export reads: untouched
     assert raw.user_attrs["fold_scores"][0] == 0.8757275132275132 and raw.intermediate_values[1] == 0.29444444444444445
+    pruned = study.ask()
+    pruned.report(0.41, 1)
+    pruned.set_user_attr("n_parameters", 0)  # a scikit-learn model's: says nothing
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    shown_pruned = shown.get_all_trials(study._study_id)[1]
+    assert study.trials[1].value == 0.41 and shown_pruned.value is None  # not mixed with the final values
+    assert shown_pruned.intermediate_values == {1: 0.41} and "n_parameters" not in shown_pruned.user_attrs
     shown.set_study_user_attr(study._study_id, "written", 1)  # the dashboard's writes go through unchanged
     assert optuna.load_study(study_name="shown", storage=storage).user_attrs["written"] == 1
     assert [s.study_name for s in shown.get_all_studies()] == ["shown"]

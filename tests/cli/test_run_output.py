@@ -148,3 +148,11 @@ def test_studies_counts_its_studies_in_good_english(tmp_path, capsys) -> None:
     optuna.create_study(storage=url, study_name="two")
     assert main(["studies", "--storage", url]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"(2 studies in {url})"
+
+
+def test_the_report_folder_hpo_run_suggests_is_ignored_by_git() -> None:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run(["git", "check-ignore", "-q", "reports/printed/report.html"], cwd=root, check=False)
+    assert done.returncode == 0  # `hpo report ... --out reports/<study>` leaves nothing to commit by mistake
