@@ -60,6 +60,7 @@ class StatusPrinter:
         self._started = False
         self._last_state: tuple | None = None
         self._last_at = -1e9
+        self._last_line = ""
 
     def __call__(self, progress: Progress) -> None:
         c = progress.counts
@@ -74,7 +75,9 @@ class StatusPrinter:
         if progress.workers_alive == 0 and state[:-1] == (self._last_state or ())[:-1]:
             return  # the workers exited after the last news: the final lines say the rest
         if state != self._last_state:
-            self._say(progress, status_line(progress, self._workers))
+            line = status_line(progress, self._workers)
+            if line.split("] ", 1)[-1] != self._last_line.split("] ", 1)[-1]:  # e.g. a worker left at a normal finish
+                self._say(progress, line)
             self._last_state = state
         elif progress.elapsed - self._last_at >= self._heartbeat:
             eta = eta_seconds(progress)
@@ -88,6 +91,7 @@ class StatusPrinter:
     def _say(self, progress: Progress, line: str) -> None:
         self._write(line)
         self._last_at = progress.elapsed
+        self._last_line = line
 
 
 def final_lines(

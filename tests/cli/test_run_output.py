@@ -108,8 +108,10 @@ def test_a_normal_finish_says_nothing_about_workers_left() -> None:
     lines: list[str] = []
     printer = StatusPrinter(2, write=lines.append)
     printer(_progress(5, complete=2, running=2))
-    printer(Progress("s", 9, Counts(complete=10), 10, 0.5, 0, 0, 1.0))  # all 10 finished, both workers gone
-    assert lines[-1] == "[00:09] 10/10 finished (10 complete, 0 pruned, 0 failed), 0 running; best 0.5000 (trial 0)"
+    printer(Progress("s", 8, Counts(complete=10), 10, 0.5, 0, 2, 1.0))  # all 10 finished, the workers exiting
+    printer(Progress("s", 9, Counts(complete=10), 10, 0.5, 0, 1, 1.0))  # one has gone: no news, no second line
+    assert lines[-1] == "[00:08] 10/10 finished (10 complete, 0 pruned, 0 failed), 0 running; best 0.5000 (trial 0)"
+    assert lines[-2] != lines[-1]
     printer(Progress("s", 12, Counts(complete=10, failed=3), 20, 0.5, 0, 0, 1.0))  # they died with trials to go
     assert lines[-1].endswith("; 0 of 2 workers left")
     printer(Progress("s", 14, Counts(complete=11, failed=3), 20, 0.5, 0, 1, 1.0))
