@@ -14,7 +14,7 @@ from hpo.cli._options import add_storage_argument
 
 DEMO_STUDY = Path(__file__).resolve().parent.parent.parent / "studies" / "demo.toml"
 INDENT = "      "
-RETRAIN_LINE_EVERY_S = 15.0
+RETRAIN_LINE_EVERY_S = 60.0
 """A retrain prints an epoch line at least every this many seconds (and about ten in all)."""
 
 

@@ -383,7 +383,7 @@ def trial_note(trial: FrozenTrial, head: Headline, ranked: Sequence[FrozenTrial]
     else:
         status = (f"**Trial {trial.number}: complete, {metric} {fmt(trial.value)}, "
                   f"rank {rank} of {len(ranked)}**" + ("" if is_winner else " (when it finished)"))
-    lines = [head.markdown(heading="####").rstrip(), "", status] if is_winner else [status]
+    lines = [head.markdown(heading="####", importance_warning=False).rstrip(), "", status] if is_winner else [status]
     if not is_winner and head.winner is not None:
         gains = head.gains_text().replace(" (the defaults: ", " (defaults: ")
         lines += ["", f"Winner then: trial {head.winner.number} ({fmt(head.winner.value)}); {gains}."]

@@ -169,8 +169,12 @@ class Headline:
         lines.append(f"retrain: {self.retrain_command()}")
         return lines
 
-    def markdown(self, *, heading: str = "###") -> str:
-        """The headline as Markdown (optuna-dashboard notes): a heading, the gains, test metrics, commands."""
+    def markdown(self, *, heading: str = "###", importance_warning: bool = True) -> str:
+        """The headline as Markdown (optuna-dashboard notes): a heading, the gains, test metrics, commands.
+
+        ``importance_warning``: say when too few complete trials make parameter importances unreliable
+        (the study note does; a trial's page leaves it to the study note).
+        """
         if self.winner is None:
             return f"{heading} No winner yet\n\n{self.winner_text()}.\n"
         title = f"{heading} Winner: trial {self.winner.number}, {self.metric} {fmt(self.winner.value)}"
@@ -182,7 +186,7 @@ class Headline:
         c = self.counts
         lines += ["", f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('failed', 0)} failed "
                       f"trial{'s' if c.get('failed', 0) != 1 else ''}."]
-        if self.few_for_importance and c.get("complete", 0) >= 2:
+        if importance_warning and self.few_for_importance and c.get("complete", 0) >= 2:
             lines[-1] += (f" Parameter importances from {c.get('complete', 0)} complete trials (fewer than "
                           f"{IMPORTANCE_MIN_TRIALS}) mostly reflect which points were drawn: do not rank parameters by them yet.")
         # inline code, not a code block: a page wraps it at its spaces instead of widening to its longest line
