@@ -28,6 +28,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.storage import artifact_directory, journal_path, open_storage, redact, resolve_storage_url
+from hpo.storage import trial_id as id_of_trial
 
 logger = logging.getLogger(__package__)
 
@@ -91,17 +92,28 @@ class _Display:
 
     def __init__(self, inner: BaseStorage) -> None:
         self.inner = inner
+        self._shown: dict[int, FrozenTrial] = {}
+        """Finished trials as shown (they no longer change): each is converted once, not on every page load."""
 
     def __getattr__(self, name: str) -> Any:  # heartbeats, remove_session, ...
         return getattr(self.inner, name)
 
+    def _display(self, trial: FrozenTrial) -> FrozenTrial:
+        if not trial.state.is_finished():
+            return display_trial(trial)
+        key = id_of_trial(trial)
+        shown = self._shown.get(key)
+        if shown is None:
+            shown = self._shown[key] = display_trial(trial)
+        return shown
+
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        return display_trial(self.inner.get_trial(trial_id))
+        return self._display(self.inner.get_trial(trial_id))
 
     def get_all_trials(
         self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
     ) -> list[FrozenTrial]:
-        return [display_trial(t) for t in self.inner.get_all_trials(study_id, deepcopy=False, states=states)]
+        return [self._display(t) for t in self.inner.get_all_trials(study_id, deepcopy=False, states=states)]
 
 
 DisplayStorage = type("DisplayStorage", (_Display, BaseStorage), {
