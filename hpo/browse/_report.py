@@ -54,6 +54,7 @@ from hpo.results import (
     fmt,
     learning_curves_figure,
     ranked_trials,
+    standings_of,
     top_confusions,
 )
 from hpo.storage import redact, resolve_storage_url, storage_url_of, study_storage
@@ -304,7 +305,7 @@ def learning_curves_html(study: optuna.Study, trials: Sequence[FrozenTrial], met
         rows = _history_of(trial, metric)
         if rows and trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             with_steps.append(_with_history(trial, rows))
-    shown = curve_trials(with_steps, study.directions)
+    shown = curve_trials(standings_of(with_steps, study.directions))
     if not shown:
         return (f"<p class='note' id='{slug}-curves-note'>no trial reported per-epoch values "
                 "(this model has no per-step reports)</p>")

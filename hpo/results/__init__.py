@@ -11,6 +11,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_final_model": ["record_final_model", "retrain_step_logger"],
     "_headline": ["FINAL_MODEL_ATTR", "IMPORTANCE_MIN_TRIALS", "Headline", "compute_headline", "fmt",
         "study_headline"],
+    "_standings": ["Standings", "StandingsTracker", "standings_of"],
     "_export": ["ExportError", "export_trial", "read_config", "write_config"],
     "_provenance": ["package_versions", "worker_id"],
     "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REPRODUCTION_TOLERANCE", "RetrainResult",

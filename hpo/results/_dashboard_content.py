@@ -30,6 +30,7 @@ import math
 import re
 import shlex
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,8 +43,8 @@ import optuna
 import tomli_w
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.results._headline import Headline, compute_headline, fmt, rank_of
-from hpo.results._trials import ranked_trials
+from hpo.results._headline import Headline, compute_headline, fmt
+from hpo.results._standings import Standings, StandingsTracker, standings_of
 from hpo.storage import (
     StudyAttrWriter,
     best_effort,
@@ -209,15 +210,23 @@ def refresh_study_note(study: optuna.Study, *, storage: str | None = None) -> No
     """Rewrite the study note's headline from the study as it is now (e.g. after a final model was recorded)."""
     with best_effort(f"study {study.study_name}: note not updated", logger):
         with study_attr_transaction(study_storage(study), study_id(study)) as writer:
-            head = compute_headline(study, storage=storage or note_storage(study))
+            standings = standings_of(study.get_trials(deepcopy=False), study.directions)
+            head = compute_headline(study, standings=standings, storage=storage or note_storage(study))
             changed, former = _update_study_note(writer, head)
             if changed:
-                trials = study.get_trials(deepcopy=False)
-                ranked = ranked_trials(trials, study.directions)
-                for number in {head.winner.number if head.winner else None, former} - {None}:
-                    again = next((t for t in trials if t.number == number), None)
-                    if again is not None:
-                        _rewrite_trial_note(writer, again, head, ranked, study_id(study))
+                _rewrite_notes(writer, study, head, standings, former)
+
+
+def _rewrite_notes(writer: StudyAttrWriter, study: optuna.Study, head: Headline, standings: Standings,
+                   former: int | None, skip: int | None = None) -> None:
+    """The winner's page leads with the new headline; a former winner's no longer claims it."""
+    storage, sid = study_storage(study), study_id(study)
+    for number in {head.winner.number if head.winner else None, former} - {None, skip}:
+        try:
+            trial = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(sid, number))
+        except KeyError:
+            continue
+        _rewrite_trial_note(writer, trial, head, standings, sid)
 
 
 # -- what a running trial records --------------------------------------------------------------------
@@ -269,48 +278,55 @@ def describes_itself(trial: optuna.Trial) -> bool:
 
 # -- after a trial ended -------------------------------------------------------------------------------
 
+_TRACKERS: weakref.WeakKeyDictionary[optuna.Study, StandingsTracker] = weakref.WeakKeyDictionary()
+"""A worker's standings of its study (one study object per worker), kept current trial by trial."""
+
+
+def _tracker(study: optuna.Study) -> StandingsTracker:
+    tracker = _TRACKERS.get(study)
+    if tracker is None:
+        tracker = _TRACKERS[study] = StandingsTracker(study)
+    return tracker
+
+
 def refresh_after_trial(study: optuna.Study, trial: optuna.Trial, *, metric: str) -> None:
     """A worker's call once ``trial`` finished (complete or pruned): its note, the study note, the figures.
 
     ``metric``: the study's metric (the worker's, so that nothing reads it per trial). The trial's note is
     inserted new; the study note's headline, the learning curves and the confusion matrix are rewritten
     only when they change, in one transaction that other workers' refreshes wait for (not the admission
-    lock: no worker waits to start its next trial). The trials are read once (incrementally, through
-    Optuna's cache) and ranked once, unless something is rewritten. Never raises.
+    lock: no worker waits to start its next trial). The study's standings are kept by a
+    :class:`~hpo.results._standings.StandingsTracker` (the first call reads every trial; later ones only the
+    trials that changed), so the cost per trial does not grow with the study. Never raises.
     """
     if not describes_itself(trial):
         return
     with best_effort(f"trial {trial.number}: note and study figures not written", logger):
         storage = note_storage(study)
-        trials = study.get_trials(deepcopy=False)  # incremental: Optuna's cache reads only what changed
-        frozen = next((t for t in reversed(trials) if t.number == trial.number), None)
-        if frozen is None or frozen.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+        tracker = _tracker(study)
+        standings = tracker.update()
+        frozen = study_storage(study).get_trial(trial_id(trial))
+        if frozen.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             return
         attrs = study.user_attrs  # a fixed handful of rows (the final model's test metrics among them)
-        ranked = ranked_trials(trials, study.directions)
-        head = compute_headline(study, trials=trials, metric=metric, user_attrs=attrs, storage=storage, ranked=ranked)
-        _write_trial_note(study, frozen, head, ranked)
-        shown = curve_trials(trials, study.directions, ranked=ranked)
+        head = compute_headline(study, standings=standings, metric=metric, user_attrs=attrs, storage=storage)
+        _write_trial_note(study, frozen, head, standings)
+        shown = curve_trials(standings)
         redraw_curves = HISTORY_KEY in frozen.system_attrs and any(t.number == frozen.number for t in shown)
         draw_confusion = head.winner is not None and head.winner.number == frozen.number and CONFUSION_KEY in frozen.system_attrs
         note = study_system_attrs_with_prefix(study_storage(study), study_id(study), _STUDY_NOTE_PREFIX)
         current = "".join(str(note.get(f"{_STUDY_NOTE_PREFIX}{i}", "")) for i in range(len(note)))
         if not (redraw_curves or draw_confusion or replace_headline(current, head.markdown()) != current):
-            return  # nothing the study page shows changed: no lock, no second read
+            return  # nothing the study page shows changed: no lock
         with study_attr_transaction(study_storage(study), study_id(study)) as writer:
-            trials = study.get_trials(deepcopy=False)  # again, under the lock: what others finished meanwhile
-            ranked = ranked_trials(trials, study.directions)
-            head = compute_headline(study, trials=trials, metric=metric, user_attrs=attrs, storage=storage, ranked=ranked)
+            standings = tracker.update()  # again, under the lock: what others finished meanwhile
+            head = compute_headline(study, standings=standings, metric=metric, user_attrs=attrs, storage=storage)
             changed, former = _update_study_note(writer, head)
-            if changed:  # the winner's page leads with the new headline; a former winner's no longer claims it
-                for number in {head.winner.number if head.winner else None, former} - {None, frozen.number}:
-                    again = next((t for t in trials if t.number == number), None)
-                    if again is not None:
-                        _rewrite_trial_note(writer, again, head, ranked, study_id(study))
+            if changed:
+                _rewrite_notes(writer, study, head, standings, former, skip=frozen.number)
             if redraw_curves:
                 _save_figure(writer, CURVES_FIGURE_ID, learning_curves_figure(
-                    curve_trials(trials, study.directions, ranked=ranked), metric=metric,
-                    n_complete=head.counts["complete"]))
+                    curve_trials(standings), metric=metric, n_complete=head.counts["complete"]))
             if draw_confusion and head.winner is not None and head.winner.number == frozen.number:
                 _save_figure(writer, CONFUSION_FIGURE_ID, confusion_matrix_figure(
                     frozen.system_attrs[CONFUSION_KEY],
@@ -328,26 +344,18 @@ def _save_figure(writer: StudyAttrWriter, figure_id: str, figure: Any) -> None:
     writer.write_chunks(f"{_PLOT_PREFIX}{figure_id}:", _chunks(text))
 
 
-def curve_trials(trials: Sequence[FrozenTrial], directions: Sequence[Any], *,
-                 ranked: Sequence[FrozenTrial] | None = None) -> list[FrozenTrial]:
-    """The trials the learning-curve figure shows: the best complete ones, then the pruned ones that got furthest.
-
-    ``ranked``: ``ranked_trials(trials, directions)`` when already computed.
-    """
-    ranked = ranked_trials(trials, directions) if ranked is None else ranked
-    complete = [t for t in ranked if t.system_attrs.get(HISTORY_KEY)][:CURVES_TRIALS]
-    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.value is not None and math.isfinite(t.value)
-              and t.system_attrs.get(HISTORY_KEY)]
-    sign = -1.0 if directions[0].name == "MAXIMIZE" else 1.0
-    pruned.sort(key=lambda t: (sign * t.value, t.number))
-    return complete + pruned[:PRUNED_CURVES]
+def curve_trials(standings: Standings) -> list[FrozenTrial]:
+    """The trials the learning-curve figure shows: the best complete ones, then the pruned ones that got furthest."""
+    complete = [t for t in standings.ranked if t.system_attrs.get(HISTORY_KEY)][:CURVES_TRIALS]
+    pruned = [t for t in standings.pruned if t.system_attrs.get(HISTORY_KEY)][:PRUNED_CURVES]
+    return complete + pruned
 
 
 # -- the trial note ------------------------------------------------------------------------------------
 
-def _write_trial_note(study: optuna.Study, trial: FrozenTrial, head: Headline, ranked: Sequence[FrozenTrial]) -> None:
+def _write_trial_note(study: optuna.Study, trial: FrozenTrial, head: Headline, standings: Standings) -> None:
     """Insert the finished trial's note as version 1 (nothing read); an existing note is rewritten instead."""
-    body = trial_note(trial, head, ranked, study_id_=study_id(study))
+    body = trial_note(trial, head, standings, study_id_=study_id(study))
     prefix, version = _trial_note_keys(trial_id(trial))
     values: dict[str, Any] = {version: 1}
     values.update({f"{prefix}{i}": chunk for i, chunk in enumerate(_chunks(body))})
@@ -356,14 +364,14 @@ def _write_trial_note(study: optuna.Study, trial: FrozenTrial, head: Headline, r
             writer.write_chunks(prefix, _chunks(body), version_key=version)
 
 
-def _rewrite_trial_note(writer: StudyAttrWriter, trial: FrozenTrial, head: Headline, ranked: Sequence[FrozenTrial],
+def _rewrite_trial_note(writer: StudyAttrWriter, trial: FrozenTrial, head: Headline, standings: Standings,
                         study_id_: int) -> None:
     """Rewrite a finished trial's note (the winner's leads with the current headline; a former winner's no more)."""
     prefix, version = _trial_note_keys(trial_id(trial))
-    writer.write_chunks(prefix, _chunks(trial_note(trial, head, ranked, study_id_=study_id_)), version_key=version)
+    writer.write_chunks(prefix, _chunks(trial_note(trial, head, standings, study_id_=study_id_)), version_key=version)
 
 
-def trial_note(trial: FrozenTrial, head: Headline, ranked: Sequence[FrozenTrial], *, study_id_: int | None = None) -> str:
+def trial_note(trial: FrozenTrial, head: Headline, standings: Standings, *, study_id_: int | None = None) -> str:
     """A finished trial's note in Markdown, summary first.
 
     The winner's note opens with the study's headline; every other trial's with its value and rank (as
@@ -374,7 +382,7 @@ def trial_note(trial: FrozenTrial, head: Headline, ranked: Sequence[FrozenTrial]
     """
     attrs = trial.user_attrs
     metric = head.metric
-    rank = rank_of(trial, ranked)
+    rank = standings.rank_of(trial, maximize=head.direction == "maximize")
     is_winner = head.winner is not None and head.winner.number == trial.number
     if trial.state == TrialState.PRUNED:
         steps = attrs.get("steps_run")
@@ -382,7 +390,7 @@ def trial_note(trial: FrozenTrial, head: Headline, ranked: Sequence[FrozenTrial]
         status = f"**Trial {trial.number}: pruned{at}**, {metric} {fmt(trial.value)} (its last value)"
     else:
         status = (f"**Trial {trial.number}: complete, {metric} {fmt(trial.value)}, "
-                  f"rank {rank} of {len(ranked)}**" + ("" if is_winner else " (when it finished)"))
+                  f"rank {rank} of {head.counts['complete']}**" + ("" if is_winner else " (when it finished)"))
     lines = [head.markdown(heading="####", importance_warning=False).rstrip(), "", status] if is_winner else [status]
     if not is_winner and head.winner is not None:
         gains = head.gains_text().replace(" (the defaults: ", " (defaults: ")
@@ -462,13 +470,13 @@ def refresh_learning_curves(study: optuna.Study, *, finished_trial: int | None =
     """
     with best_effort(f"study {study.study_name}: learning curves not redrawn", logger):
         with study_attr_transaction(study_storage(study), study_id(study)) as writer:
-            trials = study.get_trials(deepcopy=False)
-            shown = curve_trials(trials, study.directions)
+            standings = standings_of(study.get_trials(deepcopy=False), study.directions)
+            shown = curve_trials(standings)
             if not shown or (finished_trial is not None and all(trial_id(t) != finished_trial for t in shown)):
                 return False
             metric = metric or str(study.user_attrs.get("metric") or "value")
             _save_figure(writer, CURVES_FIGURE_ID, learning_curves_figure(
-                shown, metric=metric, n_complete=sum(t.state == TrialState.COMPLETE for t in trials)))
+                shown, metric=metric, n_complete=standings.counts.complete))
             return True
     return False
 

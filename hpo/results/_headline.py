@@ -19,16 +19,14 @@ from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from hpo.results._trials import Counts, load_study, ranked_trials
+from hpo.results._standings import Standings, standings_of
+from hpo.results._trials import load_study
 from hpo.storage import open_storage, redact, resolve_storage_url
 
 FINAL_MODEL_ATTR = "final_model"
 """Study user attribute: the retrained final model's test metrics (:func:`hpo.results.record_final_model`)."""
-
-REFERENCE_ATTR = "reference"
-"""Trial user attribute marking the study's reference trial (the untuned defaults)."""
 
 EXPORT_FILE = "best.toml"
 IMPORTANCE_MIN_TRIALS = 20
@@ -216,42 +214,35 @@ def _contender(trial: FrozenTrial) -> Contender:
     return Contender(trial.number, value, trial.state.name.lower())
 
 
-def reference_trial(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
-    """The study's reference trial (user attribute ``reference`` true; the first if several), else None."""
-    return next((t for t in trials if t.user_attrs.get(REFERENCE_ATTR) is True), None)
-
-
 def compute_headline(
     study: optuna.Study,
     *,
     trials: Sequence[FrozenTrial] | None = None,
+    standings: Standings | None = None,
     metric: str | None = None,
     user_attrs: Mapping[str, Any] | None = None,
     storage: str | None = None,
-    ranked: Sequence[FrozenTrial] | None = None,
 ) -> Headline:
     """THE headline of ``study``: winner, runner-up, reference, final model, commands.
 
-    ``trials`` / ``user_attrs`` / ``ranked`` (``ranked_trials(trials, study.directions)``): already read or
-    computed (nothing twice); ``metric``: the study's metric name (default: its ``metric`` user attribute);
-    ``storage``: the URL the printed commands name with ``--storage`` (None: the default storage, no option).
-    A multi-objective study ranks by its first objective.
+    ``trials`` (read once, summarised with :func:`hpo.results._standings.standings_of`) or ``standings``
+    (a worker's, kept current at a bounded cost) and ``user_attrs``: already read, nothing twice;
+    ``metric``: the study's metric name (default: its ``metric`` user attribute); ``storage``: the URL the
+    printed commands name with ``--storage`` (None: the default storage, no option). The ranking is
+    :func:`hpo.results.ranked_trials`; a multi-objective study ranks by its first objective.
     """
-    if trials is None:
-        trials = study.get_trials(deepcopy=False)
+    directions = study.directions
+    if standings is None:
+        standings = standings_of(study.get_trials(deepcopy=False) if trials is None else trials, directions)
     if user_attrs is None:
         user_attrs = study.user_attrs
-    directions = study.directions
-    if ranked is None:
-        ranked = ranked_trials(trials, directions)
-    reference = reference_trial(trials)
-    tally = Counts.of_trials(trials)  # failed: not those interrupted or abandoned (they are re-run)
-    counts = {"complete": tally.complete, "pruned": tally.pruned, "failed": tally.failed, "running": tally.running}
+    ranked, reference, tally = standings.ranked, standings.reference, standings.counts
     return Headline(
         study=study.study_name,
         metric=metric or str(user_attrs.get("metric") or "value"),
         direction="maximize" if directions[0] == StudyDirection.MAXIMIZE else "minimize",
-        counts=counts,
+        # failed: not those interrupted or abandoned (they are re-run)
+        counts={"complete": tally.complete, "pruned": tally.pruned, "failed": tally.failed, "running": tally.running},
         winner=_contender(ranked[0]) if ranked else None,
         runner_up=_contender(ranked[1]) if len(ranked) > 1 else None,
         reference=_contender(reference) if reference is not None else None,
@@ -268,14 +259,3 @@ def study_headline(study_name: str, storage_url: str | None = None, *, name_stor
     url = resolve_storage_url(storage_url)
     study = load_study(open_storage(url, heartbeat_interval=None), study_name)
     return compute_headline(study, storage=redact(url) if name_storage else None)
-
-
-def rank_of(trial: FrozenTrial | None, ranked: Sequence[FrozenTrial]) -> int | None:
-    """1-based position of ``trial`` in ``ranked`` (:func:`ranked_trials`), None when not there."""
-    if trial is None:
-        return None
-    return next((index + 1 for index, t in enumerate(ranked) if t.number == trial.number), None)
-
-
-def is_finished(trial: FrozenTrial) -> bool:
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
