@@ -76,7 +76,29 @@ def unique_name() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
+VIEWPORT = {"width": 1280, "height": 800}
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+def chromium_executable() -> str | None:
+    """``$HPO_CHROMIUM`` if set (even when missing: it is then named), else the first Chromium installed."""
+    return os.environ.get("HPO_CHROMIUM") or next((path for path in CHROMIUM_CANDIDATES if os.path.exists(path)), None)
+
+
+def browser_missing() -> str:
+    """What the browser tests lack, named ("" when nothing): playwright, chromium, or both."""
+    import importlib.util
+
+    missing = []
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("playwright (pip install playwright, or make setup: it is in the dev extra)")
+    executable = chromium_executable()
+    if executable is None:
+        missing.append(f"chromium (apt-get install chromium; none of {', '.join(CHROMIUM_CANDIDATES)} exists, "
+                       "or point $HPO_CHROMIUM at one)")
+    elif not os.path.exists(executable):
+        missing.append(f"chromium at $HPO_CHROMIUM={executable} (no such file)")
+    return ("headless browser tests: missing " + " and ".join(missing)) if missing else ""
 
 
 @pytest.fixture(scope="session")
@@ -85,18 +107,14 @@ def browser():
 
     Skips where no Chromium or Playwright is installed; fails instead when HPO_REQUIRE_BROWSER=1 (CI).
     """
-    executable = os.environ.get("HPO_CHROMIUM") or next(
-        (path for path in CHROMIUM_CANDIDATES if os.path.exists(path)), None
-    )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        executable = None
-    if executable is None:
-        message = "headless browser tests need playwright (pip) and chromium (apt-get install chromium)"
+    message = browser_missing()
+    if message:
         if os.environ.get("HPO_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_executable()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
@@ -107,8 +125,8 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    """A fresh 1280x900 browser page, closed after the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    """A fresh browser page the size of a laptop screen (1280x800: the "first screen"), closed after the test."""
+    context = browser.new_context(viewport={"width": VIEWPORT["width"], "height": VIEWPORT["height"]})
     try:
         yield context.new_page()
     finally:

@@ -44,8 +44,26 @@ PAGE_STYLE = (
     ".note{color:#8a5a00;background:#fff8e5;padding:.5em 1em;border-left:4px solid #f0b400}"
     ".verdict{font-size:1.1em;line-height:1.6;background:#eef6ee;padding:.5em 1em;border-left:4px solid #3a9a3a}"
     "details>summary{font-size:1.2em;cursor:pointer;margin:.8em 0}h2{border-bottom:1px solid #ddd}"
+    ".headline{font-size:1.1em;line-height:1.5;background:#eef6ee;padding:.3em 1em;border-left:4px solid #3a9a3a}"
+    ".headline p{margin:.35em 0}pre.commands{background:#f6f6f6;padding:.6em 1em;overflow-x:auto;font-size:13px}"
+    "#plotly-missing{font-weight:bold}"
 )
 """Style of the comparison page and of :mod:`hpo.report`'s pages: wide tables scroll in their box."""
+
+
+PLOTLY_MISSING_ID = "plotly-missing"
+
+
+def plotly_missing_html() -> str:
+    """A visible line saying plotly.js did not load, which the page removes as soon as it did.
+
+    The page loads plotly.js in its head, before this runs: a report copied without its
+    ``plotly.min.js`` keeps the line instead of showing empty headings with no hint.
+    """
+    return (f"<p class='note' id='{PLOTLY_MISSING_ID}'>plotly.min.js missing: the figures on this page need it. Copy "
+            "the whole report folder (report.html and plotly.min.js), or write the report again with "
+            "<code>--plotly-js inline</code>.</p>"
+            f"<script>if (window.Plotly) document.getElementById('{PLOTLY_MISSING_ID}').remove();</script>")
 
 
 def figure_panels(trials: pd.DataFrame, target: float | None) -> list[str]:
@@ -298,7 +316,7 @@ def write_comparison_report(
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{PAGE_STYLE}</style>{plotly_js_tag(plotly_js, out)}</head><body>"
-        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+        f"{plotly_missing_html()}<h1>{html.escape(title)}</h1>{body}</body></html>"
     )
     paths["report"].write_text(page, encoding="utf-8")
     return paths

@@ -4,24 +4,37 @@ The dashboard is optuna-dashboard's own WSGI application (:func:`optuna_dashboar
 served by the same threaded ``wsgiref`` server its CLI uses; what this module adds is the
 project's storage (SQLite in WAL mode with a long busy timeout, so the dashboard reads while
 workers write, or PostgreSQL), the artifact store the workers upload to, a loopback default
-and a bound port known before serving (``port=0`` picks a free one).
+and a bound port known before serving (``port=0`` picks a free one). The app reads the storage
+through :class:`DisplayStorage`: trial attributes rounded to 4 significant digits and long texts
+cut for the page (optuna-dashboard prints them on one unbreakable line), pruned trials without
+Optuna's stand-in value; the stored values, which ``hpo export`` reads, are untouched.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import shlex
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from pathlib import Path
 from socketserver import ThreadingMixIn
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import sqlalchemy
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from hpo.storage import artifact_directory, journal_path, open_storage, redact, resolve_storage_url
+from hpo.storage import trial_id as id_of_trial
 
 logger = logging.getLogger(__package__)
+
+DISPLAY_DIGITS = 4
+DISPLAY_TEXT = 72
+"""Characters of a text attribute the trial page shows (the trial's note has it in full)."""
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -34,8 +47,80 @@ class _ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
 class _LoggingRequestHandler(WSGIRequestHandler):
     """Request lines go to ``logging`` (debug) instead of stderr."""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (wsgiref's name)
+    def log_message(self, format: str, *args: object) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
+
+
+def display_value(value: Any) -> Any:
+    """``value`` as a trial page shows it: floats to 4 significant digits (lists too), long texts cut."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{DISPLAY_DIGITS}g}")
+    if isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return [display_value(float(v)) if isinstance(v, float) else v for v in value]
+    if isinstance(value, str) and len(value) > DISPLAY_TEXT:
+        return value[: DISPLAY_TEXT - 12].rstrip() + " … (note)"
+    return value
+
+
+def display_trial(trial: FrozenTrial) -> FrozenTrial:
+    """A copy of ``trial`` as a page shows it: user attributes and reported values rounded, long texts cut.
+
+    Attributes that say nothing are left out (``n_parameters`` 0: a scikit-learn model), and a pruned trial
+    shows no value: Optuna stores its last reported value as one (for a cross-validated model, the last
+    fold's score), which the dashboard's history would mix with the complete trials' final values. Its
+    reports, and its note, still show where it stopped.
+    """
+    shown = copy.copy(trial)
+    shown.user_attrs = {key: display_value(value) for key, value in trial.user_attrs.items()
+                        if not (key == "n_parameters" and value == 0)}
+    shown.intermediate_values = {step: display_value(value) for step, value in trial.intermediate_values.items()}
+    if trial.state == TrialState.PRUNED:
+        shown.values = None
+    return shown
+
+
+def _passed_through(name: str) -> Any:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+class _Display:
+    """What :class:`DisplayStorage` does itself; every other storage call goes to the storage unchanged."""
+
+    def __init__(self, inner: BaseStorage) -> None:
+        self.inner = inner
+        self._shown: dict[int, FrozenTrial] = {}
+        """Finished trials as shown (they no longer change): each is converted once, not on every page load."""
+
+    def __getattr__(self, name: str) -> Any:  # heartbeats, remove_session, ...
+        return getattr(self.inner, name)
+
+    def _display(self, trial: FrozenTrial) -> FrozenTrial:
+        if not trial.state.is_finished():
+            return display_trial(trial)
+        key = id_of_trial(trial)
+        shown = self._shown.get(key)
+        if shown is None:
+            shown = self._shown[key] = display_trial(trial)
+        return shown
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return self._display(self.inner.get_trial(trial_id))
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return [self._display(t) for t in self.inner.get_all_trials(study_id, deepcopy=False, states=states)]
+
+
+DisplayStorage = type("DisplayStorage", (_Display, BaseStorage), {
+    "__module__": __name__,
+    **{name: _passed_through(name) for name in BaseStorage.__abstractmethods__ if name not in vars(_Display)},
+})
+DisplayStorage.__doc__ = """The storage as optuna-dashboard's pages show it (:func:`display_trial`); writes pass through."""
 
 
 def _check_sqlite_file_exists(url: str) -> None:
@@ -70,7 +155,7 @@ def make_dashboard_server(
     storage = open_storage(url, heartbeat_interval=None)
     artifacts = Path(artifact_dir) if artifact_dir else artifact_directory()
     artifacts.mkdir(parents=True, exist_ok=True)
-    app = wsgi(storage, artifact_store=FileSystemArtifactStore(str(artifacts)))
+    app = wsgi(DisplayStorage(storage), artifact_store=FileSystemArtifactStore(str(artifacts)))
     try:
         server = make_server(host, port, app, server_class=_ThreadedWSGIServer,
                              handler_class=_LoggingRequestHandler)

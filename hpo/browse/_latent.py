@@ -4,8 +4,10 @@ The embeddings are the autoencoder's latent codes or a classifier's penultimate 
 (``model.embed(X)``). They are projected to 2-D with PCA (fitted on the training split, so
 validation and test rows fall where the model puts unseen samples), t-SNE (scikit-learn,
 all rows at once, after PCA to at most 50 dimensions) or UMAP when ``umap-learn`` is
-installed. Each figure is an interactive plotly scatter: colour = tissue, marker = split,
-hover = sample ID, tissue, primary disease (and the predicted tissue for classifiers).
+installed. Each figure is an interactive plotly scatter: colour = tissue (one legend entry each, 40
+colours that stay apart), marker = split, hover = sample ID, tissue, primary disease (and the
+predicted tissue for classifiers, whose misclassified samples are ringed by a trace of their own).
+A PNG comes beside each page where plotly's exporter (kaleido, with a Chrome or Chromium) works.
 
 The core functions take plain inputs (:func:`latent_points` -> :func:`project` ->
 :func:`latent_figure`); :func:`write_latent_plots` runs them for a model and a prepared data set.
@@ -117,17 +119,28 @@ def project(embeddings: np.ndarray, method: str, *, fit_rows: np.ndarray | None 
     raise ValueError(f"unknown projection {method!r}; expected one of {METHODS}")
 
 
-def _palette(n: int) -> list[str]:
-    import plotly.express as px
+TISSUE_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#0000ff", "#ff33cc", "#ddccaa", "#334422", "#ddcc00", "#772255",
+    "#ffbbff", "#6655dd", "#00dddd", "#00ee00", "#885500", "#ff6699", "#cc11ff", "#ff9977", "#00eeaa", "#aaccee",
+    "#bbdd77", "#997788", "#008866", "#667700", "#99dd11", "#880088", "#004455", "#9999ff", "#ffbb55", "#882222",
+    "#223388", "#dd77ff", "#4400bb", "#553333", "#3399aa", "#55ee66", "#997755", "#9966aa", "#005500", "#88cc99",
+)
+"""40 colours that stay apart (every pair at least 28 CIE76 units apart; plotly's Dark24 + Light24 have pairs
+2.4 apart), all readable on white: plotly's first four, then each the farthest in CIELAB from those before it."""
 
-    colours = px.colors.qualitative.Dark24 + px.colors.qualitative.Light24 + px.colors.qualitative.Alphabet
-    return [colours[index % len(colours)] for index in range(n)]
+MISCLASSIFIED = "misclassified"
+
+
+def _palette(n: int) -> list[str]:
+    return [TISSUE_COLOURS[index % len(TISSUE_COLOURS)] for index in range(n)]
 
 
 def latent_figure(coords: np.ndarray, points: pd.DataFrame, *, title: str, tissues: Sequence[str] | None = None) -> Any:
-    """Scatter of ``coords`` (``n x 2``): one trace per tissue and split (colour = tissue, symbol = split).
+    """Scatter of ``coords`` (``n x 2``): one trace, one legend entry, per tissue (colour); the split is the marker.
 
-    Every sample is one point; its ``customdata`` is ``[sample_id, tissue, disease, split(, predicted)]``.
+    Every sample is one point; its ``customdata`` is ``[sample_id, tissue, disease, split(, predicted)]``. The
+    legend also explains the markers (train circle, val diamond, test x) and, for classifiers, holds a
+    "misclassified" trace that rings every sample predicted as another tissue (click it to hide the rings).
     """
     import plotly.graph_objects as go
 
@@ -143,38 +156,52 @@ def latent_figure(coords: np.ndarray, points: pd.DataFrame, *, title: str, tissu
         + "<extra></extra>"
     )
     figure = go.Figure()
-    splits = [split for split in SPLITS if split in set(points["split"])]
     for tissue in tissues:
-        for split in splits:
-            mask = ((points["tissue"] == tissue) & (points["split"] == split)).to_numpy()
-            if not mask.any():
-                continue
-            figure.add_trace(go.Scattergl(
-                x=coords[mask, 0], y=coords[mask, 1], mode="markers",
-                name=f"{tissue} ({split})", legendgroup=tissue,
-                marker={"color": colours[tissue], "symbol": SPLIT_SYMBOLS.get(split, "circle"), "size": 7,
-                        "opacity": 0.85, "line": {"width": 0.5, "color": "white"}},
-                customdata=points.loc[mask, columns].to_numpy(dtype=object),
-                hovertemplate=hover,
-            ))
+        mask = (points["tissue"] == tissue).to_numpy()
+        if not mask.any():
+            continue
+        figure.add_trace(go.Scattergl(
+            x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=tissue, legendgroup=tissue,
+            marker={"color": colours[tissue], "size": 7, "opacity": 0.85, "line": {"width": 0.5, "color": "white"},
+                    "symbol": [SPLIT_SYMBOLS.get(split, "circle") for split in points.loc[mask, "split"]]},
+            customdata=points.loc[mask, columns].to_numpy(dtype=object), hovertemplate=hover,
+        ))
+    for split in [split for split in SPLITS if split in set(points["split"])]:  # the marker key, in the legend
+        figure.add_trace(go.Scattergl(
+            x=[None], y=[None], mode="markers", name=f"{split} ({SPLIT_SYMBOLS.get(split, 'circle')})",
+            legendgroup="split", legendgrouptitle={"text": "split (marker)"}, hoverinfo="skip",
+            marker={"color": "#555555", "size": 8, "symbol": SPLIT_SYMBOLS.get(split, "circle")},
+        ))
+    if has_prediction:
+        wrong = (points["predicted"] != points["tissue"]).to_numpy()
+        figure.add_trace(go.Scattergl(
+            x=coords[wrong, 0], y=coords[wrong, 1], mode="markers", name=f"{MISCLASSIFIED} ({int(wrong.sum())})",
+            legendgroup=MISCLASSIFIED, legendgrouptitle={"text": "predictions"},
+            marker={"symbol": "circle-open", "size": 14, "color": "black", "line": {"width": 1.5}},
+            customdata=points.loc[wrong, columns].to_numpy(dtype=object), hovertemplate=hover,
+        ))
     figure.update_layout(
         title=title, template="plotly_white", width=1100, height=750,
-        legend={"title": "tissue (split)", "itemsizing": "constant"},
+        legend={"title": "tissue (colour)", "itemsizing": "constant", "groupclick": "toggleitem"},
         xaxis_title="component 1", yaxis_title="component 2",
     )
     return figure
 
 
+PNG_HINT = ("pip install kaleido (plotly's static image exporter; it drives a Chrome or Chromium installed on this "
+            "machine: apt-get install chromium)")
+
+
 def write_png(figure: Any, path: Path) -> Path | None:
-    """The figure as a PNG when plotly's static exporter (kaleido) works here, else ``None``."""
+    """The figure as a PNG when plotly's static exporter (kaleido) works here, else ``None`` (logged with the fix)."""
     if importlib.util.find_spec("kaleido") is None:
-        logger.info("no PNG for %s: plotly's static image exporter (kaleido) is not installed", path.name)
+        logger.warning("no PNG for %s: %s", path.name, PNG_HINT)
         return None
     try:
         figure.write_image(str(path), scale=2)
         return path
     except Exception as error:  # kaleido present but no browser, etc.
-        logger.warning("no PNG for %s: %s", path.name, error)
+        logger.warning("no PNG for %s: %s; %s", path.name, " ".join(str(error).split())[:200], PNG_HINT)
         return None
 
 

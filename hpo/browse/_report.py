@@ -1,21 +1,30 @@
-"""Static HTML reports of studies: Optuna's plotly figures and the table of top trials.
+"""Static HTML reports of studies: the answer first, then the figures, the metadata folded at the end.
 
-One page (plotly.js loaded as :mod:`hpo.plotly_js` says: by default a shared ``plotly.min.js``
-beside it, nothing fetched from the network) holds, per study: its description (user
-attributes), optimisation history, parameter importances, parallel coordinates, slice plot
-(wrapped into rows of :data:`SLICE_COLUMNS` panels, so it fits the page), intermediate values
-(what pruning cut), timeline (what the workers did in parallel) and the top trials. Where a
-figure cannot say anything yet (no completed trial, a single one, no intermediate values), the
-page says so instead; parameter importances from fewer than :data:`IMPORTANCE_MIN_TRIALS`
-completed trials carry a warning, on the page and in the log.
+One page (plotly.js loaded as :mod:`hpo.browse._plotly_js` says: by default a shared ``plotly.min.js``
+beside it, nothing fetched from the network; a visible "plotly.min.js missing" line that the page
+removes once plotly.js loaded) holds, per study:
 
-A comparison group from ``hpo compare`` (studies ``{prefix}/{sampler}/seed{seed}`` with user
-attribute ``comparison``) gets the comparison figure and summary of :mod:`hpo.compare_report`
-first, then one folded section per study.
+1. the headline (:func:`hpo.results.compute_headline`): the winner, its gain over the reference trial
+   and the runner-up, the final model's test metrics, the export and retrain commands;
+2. learning curves: every metric per epoch of the best complete trials, the pruned trials that got
+   furthest dashed and ending in an x;
+3. the best trial's validation confusion matrix at full width, coloured by the share of the true
+   tissue's samples, with its ten largest confusions as text;
+4. parameter importances (fANOVA), with a warning below :data:`IMPORTANCE_MIN_TRIALS` complete trials;
+5. test metrics of the final model and the commands (export, retrain, run again, dashboard);
+6. the top trials, optimisation history, parallel coordinates, slice plot (wrapped into rows of
+   :data:`SLICE_COLUMNS` panels), intermediate values and timeline;
+7. the study's metadata (its user attributes), folded.
+
+Where a figure cannot say anything yet the page says so instead. A comparison group from
+``hpo compare`` (studies ``{prefix}/{sampler}/seed{seed}`` with user attribute ``comparison``) gets
+the comparison figure and summary of :mod:`hpo.browse._compare_report` first, then one folded
+section per study.
 """
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import logging
@@ -32,8 +41,24 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.browse._compare_report import PAGE_STYLE, table_html
-from hpo.results import Counts, find_studies, ranked_trials
+from hpo.browse._compare_report import PAGE_STYLE, plotly_missing_html, table_html
+from hpo.results import (
+    CONFUSION_KEY,
+    HISTORY_KEY,
+    IMPORTANCE_MIN_TRIALS,
+    Counts,
+    Headline,
+    compute_headline,
+    confusion_matrix_figure,
+    curve_trials,
+    find_studies,
+    fmt,
+    learning_curves_figure,
+    ranked_trials,
+    standings_of,
+    top_confusions,
+)
+from hpo.storage import redact, resolve_storage_url, storage_url_of, study_storage
 
 logger = logging.getLogger(__package__)
 
@@ -48,10 +73,10 @@ FIGURES: tuple[tuple[str, str], ...] = (
 """Figure key and heading, in page order; each study's figure ``key`` has the element id ``{slug}-{key}``."""
 
 TOP_TRIALS_DEFAULT = 10
-IMPORTANCE_MIN_TRIALS = 20
-"""Below this many completed trials, fANOVA's importances (a random forest fitted on the trials)
-mostly reflect which points happened to be drawn; the report says so. With ~20 trials and a
-handful of parameters the forest has a few points per parameter and split to learn from."""
+TOP_CONFUSIONS = 10
+"""Below :data:`IMPORTANCE_MIN_TRIALS` completed trials, fANOVA's importances (a random forest fitted on
+the trials) mostly reflect which points happened to be drawn; the report says so. With ~20 trials and
+a handful of parameters the forest has a few points per parameter and split to learn from."""
 SLICE_COLUMNS = 4
 """Slice-plot panels per row: Optuna draws one 300 px panel per parameter side by side."""
 SLICE_ROW_HEIGHT = 300
@@ -237,30 +262,164 @@ def _study_header(study: optuna.Study) -> str:
     return f"<div class='scroll'><table class='study-header'>{rows}</table></div>"
 
 
+def commands_storage(study: optuna.Study) -> str | None:
+    """The ``--storage`` the report's commands name: the study's storage unless it is the default one."""
+    url = storage_url_of(study_storage(study))
+    if url is None or url == resolve_storage_url(None):
+        return None
+    return redact(url)
+
+
+def headline_html(head: Headline, slug: str) -> str:
+    """The headline as the first thing on the page: winner, gains, test metrics, commands."""
+    if head.winner is None:
+        return f"<section class='headline' id='{slug}-headline'><p>{html.escape(head.winner_text())}</p></section>"
+    c = head.counts
+    parts = [
+        f"<p class='winner'><b>Winner: trial {head.winner.number}</b>, {html.escape(head.metric)} "
+        f"<b>{fmt(head.winner.value)}</b> ({head.direction})</p>",
+        f"<p class='gains'>{html.escape(head.gains_text())}</p>",
+    ]
+    if head.test_text():
+        parts.append(f"<p class='test'>Test: {html.escape(head.test_text())}</p>")
+    parts.append(f"<p>{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('failed', 0)} failed trials</p>")
+    parts.append(f"<pre class='commands'>{html.escape(head.export_command())}\n{html.escape(head.retrain_command())}</pre>")
+    return f"<section class='headline' id='{slug}-headline'>{''.join(parts)}</section>"
+
+
+def _history_of(trial: FrozenTrial, metric: str) -> list[dict[str, float]]:
+    """The trial's per-epoch metrics, else its reported values (one metric per step: folds, subsets)."""
+    rows = trial.system_attrs.get(HISTORY_KEY)
+    if rows:
+        return rows
+    return [{"epoch": step, metric: value} for step, value in sorted(trial.intermediate_values.items())
+            if value is not None and math.isfinite(value)]
+
+
+def learning_curves_html(study: optuna.Study, trials: Sequence[FrozenTrial], metric: str, slug: str) -> str:
+    """The learning-curve figure (best complete trials; pruned ones dashed, ending in x), or why there is none."""
+    if len(study.directions) != 1:
+        return f"<p class='note' id='{slug}-curves-note'>several objectives: no learning curves</p>"
+    with_steps = []
+    for trial in trials:
+        rows = _history_of(trial, metric)
+        if rows and trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            with_steps.append(_with_history(trial, rows))
+    shown = curve_trials(standings_of(with_steps, study.directions))
+    if not shown:
+        return (f"<p class='note' id='{slug}-curves-note'>no trial reported per-epoch values "
+                "(this model has no per-step reports)</p>")
+    import plotly.io
+
+    figure = learning_curves_figure(shown, metric=metric, n_complete=sum(t.state == TrialState.COMPLETE for t in trials))
+    figure["layout"].update(title=None, margin={"l": 60, "r": 10, "t": 40, "b": 45}, height=480)
+    if not any(t.system_attrs.get(HISTORY_KEY) for t in trials):
+        figure["layout"]["xaxis"]["title"] = {"text": "step (the reported value)"}
+    return plotly.io.to_html(figure, full_html=False, include_plotlyjs=False, div_id=f"{slug}-curves", validate=False)
+
+
+def _with_history(trial: FrozenTrial, rows: list[dict[str, float]]) -> FrozenTrial:
+    """``trial`` as the learning-curve figure reads it: with per-epoch rows (its reported values, if need be)."""
+    if trial.system_attrs.get(HISTORY_KEY):
+        return trial
+    shown = copy.copy(trial)
+    shown.system_attrs = {**trial.system_attrs, HISTORY_KEY: rows}
+    return shown
+
+
+def confusion_html(ranked: Sequence[FrozenTrial], metric: str, slug: str) -> str:
+    """The best trial's validation confusion matrix at full width, and its largest confusions as text."""
+    trial = next((t for t in ranked if t.system_attrs.get(CONFUSION_KEY)), None)
+    if trial is None:
+        return f"<p class='note' id='{slug}-confusion-note'>no trial recorded a validation confusion matrix</p>"
+    confusion = trial.system_attrs[CONFUSION_KEY]
+    n = len(confusion["tissues"])
+    whose = "the best trial" if trial is ranked[0] else f"the best trial that recorded one (the winner, trial {ranked[0].number}, did not)"
+    figure = confusion_matrix_figure(confusion, title=f"trial {trial.number} ({metric} {fmt(trial.value)}), validation split",
+                                     height=max(420, 20 * n + 220))
+    cells = top_confusions(confusion, TOP_CONFUSIONS)
+    listed = "".join(f"<li>{html.escape(true)} → {html.escape(predicted)}: {count} of {total} "
+                     f"({count / max(total, 1):.0%})</li>" for true, predicted, count, total in cells)
+    text = (f"<p>{'Largest confusions' if cells else 'No confusion'} of {whose} (true → predicted: samples of the true "
+            f"tissue):</p><ol id='{slug}-confusions'>{listed}</ol>" if cells else
+            f"<p id='{slug}-confusions'>No confusion: every validation sample of {whose} is on the diagonal.</p>")
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"{slug}-confusion", config={"responsive": True}) + text
+
+
+def test_metrics_html(head: Headline, slug: str) -> str:
+    """The final model's test metrics (and the reference's), or how to get them."""
+    if head.final is None or not head.final.metrics:
+        return (f"<p class='note' id='{slug}-test-note'>no final model recorded yet: export the winner and retrain it "
+                f"(commands below); <code>hpo demo</code> records its test metrics in the study</p>")
+    names = list(head.final.metrics)
+    rows = [{"metric": name, "final model": head.final.metrics[name],
+             **({"the defaults": head.final.reference_metrics.get(name, np.nan)} if head.final.reference_metrics else {})}
+            for name in names]
+    whose = f"trial {head.final.trial}" if head.final.trial is not None else "the exported trial"
+    return (f"<p>Final model of {whose}, trained on {html.escape(head.final.train_split)}, evaluated once on the "
+            f"held-out test split ({html.escape(head.final.path)}).</p><div id='{slug}-test'>{table_html(pd.DataFrame(rows))}</div>")
+
+
+def commands_html(study: optuna.Study, head: Headline, slug: str) -> str:
+    """Export, retrain, run again (this study, with its overrides), the dashboard."""
+    import shlex
+
+    storage = f" --storage {shlex.quote(head.storage)}" if head.storage else ""
+    lines = []
+    if head.winner is not None:
+        lines += [f"{head.export_command()}      # the winner's configuration", f"{head.retrain_command()}       # the final model"]
+    attrs = study.user_attrs
+    if attrs.get("study_file"):
+        again = [f"hpo run {shlex.quote(str(attrs['study_file']))}", f"--study-name {shlex.quote(study.study_name)}"]
+        again += [f"--set {shlex.quote(str(a))}" for a in attrs.get("study_overrides") or []]
+        lines.append(" ".join(again) + storage + "   # more trials: --n-trials N")
+    lines.append(f"hpo dashboard{storage}")
+    return f"<pre class='commands' id='{slug}-commands'>{html.escape(chr(10).join(lines))}</pre>"
+
+
 def study_section(study: optuna.Study, *, top: int = TOP_TRIALS_DEFAULT, level: int = 2,
                   heading: bool = True) -> str:
-    """HTML of one study: description, each figure (or its note), the top trials.
+    """HTML of one study: the headline first, curves, confusions, importances, test metrics, commands,
+    the top trials and Optuna's figures, and the metadata folded at the end.
 
     ``heading=False`` leaves out the study's own heading (the page title or a folded section's
     summary already names it).
     """
     slug = _slug(study.study_name)
+    trials = study.get_trials(deepcopy=False)
+    attrs = study.user_attrs
+    head = compute_headline(study, trials=trials, user_attrs=attrs, storage=commands_storage(study))
+    metric = head.metric
     title = f"<h{level} id='{slug}'>Study {html.escape(study.study_name)}</h{level}>" if heading else ""
-    parts = [title, _study_header(study)]
-    for figure in study_figures(study):
-        parts.append(f"<h{level + 1}>{html.escape(figure.title)}</h{level + 1}>")
-        if figure.warning:
-            parts.append(f"<p class='note warning' id='{slug}-{figure.key}-warning'>"
-                         f"{html.escape(figure.warning)}</p>")
-        if figure.figure is not None:
-            parts.append(figure.figure.to_html(full_html=False, include_plotlyjs=False,
-                                               div_id=f"{slug}-{figure.key}"))
-        else:
-            parts.append(f"<p class='note' id='{slug}-{figure.key}-note'>{html.escape(figure.note or '')}</p>")
-    parts.append(f"<h{level + 1}>Top trials</h{level + 1}>")
+    sub = f"h{level + 1}"
+    figures = {figure.key: figure for figure in study_figures(study)}
+    parts = [title, headline_html(head, slug)]
+    parts += [f"<{sub}>Learning curves</{sub}>", learning_curves_html(study, trials, metric, slug)]
+    ranked = ranked_trials(trials, study.directions) if len(study.directions) == 1 else []
+    if ranked:
+        parts += [f"<{sub}>Confusion matrix (validation, colour: share of the true tissue)</{sub}>",
+                  confusion_html(ranked, metric, slug)]
+    parts.append(_figure_html(figures["importances"], slug, sub))
+    parts += [f"<{sub}>Test metrics</{sub}>", test_metrics_html(head, slug)]
+    parts += [f"<{sub}>Commands</{sub}>", commands_html(study, head, slug)]
+    parts.append(f"<{sub}>Top trials</{sub}>")
     table = top_trials(study, top)
     parts.append(table_html(table) if not table.empty else "<p class='note'>no completed trial yet</p>")
+    parts += [_figure_html(figure, slug, sub) for key, figure in figures.items() if key != "importances"]
+    parts.append(f"<details id='{slug}-metadata'><summary>Study metadata (its user attributes)</summary>"
+                 f"{_study_header(study)}</details>")
     return "\n".join(parts)
+
+
+def _figure_html(figure: Figure, slug: str, sub: str) -> str:
+    parts = [f"<{sub}>{html.escape(figure.title)}</{sub}>"]
+    if figure.warning:
+        parts.append(f"<p class='note warning' id='{slug}-{figure.key}-warning'>{html.escape(figure.warning)}</p>")
+    if figure.figure is not None:
+        parts.append(figure.figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"{slug}-{figure.key}"))
+    else:
+        parts.append(f"<p class='note' id='{slug}-{figure.key}-note'>{html.escape(figure.note or '')}</p>")
+    return "".join(parts)
 
 
 def comparison_section(studies: Sequence[optuna.Study], name: str) -> str:
@@ -314,7 +473,7 @@ def render_report(studies: Sequence[optuna.Study], *, title: str, top: int = TOP
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style>"
         f"{plotly_js_tag if plotly_js_tag is not None else make_tag('inline')}</head><body>"
-        + "\n".join(body) + "</body></html>"
+        + plotly_missing_html() + "\n".join(body) + "</body></html>"
     )
 
 

@@ -1,19 +1,21 @@
 """``hpo demo`` (what ``make demo`` runs): prepare -> a short study with 2 workers -> export -> retrain -> test.
 
-Uses ``studies/demo.toml`` on the embedded synthetic data; everything lands in the run
-directory (``$HPO_HOME``, default ``./hpo-runs``) and the last lines say where, and how
-to browse the study in optuna-dashboard.
+The work is :func:`hpo.run.run_demo`; this module parses, prints what it reports (the study's status
+lines, the retrain's epochs with an ETA, the test metrics beside a baseline) and the headline.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
+from typing import Any
 
 from hpo.cli._options import add_storage_argument
 
 DEMO_STUDY = Path(__file__).resolve().parent.parent.parent / "studies" / "demo.toml"
+INDENT = "      "
+RETRAIN_LINE_EVERY_S = 60.0
+"""A retrain prints an epoch line at least every this many seconds (and about ten in all)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--study-file", default=str(DEMO_STUDY), help="study file (default studies/demo.toml)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--n-trials", type=int, help="finished trials (default: the study file's, 12)")
+    parser.add_argument("--n-trials", type=int, help="finished trials (default: the study file's, 16)")
     add_storage_argument(parser)
     parser.add_argument(
         "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
@@ -33,61 +35,88 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_pipeline import prepare_dataset
-    from hpo.cli._progress import StatusPrinter, final_lines
-    from hpo.results import copy_config, export_trial, retrain, write_config
-    from hpo.run import launch
-    from hpo.storage import open_storage, redact, run_directory
-    from hpo.study import load_study_file, parse_overrides
+    from hpo.cli._progress import final_lines
+    from hpo.run import run_demo
+    from hpo.study import parse_overrides
 
-    started = time.monotonic()
     overrides = parse_overrides(args.assignments)
     if args.n_trials:
         overrides["n_trials"] = args.n_trials
-    spec = load_study_file(args.study_file, overrides)
-    name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = run_directory() / "demo" / name
-
-    print(f"[1/5] preparing data ({spec.data.source}, preset {spec.data.preset}, top {spec.data.top_k_genes} genes)", flush=True)
-    data = prepare_dataset(spec.data)
-    print(f"      {data.X_train.shape[0]}/{data.X_val.shape[0]}/{data.X_test.shape[0]} train/val/test samples, "
-          f"{data.n_features} genes, {data.n_classes} tissues ({_since(started)})", flush=True)
-
-    print(f"[2/5] study {name}: {spec.n_trials} {spec.model} trials, {args.workers} workers, "
-          f"{spec.sampler.name} sampler, {spec.pruner.name} pruner", flush=True)
-    show = StatusPrinter(args.workers, write=lambda line: print("      " + line, flush=True))
-    result = launch(
-        args.study_file, workers=args.workers, overrides=overrides, storage_url=args.storage,
-        study_name=name, on_progress=show, poll_seconds=2.0,
-    )
+    printer = _Printer(args.workers)
+    result = run_demo(args.study_file, workers=args.workers, overrides=overrides, storage_url=args.storage,
+                      observer=printer)
     if not result.ok:
-        print(f"hpo demo: {result.failure or f'a worker failed (exit codes {result.exit_codes})'}")
+        launch = result.launch
+        print(f"hpo demo: {launch.failure or launch.storage_problem or f'a worker failed (exit codes {launch.exit_codes})'}")
         return 1
-
-    print("[3/5] exporting the best configuration", flush=True)
-    import optuna
-
-    study = optuna.load_study(study_name=name, storage=open_storage(result.storage_url, heartbeat_interval=None))
-    config = export_trial(study, storage_url=redact(result.storage_url))
-    best_file = write_config(config, out / "best.toml")
-    source = config["source"]
-    print(f"      trial {source['trial']}: {source['metric']} = {source['value']:.4f} -> {best_file}", flush=True)
-
-    print("[4/5] retraining it on train+val", flush=True)
-    final = retrain(config, out / "final", train_split="train+val", eval_splits=("test",),
-                    on_step=lambda step, metrics: None)  # no per-epoch lines here
-    copy_config(best_file, out / "final")
-
-    print(f"[5/5] held-out test metrics of the final model ({_since(started)} in all)", flush=True)
-    for metric, value in final.metrics.items():
-        print(f"      {metric:<24} {value:.4f}")
+    for line in test_metric_lines(result.final, result.baseline, result.baseline_tissue):
+        print(INDENT + line)
     print()
-    for line in final_lines(result, bool(args.storage), best_config=str(best_file)):
+    for line in final_lines(result.launch, bool(args.storage), best_config=str(result.config_path),
+                            headline=result.headline, total_seconds=result.seconds):
         print(line)
-    print(f"final:   {out / 'final'} (metrics.json, report_test.json, model/)")
+    print(f"final:   {result.final.out_dir} (metrics.json, report_test.json, model/); test metrics {result.recorded}")
     return 0
 
 
-def _since(started: float) -> str:
-    seconds = int(time.monotonic() - started)
-    return f"{seconds // 60}m{seconds % 60:02d}s"
+def test_metric_lines(final: Any, baseline: dict[str, float], baseline_tissue: str) -> list[str]:
+    """The final model's test metrics beside the baseline (and the reference configuration's, when retrained)."""
+    reference = getattr(final, "reference", None)
+    columns = ["final model"] + (["defaults"] if reference is not None else []) + ["baseline"]
+    lines = [f"{'':<24} " + " ".join(f"{c:>11}" for c in columns)]
+    for metric, value in final.metrics.items():
+        cells = [value] + ([reference.metrics.get(metric)] if reference is not None else []) + [baseline.get(metric)]
+        lines.append(f"{metric:<24} " + " ".join(f"{v:>11.4f}" if v is not None else f"{'-':>11}" for v in cells))
+    lines.append(f"baseline: every test sample called {baseline_tissue}, the most frequent tissue of train+val"
+                 + ("; defaults: the reference trial's configuration, retrained the same way" if reference is not None else ""))
+    return lines
+
+
+class _Printer:
+    """A :class:`hpo.run.DemoObserver` (every method it calls is here; no import of hpo.run before the command
+    runs) that prints: step headers, ``hpo run``'s status lines, the retrain's epochs."""
+
+    def __init__(self, workers: int) -> None:
+        from hpo.cli._progress import StatusPrinter
+
+        self._status = StatusPrinter(workers, write=lambda line: _say(INDENT + line))
+        self._last_epoch_line = -1e9
+        self._stride = 1
+
+    def step(self, number: int, total: int, title: str) -> None:
+        _say(f"[{number}/{total}] {title}")
+
+    def data_ready(self, data: Any, seconds: float) -> None:
+        _say(f"{INDENT}{data.X_train.shape[0]}/{data.X_val.shape[0]}/{data.X_test.shape[0]} train/val/test samples, "
+             f"{data.n_features} genes, {data.n_classes} tissues")
+
+    def study_progress(self, progress: Any) -> None:
+        self._status(progress)
+
+    def exported(self, config: Any, path: Path) -> None:
+        source = config["source"]
+        _say(f"{INDENT}trial {source['trial']}: {source['metric']} = {source['value']:.4f} -> {path}")
+
+    def retrain_planned(self, epochs: int | None, split: str) -> None:
+        if epochs is not None:
+            self._stride = max(1, round(epochs / 10))
+            _say(f"{INDENT}{epochs} epochs: the trial's best epoch count (no validation split is left to stop early)")
+
+    def retrain_epoch(self, progress: Any) -> None:
+        from hpo.cli._progress import clock
+
+        last = progress.total is not None and progress.epoch >= progress.total
+        due = progress.epoch % self._stride == 0 or progress.elapsed - self._last_epoch_line >= RETRAIN_LINE_EVERY_S
+        if not (last or due or progress.epoch == 1):
+            return
+        self._last_epoch_line = progress.elapsed
+        of = f"/{progress.total}" if progress.total is not None else ""
+        which = "" if progress.model == "final" else f"{progress.model} (the defaults): "
+        eta = f", ETA {clock(progress.eta)}" if progress.eta and not last else ""
+        done = f", done in {clock(progress.elapsed)}" if last else ""
+        _say(f"{INDENT}{which}epoch {progress.epoch}{of}, {progress.seconds_per_epoch:.1f} s/epoch{eta}{done}")
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
+from hpo.results import Headline
 from hpo.run import LaunchResult, Progress
 from hpo.storage import redact
 
@@ -38,8 +39,9 @@ def status_line(progress: Progress, workers: int) -> str:
     line = f"[{clock(progress.elapsed)}] {done} finished ({c.complete} complete, {c.pruned} pruned, {c.failed} failed), {c.running} running"
     if progress.best_value is not None:
         line += f"; best {progress.best_value:.4f} (trial {progress.best_trial})"
-    if progress.workers_alive < workers:
-        line += f"; {progress.workers_alive} of {workers} workers left"
+    budget_spent = progress.n_trials is not None and c.finished >= progress.n_trials
+    if progress.workers_alive < workers and not budget_spent:  # a normal finish is no news
+        line += f"; {progress.workers_alive} of {workers} worker{'s' if workers != 1 else ''} left"
     eta = eta_seconds(progress)
     if eta and progress.workers_alive:
         line += f"; ETA ~{clock(eta)}"
@@ -58,6 +60,7 @@ class StatusPrinter:
         self._started = False
         self._last_state: tuple | None = None
         self._last_at = -1e9
+        self._last_line = ""
 
     def __call__(self, progress: Progress) -> None:
         c = progress.counts
@@ -72,7 +75,9 @@ class StatusPrinter:
         if progress.workers_alive == 0 and state[:-1] == (self._last_state or ())[:-1]:
             return  # the workers exited after the last news: the final lines say the rest
         if state != self._last_state:
-            self._say(progress, status_line(progress, self._workers))
+            line = status_line(progress, self._workers)
+            if line.split("] ", 1)[-1] != self._last_line.split("] ", 1)[-1]:  # e.g. a worker left at a normal finish
+                self._say(progress, line)
             self._last_state = state
         elif progress.elapsed - self._last_at >= self._heartbeat:
             eta = eta_seconds(progress)
@@ -86,14 +91,18 @@ class StatusPrinter:
     def _say(self, progress: Progress, line: str) -> None:
         self._write(line)
         self._last_at = progress.elapsed
+        self._last_line = line
 
 
 def final_lines(
-    result: LaunchResult, explicit_storage: bool, *, best_config: str | None = None
+    result: LaunchResult, explicit_storage: bool, *, best_config: str | None = None, headline: Headline | None = None,
+    total_seconds: float | None = None,
 ) -> list[str]:
-    """The end of ``hpo run`` (and ``hpo demo``): totals, the best trial, and the commands to look at and use it.
+    """The end of ``hpo run`` (and ``hpo demo``): totals, the headline, where it all is and the commands to look at it.
 
-    ``best_config``: the file the best trial was already exported to (the demo's), instead of the export hint.
+    ``headline``: the study's (:func:`hpo.results.compute_headline`; without one, only the best value is
+    named); ``best_config``: the file the best trial was already exported to (the demo's); ``total_seconds``:
+    the whole job's time when it is more than the study's (the demo's), said once.
     """
     from hpo.browse import browse_command
 
@@ -101,17 +110,22 @@ def final_lines(
     c = progress.counts
     storage = f" --storage {shlex.quote(redact(result.storage_url))}" if explicit_storage else ""
     name = shlex.quote(result.study_name)
-    lines = [f"done in {clock(progress.elapsed)}: {c.complete} complete, {c.pruned} pruned, {c.failed} failed trials"]
-    if progress.best_trial is None:
+    trials = f"{c.complete} complete, {c.pruned} pruned, {c.failed} failed trials"
+    if total_seconds is None:
+        lines = [f"done in {clock(progress.elapsed)}: {trials}"]
+    else:  # one total time, not the study's beside the job's
+        lines = [f"done in {clock(total_seconds)}: {trials}; exported, retrained, tested"]
+    if headline is not None:
+        lines += headline.lines()
+    elif progress.best_trial is None:
         lines.append("no complete trial: nothing to export yet")
     else:
         lines.append(f"best: {result.metric} = {progress.best_value:.4f} (trial {progress.best_trial})")
+        lines.append(f"export:  hpo export {name}{storage} --out best.toml   (then: hpo train --config best.toml)")
+    if best_config is not None:
+        lines.append(f"config:  {best_config}   (retrain: hpo train --config {shlex.quote(best_config)})")
     lines.append(f"storage: {redact(result.storage_url)}  study: {result.study_name}")
     lines.append(f"browse:  {browse_command(result.storage_url, storage_given=explicit_storage)}")
     lines.append(f"report:  hpo report {name}{storage} --out {shlex.quote('reports/' + result.study_name)}")
-    if best_config is not None:
-        lines.append(f"config:  {best_config}   (retrain: hpo train --config {shlex.quote(best_config)})")
-    elif progress.best_trial is not None:
-        lines.append(f"export:  hpo export {name}{storage} --out best.toml   (then: hpo train --config best.toml)")
     lines.append(f"look:    hpo show {name}{storage}")
     return lines

@@ -25,16 +25,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hpo.cli._progress import StatusPrinter, final_lines, status_line
-    from hpo.run import launch
+    from hpo.results import study_headline
+    from hpo.run import finished_study, launch
 
+    overrides = overrides_from(args)
+    done = finished_study(args.study_file, overrides, storage_url=args.storage, study_name=args.study_name)
+    if done is not None:  # said at once: no workers started to run no trial
+        print(f"hpo run: {done.message()}")
+        for line in study_headline(done.study_name, args.storage, name_storage=args.storage is not None).lines():
+            print(line)
+        return 0
     printer = StatusPrinter(args.workers)
     result = launch(
-        args.study_file, workers=args.workers, overrides=overrides_from(args), storage_url=args.storage,
+        args.study_file, workers=args.workers, overrides=overrides, storage_url=args.storage,
         study_name=args.study_name, on_progress=None if args.quiet else printer,
     )
     if args.quiet:
         print(status_line(result.progress, args.workers))
-    for line in final_lines(result, args.storage is not None):
+    try:
+        headline = study_headline(result.study_name, result.storage_url, name_storage=args.storage is not None)
+    except Exception:  # the storage went away as the run ended: the last progress still names the best trial
+        headline = None
+    for line in final_lines(result, args.storage is not None, headline=headline):
         print(line)
     if result.failure:
         print(f"hpo run: {args.study_file}: {result.failure}", file=sys.stderr)

@@ -16,14 +16,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpo.results import load_study, study_row, top_trials
-    from hpo.storage import open_storage, resolve_storage_url
+    from hpo.results import compute_headline, load_study, study_row, top_trials
+    from hpo.storage import open_storage, redact, resolve_storage_url
 
-    study = load_study(open_storage(resolve_storage_url(args.storage), heartbeat_interval=None), args.study)
+    url = resolve_storage_url(args.storage)
+    study = load_study(open_storage(url, heartbeat_interval=None), args.study)
     row = study_row(study)
     c = row.counts
     attrs = study.user_attrs
     print(f"study {row.name}: model {row.model}, {row.direction} {row.metric}")
+    for line in compute_headline(study, user_attrs=attrs, storage=redact(url) if args.storage else None).lines():
+        print(line)
+    print()
     print(f"trials: {c.complete} complete, {c.pruned} pruned, {c.failed} failed, {c.running} running, {c.waiting} waiting")
     sampler, pruner = attrs.get("sampler", {}), attrs.get("pruner", {})
     if sampler or pruner:

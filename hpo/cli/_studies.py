@@ -35,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    print(f"({len(rows)} studies in {redact(url)})")
+    print(f"({len(rows)} {'study' if len(rows) == 1 else 'studies'} in {redact(url)})")
     return 0

@@ -4,8 +4,14 @@ from hpo import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, {
     "_artifacts": ["upload_confusion_matrix", "upload_learning_curves"],
-    "_dashboard_content": ["describe_study", "has_study_figures", "name_objective",
-        "record_confusion_matrix", "record_trial_history", "refresh_study_figures"],
+    "_dashboard_content": ["CONFUSION_KEY", "HISTORY_KEY", "confusion_matrix_figure", "curve_trials",
+        "describe_study", "describes_itself", "has_study_figures", "learning_curves_figure", "name_objective",
+        "record_confusion_matrix", "record_trial_history", "refresh_after_trial", "refresh_study_figures",
+        "refresh_study_note", "run_again_command", "top_confusions"],
+    "_final_model": ["record_final_model", "retrain_step_logger"],
+    "_headline": ["FINAL_MODEL_ATTR", "IMPORTANCE_MIN_TRIALS", "Headline", "compute_headline", "fmt",
+        "study_headline"],
+    "_standings": ["Standings", "StandingsTracker", "standings_of"],
     "_export": ["ExportError", "export_trial", "read_config", "write_config"],
     "_provenance": ["package_versions", "worker_id"],
     "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REPRODUCTION_TOLERANCE", "RetrainResult",

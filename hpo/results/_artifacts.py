@@ -2,8 +2,10 @@
 
 Call these from an objective while the trial runs:
 
-- :func:`upload_learning_curves` — ``learning_curves.svg`` (shown inline beside the trial)
-  and ``learning_curves.csv`` (shown as a table);
+- :func:`upload_learning_curves` — ``learning_curves.svg`` (shown beside the trial, and the picture
+  in its note) and ``learning_curves.csv`` (every epoch's metrics: the per-epoch data, one click from
+  the trial's note). No more files per trial: optuna-dashboard lays a trial's artifacts out in one row,
+  and a fifth (with the best trial's two confusion-matrix files) widens the page past 1280 px;
 - :func:`upload_confusion_matrix` — ``confusion_matrix.svg`` (heat map) and
   ``confusion_matrix.json`` (counts and tissue labels), typically when
   :func:`is_new_best` says the trial beats every completed one.

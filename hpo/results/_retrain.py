@@ -58,6 +58,8 @@ class RetrainResult:
     fingerprint_matches: bool
     reproduced: tuple[str, float, float] | None
     """``(metric, trial value, retrained value)`` when the retrain evaluated the trial's split."""
+    reference: TrainReport | None = None
+    """The study's reference configuration (the defaults) retrained the same way, when there is one."""
 
     @property
     def metrics(self) -> dict[str, float]:

@@ -77,7 +77,10 @@ def _line_panel(
         parts.append(
             f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10" {FONT}>{_format(tick)}</text>'
         )
-    for tick in _nice_ticks(x_low, x_high, 6):
+    x_ticks = _nice_ticks(x_low, x_high, 6)
+    if all(float(step).is_integer() for step in steps):  # epochs: no tick at 2.5
+        x_ticks = [tick for tick in x_ticks if float(tick).is_integer()] or x_ticks
+    for tick in x_ticks:
         parts.append(
             f'<text x="{x_at(tick):.1f}" y="{top + height + 14}" text-anchor="middle" font-size="10" {FONT}>'
             f"{_format(tick)}</text>"
@@ -105,6 +108,8 @@ def _line_panel(
 def learning_curves_svg(history: Sequence[Mapping[str, float]], title: str = "Learning curves") -> str:
     """Per-epoch metrics as an SVG: one panel for losses, one for scores, one for the learning rate.
 
+    Small enough (about 900 x 250 px) to be the picture in the trial's optuna-dashboard note.
+
     ``history[i]`` holds the metrics of epoch ``i + 1`` (or of ``history[i]["epoch"]``).
     """
     steps = [float(row.get("epoch", row.get("step", index + 1))) for index, row in enumerate(history)]
@@ -119,7 +124,7 @@ def learning_curves_svg(history: Sequence[Mapping[str, float]], title: str = "Le
     panels = [(label, {n: v for n, v in series.items() if panel_of(n) == label})
               for label in ("loss", "metrics", "learning rate")]
     panels = [(label, data) for label, data in panels if data]
-    panel_width, panel_height, margin = 300, 200, 60
+    panel_width, panel_height, margin = 230, 110, 52  # about 900 x 250 px: it fits the trial's note
     legend_rows = max((len(data) for _, data in panels), default=0)
     width = margin + len(panels) * (panel_width + margin) if panels else 400
     height = 40 + panel_height + 50 + 14 * legend_rows + 10
@@ -203,3 +208,4 @@ def confusion_matrix_svg(confusion: np.ndarray, labels: Sequence[str], title: st
                  f"{int(counts.sum())} samples, accuracy {accuracy:.3f}</text>")
     parts.append("</svg>")
     return "\n".join(parts)
+

@@ -5,6 +5,8 @@ from hpo import attach
 __getattr__, __dir__, __all__ = attach(__name__, {
     "_abandon": ["abandon_trials"],
     "_admission": ["AdmissionLock", "TrialBudget"],
+    "_demo": ["DemoObserver", "DemoResult", "run_demo"],
+    "_finished": ["Finished", "finished_study"],
     "_launcher": ["LaunchResult", "Progress", "launch"],
     "_objective": ["build_objective"],
     "_setup": ["open_study", "study_attributes"],

@@ -135,7 +135,9 @@ def _reporter(
             return
         reports.report(float(value), step)
         if _should_prune(trial, retry):
-            reason = f"pruned by {type(trial.study.pruner).__name__} at step {step}: {metric}={value:.4g}"
+            from hpo.run._prune_reason import prune_reason
+
+            reason = prune_reason(trial, step, metric, float(value))  # with the threshold it lost to
             outcome["prune_reason"] = reason
             raise optuna.TrialPruned(reason)
 

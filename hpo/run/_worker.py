@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpo.results import Counts, best_trial, failure_stop_message, has_study_figures, refresh_study_figures, worker_id
+from hpo.results import Counts, best_trial, describes_itself, failure_stop_message, refresh_after_trial, worker_id
 from hpo.run._admission import AdmissionLock, Decision, TrialBudget
 from hpo.run._setup import open_study
 from hpo.samplers import sampler_seed, trials_in_study
@@ -168,17 +168,21 @@ def trial_loop(
         report.complete += state == TrialState.COMPLETE
         report.pruned += state == TrialState.PRUNED
         report.failed += state == TrialState.FAIL
-        if state == TrialState.COMPLETE and has_study_figures(trial):  # no cost for e.g. benchmark functions
-            retry.call(_refresh_figures, study, trial, lock)
+        if state in (TrialState.COMPLETE, TrialState.PRUNED) and describes_itself(trial):  # none for test functions
+            retry.call(_refresh_figures, study, trial, metric)
         if free_memory:
             _free_memory()
     return report
 
 
-def _refresh_figures(study: optuna.Study, trial: optuna.trial.FrozenTrial | optuna.Trial, lock: AdmissionLock) -> None:
-    """Redraw the study page's figures after ``trial``, under the study's lock (figures are written in chunks)."""
-    with lock.hold():
-        refresh_study_figures(study, trial)
+def _refresh_figures(study: optuna.Study, trial: optuna.Trial, metric: str) -> None:
+    """After ``trial`` ended: its note, the study note's headline and the study page's figures.
+
+    Not under the admission lock (no worker waits for this to start its next trial): what is rewritten
+    is written in one transaction that only other workers' refreshes wait for, and its cost does not
+    grow with the study (:func:`hpo.results.refresh_after_trial`).
+    """
+    refresh_after_trial(study, trial, metric=metric)
 
 
 def _admit(
@@ -384,10 +388,12 @@ def _log_trial(
         best = getattr(best_trial(study), "number", None) == trial.number
         line, level = f"{head} complete {value:.4f} in {seconds:.1f}s{', new best' if best else ''}", logging.INFO
     elif state is TrialState.PRUNED:
-        line, level = f"{head} pruned in {seconds:.1f}s: {_cut(reason, 40)}", logging.INFO
+        line, level = f"{head} pruned in {seconds:.1f}s", logging.INFO
     else:
         line, level = f"{head} failed in {seconds:.1f}s: {_cut(reason, 50)}", logging.WARNING
     logger.log(level, "%s", _with_params(line, trial.params))
+    if state is TrialState.PRUNED and reason:  # in full, on a line of its own: the threshold it lost to
+        logger.info("%s: trial %d %s", label, trial.number, " ".join(reason.split()))
     logger.debug("%s: trial %d %s=%s: %s [%s]", label, trial.number, metric, value, reason,
                  ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items()))
 

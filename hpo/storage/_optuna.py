@@ -110,3 +110,144 @@ def insert_intermediate_values(backend: RDBStorage, trial_id_: int, values: Mapp
         with _create_scoped_session(backend.scoped_session, True) as session:
             for step, value in values.items():
                 backend._set_trial_intermediate_value_without_commit(session, trial_id_, step, value)
+
+
+def _rdb_of(storage: BaseStorage) -> RDBStorage | None:
+    """The RDB storage behind ``storage`` (Optuna wraps it in a cache), if it is one and has the internals used here."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) and hasattr(backend, "scoped_session") else None
+
+
+def _prefix_query(session: Any, study_id_: int, prefix: str) -> dict[str, Any]:
+    """The study's system attributes whose key starts with ``prefix``, read through the (study_id, key) index.
+
+    SQLite compares keys byte by byte, so a key range reads only the matching index entries; other
+    databases may sort keys by a language's collation, so they match with LIKE (and read nothing else back).
+    """
+    from optuna.storages._rdb import models
+
+    model = models.StudySystemAttributeModel
+    query = session.query(model.key, model.value_json).filter(model.study_id == study_id_)
+    if session.get_bind().dialect.name == "sqlite":
+        query = query.filter(model.key >= prefix, model.key < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+    else:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.filter(model.key.like(escaped + "%", escape="\\"))
+    return {key: json.loads(value) for key, value in query.all() if key.startswith(prefix)}
+
+
+def study_system_attrs_with_prefix(storage: BaseStorage, study_id_: int, prefix: str) -> dict[str, Any]:
+    """The study system attributes whose key starts with ``prefix``.
+
+    On an RDB storage only those rows are read (Optuna's ``get_study_system_attrs`` reads every row, and
+    optuna-dashboard's notes and figures add rows to a study with every trial); elsewhere, all and filtered.
+    """
+    backend = _rdb_of(storage)
+    if backend is None:
+        return {k: v for k, v in storage.get_study_system_attrs(study_id_).items() if k.startswith(prefix)}
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        return _prefix_query(session, study_id_, prefix)
+
+
+class StudyAttrWriter:
+    """Reads and writes of a study's system attributes inside one :func:`study_attr_transaction`."""
+
+    def __init__(self, storage: BaseStorage, study_id_: int, session: Any = None) -> None:
+        self._storage, self._study_id, self._session = storage, study_id_, session
+
+    def read(self, prefix: str) -> dict[str, Any]:
+        """The study system attributes whose key starts with ``prefix`` (only those rows, on an RDB storage)."""
+        if self._session is None:
+            return study_system_attrs_with_prefix(self._storage, self._study_id, prefix)
+        return _prefix_query(self._session, self._study_id, prefix)
+
+    def write_chunks(self, prefix: str, chunks: list[str], *, version_key: str | None = None) -> None:
+        """``chunks`` as ``{prefix}0``, ``{prefix}1``, ...; rows left from a longer earlier value blanked;
+        ``version_key`` (a note's version) up by one. This is how optuna-dashboard keeps notes and figures."""
+        existing = self.read(prefix)
+        values: dict[str, Any] = {f"{prefix}{index}": chunk for index, chunk in enumerate(chunks)}
+        values.update({f"{prefix}{index}": "" for index in range(len(chunks), len(existing))})
+        known = set(existing)
+        if version_key is not None:
+            current = self.read(version_key).get(version_key)
+            if current is not None:
+                known.add(version_key)
+            values[version_key] = int(current or 0) + 1
+        if self._session is None:
+            for key, value in values.items():
+                self._storage.set_study_system_attr(self._study_id, key, value)
+            return
+        from optuna.storages._rdb import models
+
+        model = models.StudySystemAttributeModel
+        new = [{"study_id": self._study_id, "key": k, "value_json": json.dumps(v)} for k, v in values.items() if k not in known]
+        if new:
+            self._session.execute(sqlalchemy.insert(model), new)
+        changed = [{"id_": self._study_id, "key_": k, "value_": json.dumps(v)} for k, v in values.items() if k in known]
+        if changed:  # one executemany, not a statement per row
+            table = model.__table__
+            self._session.execute(
+                sqlalchemy.update(table)
+                .where(table.c.study_id == sqlalchemy.bindparam("id_"), table.c.key == sqlalchemy.bindparam("key_"))
+                .values(value_json=sqlalchemy.bindparam("value_")),
+                changed,
+            )
+
+
+@contextlib.contextmanager
+def study_attr_transaction(storage: BaseStorage, study_id_: int) -> Iterator[StudyAttrWriter]:
+    """One transaction on a study's system attributes that concurrent writers of the same study wait for.
+
+    On an RDB storage it starts by locking the study's row (a no-op update: on PostgreSQL the row lock
+    Optuna's own trial creation takes; on SQLite the database's write lock), so what is read inside is
+    current and what is written is not interleaved with another writer's figure or note. Read trials
+    through Optuna inside it, never write through Optuna (SQLite: that write would wait for this one).
+    Other storages: plain reads and writes, no lock.
+    """
+    backend = _rdb_of(storage)
+    if backend is None:
+        yield StudyAttrWriter(storage, study_id_)
+        return
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        study = models.StudyModel
+        session.execute(sqlalchemy.update(study).where(study.study_id == study_id_).values(study_name=study.study_name))
+        yield StudyAttrWriter(storage, study_id_, session)
+
+
+def insert_study_system_attrs(storage: BaseStorage, study_id_: int, values: Mapping[str, Any]) -> bool:
+    """Add new study system attributes in one statement, reading nothing (a new trial's note).
+
+    Returns False, writing nothing, when one of the keys exists already (RDB storages); other storages
+    write them one by one.
+    """
+    backend = _rdb_of(storage)
+    if backend is None:
+        for key, value in values.items():
+            storage.set_study_system_attr(study_id_, key, value)
+        return True
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    rows = [{"study_id": study_id_, "key": key, "value_json": json.dumps(value)} for key, value in values.items()]
+    try:
+        with _create_scoped_session(backend.scoped_session) as session:
+            session.execute(sqlalchemy.insert(models.StudySystemAttributeModel), rows)
+    except sqlalchemy.exc.IntegrityError:
+        return False
+    return True
+
+
+def storage_url_of(storage: BaseStorage) -> str | None:
+    """The URL an RDB storage was opened with (None for other storages)."""
+    backend = _rdb_of(storage)
+    return str(backend.url) if backend is not None and getattr(backend, "url", None) else None
+
+
+def pruner_setting(pruner: Any, name: str) -> Any:
+    """An Optuna pruner's constructor argument ``name`` (kept privately as ``_name``), or ``None``."""
+    return getattr(pruner, f"_{name}", None)

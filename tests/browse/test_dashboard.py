@@ -281,3 +281,36 @@ def test_the_printed_plain_optuna_dashboard_command_serves_the_artifacts(dashboa
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+def test_the_dashboard_shows_attributes_rounded_and_stores_them_raw(tmp_path):
+    from hpo.browse._dashboard import DisplayStorage
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    storage = open_storage(url, heartbeat_interval=None)
+    study = optuna.create_study(storage=storage, study_name="shown")
+    trial = study.ask()
+    trial.report(0.29444444444444445, 1)
+    trial.set_user_attr("fold_scores", [0.8757275132275132, 0.842857142857143, 0.7888888888888889, 1, 0.9])
+    trial.set_user_attr("prune_reason", "pruned by MedianPruner at step 23: best val_balanced_accuracy so far "
+                                        "0.7123 < median 0.8012 of 12 complete trials at step 23")
+    trial.set_user_attr("device", "cpu")
+    study.tell(trial, 0.6277777777777778)
+    shown = DisplayStorage(storage)
+    (seen,) = shown.get_all_trials(study._study_id)
+    assert seen.user_attrs["fold_scores"] == [0.8757, 0.8429, 0.7889, 1, 0.9]
+    assert len(seen.user_attrs["prune_reason"]) <= 72 and seen.user_attrs["prune_reason"].endswith("… (note)")
+    assert seen.user_attrs["device"] == "cpu" and seen.intermediate_values == {1: 0.2944}
+    assert shown.get_trial(seen._trial_id).user_attrs == seen.user_attrs
+    raw = study.trials[0]  # what export reads: untouched
+    assert raw.user_attrs["fold_scores"][0] == 0.8757275132275132 and raw.intermediate_values[1] == 0.29444444444444445
+    pruned = study.ask()
+    pruned.report(0.41, 1)
+    pruned.set_user_attr("n_parameters", 0)  # a scikit-learn model's: says nothing
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    shown_pruned = shown.get_all_trials(study._study_id)[1]
+    assert study.trials[1].value == 0.41 and shown_pruned.value is None  # not mixed with the final values
+    assert shown_pruned.intermediate_values == {1: 0.41} and "n_parameters" not in shown_pruned.user_attrs
+    shown.set_study_user_attr(study._study_id, "written", 1)  # the dashboard's writes go through unchanged
+    assert optuna.load_study(study_name="shown", storage=storage).user_attrs["written"] == 1
+    assert [s.study_name for s in shown.get_all_studies()] == ["shown"]

@@ -1,10 +1,10 @@
 """optuna-dashboard in a headless browser, on a small classifier study run by the real worker code.
 
 What a user of the dashboard sees: the metric's name (not "Objective 0"), a study note with the
-description, the overrides that ran and the effective study file, the learning curves of every
-metric and the best trial's confusion matrix as interactive plotly figures on the study page, a
-per-epoch table on each trial page,
-trial pages no wider than the window, and no user attribute named like a parameter.
+headline, the description, the overrides that ran and the effective study file, the learning curves
+of every metric and the best trial's confusion matrix as interactive plotly figures on the study page,
+a summary and a per-epoch chart on each trial page, trial pages no wider than the window, and no user
+attribute named like a parameter.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ DESCRIPTION = "Tiny classifier study the browser test reads"
 OVERRIDES = {"n_trials": 3, "fixed.max_epochs": 3}
 FIGURE = "[id='user-defined-plot:learning-curves']"
 VIEWPORT_WIDTH = 1280  # the `page` fixture's
+WIDE = """() => [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > innerWidth)
+    .map(e => `${e.tagName} ${Math.round(e.getBoundingClientRect().width)} ${e.textContent.slice(0, 60)}`).slice(0, 40)"""
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_dashboard_pages_read_well(browsed_study, page, tmp_path, tiny_dataset):
     body = page.locator("body").inner_text()
     assert "Objective 0" not in body and "val_balanced_accuracy" in body
     legend = page.locator(f"{FIGURE} .legendtext").all_text_contents()
-    assert sorted(legend) == sorted(f"#{t.number}: {t.value:.4g}" for t in study.trials)
+    assert sorted(legend) == sorted(f"#{t.number}: {t.value:.4f}" for t in study.trials)
     menu = page.evaluate(f"document.querySelector(\"{FIGURE}\").layout.updatemenus[0].buttons.map(b => b.label)")
     assert menu[0] == "val_balanced_accuracy"
     assert {"val_loss", "val_accuracy", "val_macro_f1", "train_loss", "lr"} <= set(menu)
@@ -72,25 +74,26 @@ def test_dashboard_pages_read_well(browsed_study, page, tmp_path, tiny_dataset):
     page.locator(FIGURE).screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000  # a drawn chart, not an empty box
 
-    # study note: the description, the overrides that ran and the effective study file
+    # study note: the headline, then the description, the overrides that ran and the effective study file
     page.goto(f"{base}/dashboard/studies/{study_id}/note", wait_until="networkidle")
     note = page.get_by_text("Effective study file").locator("xpath=ancestor::div[1]").inner_text()
-    assert DESCRIPTION in note
+    assert note.startswith(f"Winner: trial {best.number}, val_balanced_accuracy {best.value:.4f}")
+    assert DESCRIPTION in note and note.index(DESCRIPTION) > note.index("hpo export browsed")
     assert "--set fixed.max_epochs=3" in note and "--set n_trials=3" in note
     assert "max_epochs = 3" in note and "n_trials = 3" in note  # the file said 4 and 4
 
-    # trial page: per-epoch table of every metric, no wider than the window, no attribute named like a parameter
+    # trial page: the trial's summary and its chart of every epoch (the CSV a click away), no wider than the
+    # window, no attribute named like a parameter
     page.goto(f"{base}/dashboard/studies/{study_id}/trials?numbers={best.number}", wait_until="networkidle")
-    page.wait_for_selector("table")
-    header = page.locator("table th").all_inner_texts()
-    assert header[:2] == ["epoch", "val_balanced_accuracy"] and {"val_loss", "train_loss", "lr"} <= set(header)
-    assert page.locator("table tbody tr").count() == best.user_attrs["steps_run"]
+    page.get_by_text("Every epoch, every metric:").wait_for()
+    assert page.get_by_role("link", name="learning_curves.csv").count() == 1
+    assert page.locator("img[src^='/artifacts/']").first.evaluate("img => img.complete && img.naturalWidth > 0")
     params = {line.split()[0] for line in _box_lines(page, "Parameter")}
     attrs = {line.split()[0] for line in _box_lines(page, "User Attributes")}
     assert params == set(best.params) == {"lr", "dropout"}
     assert not attrs & params, f"user attributes named like parameters: {attrs & params}"
     assert "final_lr" in attrs and "model_params" not in attrs
-    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT_WIDTH
+    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT_WIDTH, page.evaluate(WIDE)
     shot = tmp_path / "trial.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

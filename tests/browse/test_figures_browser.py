@@ -22,10 +22,11 @@ def test_latent_picture_renders_from_the_shared_plotly_js(page, tiny_dataset, tm
     assert (tmp_path / "plotly.min.js").is_file() and html.stat().st_size < 1_000_000
 
     _open(page, html)  # waits until window.Plotly exists and the graph drew its svg.main-svg
-    assert page.locator(".js-plotly-plot").count() == 1
+    assert page.locator(".js-plotly-plot").count() == 1  # one legend entry per tissue, and the marker key
     assert _fits_the_viewport(page)
-    traces = page.evaluate("document.querySelector('.js-plotly-plot').data.length")
-    assert page.locator(".legend .traces").count() == traces >= tiny_dataset.n_classes  # a legend entry per trace
+    legend = [t for t in page.locator(".legend .legendtext").all_text_contents() if t != "split (marker)"]
+    assert sorted(t for t in legend if not t.startswith(("train", "val", "test"))) == sorted(tiny_dataset.tissues)
+    assert [t for t in legend if t.startswith(("train", "val", "test"))] == ["train (circle)", "val (diamond)", "test (x)"]
     assert "by PCA" in page.locator(".gtitle").text_content()
     _screenshot(page, tmp_path / "latent.png")
 

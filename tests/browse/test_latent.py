@@ -10,7 +10,7 @@ import pytest
 
 from data_pipeline import SPLITS
 from hpo.browse import write_latent_plots
-from hpo.browse._latent import latent_figure, latent_points, project
+from hpo.browse._latent import MISCLASSIFIED, SPLIT_SYMBOLS, _palette, latent_figure, latent_points, project, write_png
 from hpo.cli import main
 from hpo.results import write_config
 from models import build_model
@@ -27,23 +27,64 @@ def _all_ids(data) -> list[str]:
     return [sample for split in SPLITS for sample in data.sample_ids[split]]
 
 
-def _check_figure(figure, data) -> None:
-    """One point per sample, each tissue coloured once, symbols per split, hover metadata per point."""
-    ids, tissues, symbols = [], set(), {}
-    colours: dict[str, set[str]] = {}
-    for trace in figure.data:
+def _check_figure(figure, data, points=None) -> None:
+    """One point per sample; one trace, one legend entry and one colour per tissue; the split as the marker (its key
+    in the legend); a classifier's misclassified samples ringed by a trace of their own."""
+    ids, colours = [], {}
+    tissue_traces = [t for t in figure.data if t.legendgroup not in ("split", MISCLASSIFIED)]
+    for trace in tissue_traces:
         rows = np.asarray(trace.customdata, dtype=object)
-        assert len(rows) == len(trace.x) == len(trace.y)
+        assert len(rows) == len(trace.x) == len(trace.y) == len(trace.marker.symbol)
         ids += list(rows[:, 0])
-        tissue, split = set(rows[:, 1]), set(rows[:, 3])
-        assert len(tissue) == 1 and len(split) == 1
-        tissues |= tissue
-        colours.setdefault(tissue.pop(), set()).add(trace.marker.color)
-        symbols.setdefault(split.pop(), set()).add(trace.marker.symbol)
+        (tissue,) = set(rows[:, 1])
+        assert trace.name == tissue and tissue not in colours
+        colours[tissue] = trace.marker.color
+        assert [SPLIT_SYMBOLS[split] for split in rows[:, 3]] == list(trace.marker.symbol)
     assert sorted(ids) == sorted(_all_ids(data))  # every sample exactly once
-    assert tissues == set(data.tissues)  # every tissue
-    assert all(len(c) == 1 for c in colours.values()) and len({c.pop() for c in colours.values()}) == len(tissues)
-    assert set(symbols) == set(SPLITS) and len({s.pop() for s in symbols.values()}) == 3
+    assert set(colours) == set(data.tissues) and len(set(colours.values())) == len(colours)  # a colour each
+    keys = [t for t in figure.data if t.legendgroup == "split"]
+    assert [t.marker.symbol for t in keys] == [SPLIT_SYMBOLS[s] for s in SPLITS] and all(t.x == (None,) for t in keys)
+    ringed = [t for t in figure.data if t.legendgroup == MISCLASSIFIED]
+    if points is None or "predicted" not in points.columns:
+        assert not ringed
+        return
+    (ringed,) = ringed
+    wrong = points[points["predicted"] != points["tissue"]]
+    assert sorted(np.asarray(ringed.customdata, dtype=object)[:, 0]) == sorted(wrong["sample_id"])
+    assert ringed.name == f"{MISCLASSIFIED} ({len(wrong)})" and ringed.marker.symbol == "circle-open"
+
+
+def _lab(colour: str) -> np.ndarray:
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255.0
+    rgb = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
+    f = np.cbrt(xyz / np.array([0.95047, 1.0, 1.08883]))
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_forty_tissues_get_forty_colours_that_stay_apart():
+    colours = _palette(40)
+    lab = [_lab(c) for c in colours]
+    closest = min(np.linalg.norm(lab[i] - lab[j]) for i in range(40) for j in range(i))
+    assert len(set(colours)) == 40 and closest > 25  # CIE76: about 2 is "just noticeable"; Dark24+Light24 had 2.4
+    assert all(20 < lab_[0] < 90 for lab_ in lab)  # none too dark to tell apart, none too light on white
+
+
+def test_a_png_comes_beside_each_page_or_the_way_to_get_one(tmp_path, caplog, monkeypatch):
+    import importlib.util
+    import logging
+
+    figure = latent_figure(np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]), pd.DataFrame({
+        "sample_id": ["a", "b", "c"], "tissue": ["Lung", "Skin", "Lung"], "disease": "x", "split": "train"}), title="t")
+    if importlib.util.find_spec("kaleido") is not None:  # pyproject installs it; it drives the machine's Chromium
+        path = write_png(figure, tmp_path / "p.png")
+        if path is not None:
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "kaleido" else real(name, *a))
+    with caplog.at_level(logging.WARNING, logger="hpo.browse"):
+        assert write_png(figure, tmp_path / "q.png") is None
+    assert "no PNG for q.png: pip install kaleido" in caplog.text and "apt-get install chromium" in caplog.text
 
 
 def test_autoencoder_latent_space_holds_every_sample_and_tissue(autoencoder, tiny_dataset, tmp_path):
@@ -68,6 +109,10 @@ def test_autoencoder_latent_space_holds_every_sample_and_tissue(autoencoder, tin
 
     coords = table[["pca_1", "pca_2"]].to_numpy()
     _check_figure(latent_figure(coords, points, title="t", tissues=tiny_dataset.tissues), tiny_dataset)
+    predicted = points.assign(predicted=points["tissue"])  # as a classifier's points: a few called wrongly
+    predicted.loc[predicted.index[::17], "predicted"] = tiny_dataset.tissues[0]
+    assert (predicted["predicted"] != predicted["tissue"]).sum() > 0
+    _check_figure(latent_figure(coords, predicted, title="t", tissues=tiny_dataset.tissues), tiny_dataset, predicted)
 
 
 def test_pca_is_fitted_on_the_training_rows():
@@ -112,6 +157,7 @@ def test_cli_from_train_output_and_from_exported_classifier(tiny_data_config, ti
     table = pd.read_csv(tmp_path / "clf" / "latent_points.csv")
     assert sorted(table["sample_id"]) == sorted(_all_ids(tiny_dataset))
     assert set(table["predicted"]) <= set(tiny_dataset.tissues)  # a classifier's hover shows its prediction
+    assert f"{MISCLASSIFIED} (" in inline  # and rings the samples it got wrong
     assert (tmp_path / "clf" / "model" / "model" / "model.json").is_file()
 
     capsys.readouterr()

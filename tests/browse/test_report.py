@@ -64,7 +64,9 @@ def test_report_holds_every_figure_offline(storage_url, tmp_path):
 
     for key, title in FIGURES:
         assert f'id="pruned-{key}"' in page, title
-    assert "class='note'" not in page  # every figure could be drawn
+        assert f"id='pruned-{key}-note'" not in page  # every figure could be drawn
+    assert page.index("id='pruned-headline'") < page.index('id="pruned-history"')  # the answer first
+    assert page.index("id='pruned-metadata'") > page.index('id="pruned-timeline"')  # the metadata last
     # by default plotly.js is the shared file beside the page, loaded by relative path: works offline
     assert (tmp_path / "out" / "plotly.min.js").read_text(encoding="utf-8") == get_plotlyjs()
     assert get_plotlyjs()[:200] not in page

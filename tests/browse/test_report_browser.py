@@ -117,7 +117,7 @@ def test_group_report_of_a_stored_comparison(page, tmp_path):
     assert page.locator("h1").all_text_contents() == ["Comparison sph"]
     assert page.locator("#verdict").inner_text().startswith("Winner by best value: ")
     assert "target 3" in page.locator("#comparison-figure .gtitle").text_content()  # recorded with the studies
-    assert page.locator("details").count() == 2
+    assert page.locator("body > details").count() == 2  # one folded section per study
     page.locator("details summary").first.click()
     slice_box = page.locator("details[open] [id$='-slice']").bounding_box()
     assert 0 < slice_box["width"] <= page.viewport_size["width"]

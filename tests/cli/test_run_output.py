@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,84 @@ def test_a_real_hpo_run_prints_short_news_and_the_next_steps(tmp_path, tiny_data
     assert len(trials) == 3 and all(" complete " in line for line in trials), done.stderr
     assert all(len(line) <= LINE_CAP for line in status + trials), [line for line in status + trials if len(line) > LINE_CAP]
     text = done.stdout
-    assert "best: val_balanced_accuracy = " in text
+    assert re.search(r"\nwinner:  trial \d+, val_balanced_accuracy = 0\.\d{4} \(maximize\)\n", text)
     assert f"hpo dashboard --storage {url}" in text and f"(or: optuna-dashboard {url} --artifact-dir " in text
     report = next(line for line in printed if line.startswith("report:  "))
     assert shlex.split(report.removeprefix("report:  ")) == ["hpo", "report", "printed", "--storage", url, "--out", "reports/printed"]
-    assert f"export:  hpo export printed --storage {url} --out best.toml" in text
+    assert f"\nexport:  hpo export printed --storage {url} --out best.toml\n" in text
+    # the headline, the same one hpo show prints
+    headline = [line for line in printed if line.startswith(("winner: ", "gain: ", "export: ", "retrain: "))]
+    assert [line.split(":", 1)[0] for line in headline] == ["winner", "gain", "export", "retrain"]
+    assert headline[1].startswith("gain:    no reference trial; +") or "runner-up" in headline[1]
+    shown = subprocess.run([sys.executable, "-m", "hpo.cli", "show", "printed", "--storage", url],
+                           capture_output=True, text=True, env=env, timeout=120).stdout.splitlines()
+    assert shown[1:5] == headline
+    assert "workers left" not in text  # a normal finish is no news
+
+    # run again: finished already, said at once, with how to extend it; no worker starts
+    started = time.monotonic()
+    again = subprocess.run(
+        [sys.executable, "-m", "hpo.cli", "run", str(path), "--storage", url, "--workers", "2"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.splitlines()[0] == (
+        "hpo run: study 'printed' already has 3 finished trials (n_trials = 3); use --n-trials 6 to extend it")
+    assert again.stdout.splitlines()[1:5] == headline
+    assert "hpo.worker" not in again.stderr and time.monotonic() - started < 30  # workers take 20-30 s to start
+
+
+def test_a_normal_finish_says_nothing_about_workers_left() -> None:
+    lines: list[str] = []
+    printer = StatusPrinter(2, write=lines.append)
+    printer(_progress(5, complete=2, running=2))
+    printer(Progress("s", 8, Counts(complete=10), 10, 0.5, 0, 2, 1.0))  # all 10 finished, the workers exiting
+    printer(Progress("s", 9, Counts(complete=10), 10, 0.5, 0, 1, 1.0))  # one has gone: no news, no second line
+    assert lines[-1] == "[00:08] 10/10 finished (10 complete, 0 pruned, 0 failed), 0 running; best 0.5000 (trial 0)"
+    assert lines[-2] != lines[-1]
+    printer(Progress("s", 12, Counts(complete=10, failed=3), 20, 0.5, 0, 0, 1.0))  # they died with trials to go
+    assert lines[-1].endswith("; 0 of 2 workers left")
+    printer(Progress("s", 14, Counts(complete=11, failed=3), 20, 0.5, 0, 1, 1.0))
+    assert "; 1 of 2 workers left" in lines[-1]
+
+
+def test_pruned_trials_give_their_full_reason_on_a_line_of_its_own(caplog) -> None:
+    import logging
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo.run._worker import _log_trial
+
+    study = optuna.create_study()
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-5, 1.0, log=True)})
+    reason = ("pruned by MedianPruner at step 23: best val_balanced_accuracy so far 0.7123 < median 0.8012 "
+              "of 12 complete trials at step 23")
+    with caplog.at_level(logging.INFO, logger="hpo.worker"):
+        _log_trial(study, trial, TrialState.PRUNED, None, reason, 12.3, "worker 0", "val_balanced_accuracy", None)
+    first, second = [r.getMessage() for r in caplog.records if r.name == "hpo.worker"]
+    assert first.startswith("worker 0: trial 0 pruned in 12.3s [lr=") and "..." not in first
+    assert second == f"worker 0: trial 0 {reason}"  # in full, not cut at "va..."
+    assert len(first) <= TRIAL_LINE_WIDTH
+
+
+def test_studies_counts_its_studies_in_good_english(tmp_path, capsys) -> None:
+    import optuna
+
+    from hpo.cli import main
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    optuna.create_study(storage=url, study_name="one")
+    assert main(["studies", "--storage", url]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"(1 study in {url})"
+    optuna.create_study(storage=url, study_name="two")
+    assert main(["studies", "--storage", url]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"(2 studies in {url})"
+
+
+def test_the_report_folder_hpo_run_suggests_is_ignored_by_git() -> None:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run(["git", "check-ignore", "-q", "reports/printed/report.html"], cwd=root, check=False)
+    assert done.returncode == 0  # `hpo report ... --out reports/<study>` leaves nothing to commit by mistake

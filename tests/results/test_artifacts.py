@@ -30,7 +30,9 @@ CONFUSION = [[5, 1, 0], [0, 4, 2], [1, 0, 7]]
 def study(tmp_path, monkeypatch) -> optuna.Study:
     monkeypatch.setenv("HPO_HOME", str(tmp_path / "runs"))
     storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=None)
-    return optuna.create_study(storage=storage, study_name="artifacts", direction="maximize")
+    study = optuna.create_study(storage=storage, study_name="artifacts", direction="maximize")
+    study.set_user_attr("metric", "val_balanced_accuracy")  # as study files record it
+    return study
 
 
 @pytest.fixture
@@ -55,13 +57,14 @@ def test_running_trial_gets_curves_and_confusion(study, store):
 
     assert sorted(trial_artifact_names(study, frozen)) == [
         "confusion_matrix.json", "confusion_matrix.svg", "learning_curves.csv", "learning_curves.svg",
-    ]
+    ]  # four at most: optuna-dashboard lays them out in one row (a fifth widened the trial page)
     rows = list(csv.DictReader(io.StringIO(_read(store, study, frozen, "learning_curves.csv").decode())))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert float(rows[1]["val_balanced_accuracy"]) == pytest.approx(0.35)
 
     svg = _read(store, study, frozen, "learning_curves.svg").decode()
     root = ElementTree.fromstring(svg)  # well-formed XML
+    assert int(root.get("width")) <= 920 and int(root.get("height")) <= 300  # it fits the trial's note
     polylines = root.findall("{http://www.w3.org/2000/svg}polyline")
     assert len(polylines) == 3  # one line per metric
     val_loss = [p for p in polylines if p.find("{http://www.w3.org/2000/svg}title").text == "val_loss"][0]

@@ -144,31 +144,6 @@ def test_export_errors_are_one_line(tmp_path, capsys):
         read_config(tmp_path / "bad.toml")
 
 
-@pytest.mark.slow
-def test_demo_runs_end_to_end_on_tiny_data(tmp_path, tiny_data_config, capsys, monkeypatch):
-    monkeypatch.setenv("HPO_HOME", str(tmp_path))
-    code = main([
-        "demo", "--n-trials", "3", "--set", "data.preset=tiny", "--set", f"data.cache_dir={tiny_data_config.cache_dir}",
-        "--set", "fixed.max_epochs=3",
-    ])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "[5/5] held-out test metrics of the final model" in printed and "test_balanced_accuracy" in printed
-    assert printed.count("test_balanced_accuracy") == 1  # step 4 retrains quietly; step 5 shows the metrics
-    best = next(tmp_path.glob("demo/demo-*/best.toml"))
-    # hpo run's status lines (only news, indented under step 2) and its closing hints, naming the exported file
-    status = [line for line in printed.splitlines() if " finished (" in line]
-    assert status and all(line.startswith("      [") for line in status) and len(status) == len(set(status))
-    assert "3/3 finished" in status[-1] and "worker(s) alive" not in printed
-    assert "\ndone in " in printed and "\nbrowse:  hpo dashboard" in printed
-    assert f"\nconfig:  {best}   (retrain: hpo train --config {best})" in printed
-    assert "\nexport:  " not in printed  # already exported: no hint to do it again
-    assert read_config(best)["source"]["value"] is not None
-    assert (best.parent / "final" / "metrics.json").is_file()
-    study = optuna.load_study(study_name=best.parent.name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
-    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))) == 3
-
-
 def test_retrain_on_train_and_val_runs_the_trials_retrain_epochs(finished_study, tmp_path, tiny_data_config):
     url, name = finished_study
     study = optuna.load_study(study_name=name, storage=url)

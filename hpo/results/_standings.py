@@ -1,0 +1,137 @@
+"""Where a study stands: the best trials, the reference trial, the counts; kept up to date at a bounded cost.
+
+:func:`standings_of` summarises a list of trials (what ``hpo show`` and ``hpo report`` read once).
+:class:`StandingsTracker` keeps a worker's summary current after each trial without reading the
+whole study again: it reads only the trials that were unfinished at its last look and those created
+since, and ranks the few that can be among the best (a finished trial's value never changes, so a
+trial that was not among the best cannot become so later). Its cost per trial does not grow with the
+study; the first look, once per worker, reads every trial.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.results._trials import NOT_FAILURES, Counts, ranked_trials
+from hpo.storage import study_id, study_storage
+
+REFERENCE_ATTR = "reference"
+"""Trial user attribute marking the study's reference trial (the untuned defaults)."""
+
+KEEP = 12
+"""The best complete trials a tracker keeps ranked: the learning-curve figure's 10 and a margin."""
+KEEP_PRUNED = 5
+"""The pruned trials with the best last values it keeps (the figure's pruned curves)."""
+
+
+@dataclass
+class Standings:
+    """The best complete trials (best first, THE ranking), the reference trial, the counts per state."""
+
+    ranked: list[FrozenTrial]
+    """Best first: every complete trial (:func:`standings_of`), or the best :data:`KEEP` (a tracker's)."""
+    reference: FrozenTrial | None
+    counts: Counts
+    pruned: list[FrozenTrial] = field(default_factory=list)
+    """Pruned trials with a finite last value, best first (a tracker keeps :data:`KEEP_PRUNED`)."""
+    complete_values: list[float] = field(default_factory=list)
+    """Every complete trial's value, for the rank of one outside :attr:`ranked`."""
+
+    def rank_of(self, trial: FrozenTrial, maximize: bool) -> int | None:
+        """1-based rank of a complete ``trial`` among all complete trials (ties beyond :attr:`ranked`: by value)."""
+        if trial.state != TrialState.COMPLETE or not trial.values:
+            return None
+        for index, ranked in enumerate(self.ranked):
+            if ranked.number == trial.number:
+                return index + 1
+        value = trial.values[0]
+        return 1 + sum(1 for v in self.complete_values if (v > value if maximize else v < value))
+
+
+def _is_reference(trial: FrozenTrial) -> bool:
+    return trial.user_attrs.get(REFERENCE_ATTR) is True
+
+
+def _prunable(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.PRUNED and trial.values is not None and math.isfinite(trial.values[0])
+
+
+def _pruned_order(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
+    sign = -1.0 if directions[0] == StudyDirection.MAXIMIZE else 1.0
+    return sorted((t for t in trials if _prunable(t)), key=lambda t: (sign * t.values[0], t.number))
+
+
+def standings_of(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> Standings:
+    """The standings of ``trials`` (one pass over them)."""
+    ranked = ranked_trials(trials, directions)
+    return Standings(
+        ranked=ranked,
+        reference=next((t for t in trials if _is_reference(t)), None),
+        counts=Counts.of_trials(trials),
+        pruned=_pruned_order(trials, directions),
+        complete_values=[t.values[0] for t in ranked],
+    )
+
+
+class StandingsTracker:
+    """A worker's :class:`Standings` of one study, brought up to date by :meth:`update` at a bounded cost."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+        self._directions = study.directions
+        self._standings: Standings | None = None
+        self._next = 0
+        """Trial numbers below this were looked at (Optuna numbers a study's trials 0, 1, 2, ...)."""
+        self._unfinished: set[int] = set()
+        self._running = 0
+
+    def update(self) -> Standings:
+        """The standings now: the first call reads every trial, later ones only what may have changed."""
+        if self._standings is None:
+            return self._full_read()
+        storage, sid = study_storage(self._study), study_id(self._study)
+        looked: list[FrozenTrial] = []
+        for number in sorted(self._unfinished):
+            looked.append(storage.get_trial(storage.get_trial_id_from_study_id_trial_number(sid, number)))
+        number = self._next
+        while True:  # trials created since: numbers until the first that does not exist
+            try:
+                trial_id = storage.get_trial_id_from_study_id_trial_number(sid, number)
+            except KeyError:
+                break
+            looked.append(storage.get_trial(trial_id))
+            number += 1
+        self._next = number
+        self._unfinished = {t.number for t in looked if not t.state.is_finished()}
+        finished = [t for t in looked if t.state.is_finished()]
+        self._fold_in(finished, running=sum(t.state == TrialState.RUNNING for t in looked))
+        return self._standings
+
+    def _full_read(self) -> Standings:
+        trials = self._study.get_trials(deepcopy=False)
+        self._standings = standings_of(trials, self._directions)
+        self._standings.ranked = self._standings.ranked[:KEEP]
+        self._standings.pruned = self._standings.pruned[:KEEP_PRUNED]
+        self._next = max((t.number for t in trials), default=-1) + 1
+        self._unfinished = {t.number for t in trials if not t.state.is_finished()}
+        return self._standings
+
+    def _fold_in(self, finished: list[FrozenTrial], *, running: int) -> None:
+        s = self._standings
+        complete = [t for t in finished if t.state == TrialState.COMPLETE]
+        s.ranked = ranked_trials([*s.ranked, *complete], self._directions)[:KEEP]
+        s.complete_values += [t.values[0] for t in complete if t.values and math.isfinite(t.values[0])]
+        s.pruned = _pruned_order([*s.pruned, *finished], self._directions)[:KEEP_PRUNED]
+        if s.reference is None or not s.reference.state.is_finished():
+            s.reference = next((t for t in finished if _is_reference(t)), s.reference)
+        c = s.counts
+        failed = sum(t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in NOT_FAILURES for t in finished)
+        s.counts = Counts(complete=c.complete + len(complete),
+                          pruned=c.pruned + sum(t.state == TrialState.PRUNED for t in finished),
+                          failed=c.failed + failed, running=running, waiting=c.waiting)
