@@ -37,7 +37,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpo.run import run_worker
+    from hpo.run import die_with_parent, run_worker
+
+    die_with_parent()  # a worker of `hpo run` stops when hpo run is gone, even if it was SIGKILLed
     from hpo.storage import check_storage_url, resolve_storage_url
     from hpo.study import check_study_name, load_study_file
 

@@ -9,6 +9,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_finished": ["Finished", "finished_study"],
     "_launcher": ["LaunchResult", "Progress", "launch"],
     "_objective": ["build_objective"],
+    "_parent": ["die_with_parent", "parent_environment"],
     "_setup": ["open_study", "study_attributes"],
     "_worker": ["WorkerReport", "run_worker", "trial_loop"],
 })

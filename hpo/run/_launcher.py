@@ -30,6 +30,7 @@ import optuna
 
 from hpo.results import Counts, failure_stop_message, ranked_trials
 from hpo.run._admission import TrialBudget
+from hpo.run._parent import parent_environment
 from hpo.run._setup import open_study
 from hpo.samplers import trials_in_study
 from hpo.storage import (
@@ -108,7 +109,7 @@ def visible_gpus(device: str) -> list[str]:
 
 def worker_environment(index: int, workers: int, gpus: Sequence[str], cores: int) -> dict[str, str]:
     """The environment of worker ``index``: its share of the CPU threads and its GPU, if any."""
-    env = dict(os.environ)
+    env = {**os.environ, **parent_environment()}  # the worker dies with this process (hpo.run._parent)
     threads = str(max(1, cores // max(1, workers)))
     for variable in THREAD_VARIABLES:
         env[variable] = threads
@@ -133,7 +134,7 @@ def launch(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress lines replace Optuna's own
     quiet_optuna_disconnect_warnings()
     overrides = dict(overrides or {})
-    prepared = _prepare(study_file, overrides, storage_url, study_name)
+    prepared = _prepare(study_file, overrides, storage_url, study_name, workers)
     spec, url, name = prepared.spec, prepared.url, prepared.name
     cores, gpus = cpu_count(), visible_gpus(spec.device)
     logger.info(
@@ -144,10 +145,10 @@ def launch(
     retry = StorageRetry(spec.storage.outage_window_s, where=f"storage {redact(url)}", label="hpo run")
     processes: list[subprocess.Popen] = []
     try:
-        for index in range(workers):
-            processes.append(subprocess.Popen(
-                command + ["--worker-index", str(index)], env=worker_environment(index, workers, gpus, cores)
-            ))
+        processes = start_workers(
+            [command + ["--worker-index", str(index)] for index in range(workers)],
+            [worker_environment(index, workers, gpus, cores) for index in range(workers)],
+        )
         last = _supervise(processes, prepared, retry, on_progress, poll_seconds)
     except KeyboardInterrupt:
         # Ctrl-C reached the workers too (same process group): give them time to fail their trial cleanly,
@@ -158,6 +159,74 @@ def launch(
         _stop_workers(processes, signalled=False)  # never leave workers unsupervised
         raise
     return _result(prepared, processes, last, retry)
+
+
+WORKERS_PER_CORE = 4
+"""``--workers`` may be at most this many per CPU core (or per GPU, where there are more GPUs)."""
+THREADS_PER_WORKER = 8
+"""Threads a worker counts against RLIMIT_NPROC (training threads, heartbeat, SQLite, the parent watch)."""
+
+
+def max_workers(gpus: Sequence[str] = ()) -> tuple[int, str]:
+    """The most workers ``hpo run`` starts on this machine, and why that many.
+
+    :data:`WORKERS_PER_CORE` per CPU core (or per visible GPU, if more), and no more than the process
+    limit (``ulimit -u``) allows at :data:`THREADS_PER_WORKER` threads each. More workers do not finish
+    a study sooner on one machine; more machines, each running ``hpo worker``, do.
+    """
+    cores = cpu_count()
+    units, what = (len(gpus), f"{len(gpus)} GPUs") if len(gpus) > cores else (cores, f"{cores} CPU cores")
+    bound, why = WORKERS_PER_CORE * units, f"{WORKERS_PER_CORE} per unit, {what}"
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    except (ImportError, AttributeError, ValueError, OSError):
+        soft = -1
+    if soft != -1 and soft // THREADS_PER_WORKER < bound and soft != getattr(resource, "RLIM_INFINITY", -1):
+        bound, why = max(1, soft // THREADS_PER_WORKER), f"process limit `ulimit -u` {soft} at {THREADS_PER_WORKER} threads per worker"
+    return bound, why
+
+
+def check_workers(workers: int, gpus: Sequence[str] = ()) -> int:
+    """``workers`` if this machine can run that many, else ``ValueError`` naming the bound and why."""
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    bound, why = max_workers(gpus)
+    if workers > bound:
+        raise ValueError(
+            f"--workers {workers}: at most {bound} on this machine ({why}); "
+            "to go further, start `hpo worker` processes on more machines against the same storage"
+        )
+    return workers
+
+
+class WorkerStartError(OSError):
+    """A worker process could not be started (the ones started before it were stopped)."""
+
+
+def start_workers(commands: Sequence[Sequence[str]], environments: Sequence[Mapping[str, str]]) -> list[subprocess.Popen]:
+    """Start one process per command; if one cannot start, stop and reap those already started, then raise.
+
+    Raises :class:`WorkerStartError` (naming which worker failed and why) for an ``OSError`` of the
+    system (no more processes, no memory, a missing interpreter).
+    """
+    processes: list[subprocess.Popen] = []
+    try:
+        for command, environment in zip(commands, environments, strict=True):
+            processes.append(subprocess.Popen(list(command), env=dict(environment)))
+    except KeyboardInterrupt:
+        _stop_workers(processes, signalled=True)
+        raise
+    except BaseException as error:
+        _stop_workers(processes, signalled=False)
+        if isinstance(error, OSError):
+            raise WorkerStartError(
+                f"could not start worker {len(processes) + 1} of {len(commands)}: {error.strerror or error}; "
+                f"stopped the {len(processes)} started"
+            ) from error
+        raise
+    return processes
 
 
 @dataclass(frozen=True)
@@ -173,7 +242,8 @@ class _Prepared:
 
 
 def _prepare(
-    study_file: str | Path, overrides: Mapping[str, Any], storage_url: str | None, study_name: str | None
+    study_file: str | Path, overrides: Mapping[str, Any], storage_url: str | None, study_name: str | None,
+    workers: int = 1,
 ) -> _Prepared:
     """Validate, prepare the data once (the workers then find it cached) and create the study."""
     from data_pipeline import prepare_dataset
@@ -185,6 +255,7 @@ def _prepare(
     for warning in spec.warnings:
         logger.warning("%s: %s", study_file, warning)
     name = study_name if study_name is not None else spec.name
+    check_workers(workers, visible_gpus(spec.device))  # before the data is prepared and workers start
     storage = open_storage(url, heartbeat_interval=None)
     data = prepare_dataset(spec.data)
     open_study(spec, storage, study_name=name, data_fingerprint=data.fingerprint)

@@ -51,7 +51,6 @@ WAIT_POLL_S = 1.0
 WAIT_LOG_S = 60.0
 """A worker waiting for other workers' running trials logs why at once, then every this many seconds."""
 
-
 @dataclass
 class WorkerReport:
     """What one worker did."""
@@ -63,7 +62,6 @@ class WorkerReport:
     stop_reason: str = ""
     stopped_on_failures: bool = False
     """The study stopped because ``max_failed_trials`` trials failed, not because its budget was spent."""
-
 
 def run_worker(
     spec: StudySpec,
@@ -123,7 +121,6 @@ def run_worker(
     )
     return report
 
-
 def trial_loop(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
@@ -151,7 +148,11 @@ def trial_loop(
         retry.call(_fail_stale_trials, study)
         decision, why, trial, counts = retry.call(_admit, study, budget, lock)  # nothing is created unless ask returned
         if trial is not None and _heartbeat_interval(storage):
-            retry.call(storage.record_heartbeat, trial_id(trial))  # stale detection covers it from now on
+            try:
+                retry.call(storage.record_heartbeat, trial_id(trial))  # stale detection covers it from now on
+            except KeyboardInterrupt:
+                _fail_interrupted(study, trial, storage)
+                raise
         if decision is Decision.DONE:
             report.stop_reason = why
             report.stopped_on_failures = budget.stopped_on_failures(counts)
@@ -163,7 +164,11 @@ def trial_loop(
             time.sleep(WAIT_POLL_S)
             continue
         last_wait_log = -math.inf
-        state = _run_trial(study, trial, objective, storage, label, metric, log_trials, retry=retry)
+        try:
+            state = _run_trial(study, trial, objective, storage, label, metric, log_trials, retry=retry)
+        except KeyboardInterrupt:  # also before the objective started: the trial asked for is not left RUNNING
+            _fail_interrupted(study, trial, storage)
+            raise
         report.ran += 1
         report.complete += state == TrialState.COMPLETE
         report.pruned += state == TrialState.PRUNED
@@ -174,7 +179,6 @@ def trial_loop(
             _free_memory()
     return report
 
-
 def _refresh_figures(study: optuna.Study, trial: optuna.Trial, metric: str) -> None:
     """After ``trial`` ended: its note, the study note's headline and the study page's figures.
 
@@ -183,7 +187,6 @@ def _refresh_figures(study: optuna.Study, trial: optuna.Trial, metric: str) -> N
     grow with the study (:func:`hpo.results.refresh_after_trial`).
     """
     refresh_after_trial(study, trial, metric=metric)
-
 
 def _admit(
     study: optuna.Study, budget: TrialBudget, lock: AdmissionLock
@@ -194,13 +197,11 @@ def _admit(
         decision, why = budget.decide(counts)
         return decision, why, _ask(study) if decision is Decision.RUN else None, counts
 
-
 def _log_wait(study: optuna.Study, storage: optuna.storages.BaseStorage, label: str) -> None:
     running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
     interval = _heartbeat_interval(storage)
     grace = (getattr(storage, "grace_period", None) or 2 * interval) if interval else None  # Optuna's default grace
     logger.info("%s", wait_message(label, running, study.study_name, grace))
-
 
 def wait_message(label: str, running: list[int], study_name: str, grace: float | None) -> str:
     """``worker 1: waiting for #14, #15 (re-run if silent 30 s, or `hpo abandon STUDY N`)``.
@@ -221,7 +222,6 @@ def wait_message(label: str, running: list[int], study_name: str, grace: float |
     width = max(10, TRIAL_LINE_WIDTH - len(head) - len(outcome) - 3)
     return f"{head}{trial_numbers(running, width)} ({outcome})"
 
-
 def trial_numbers(numbers: list[int], width: int) -> str:
     """``[3, 4, 5, 6, 9]`` -> ``#3-#6, #9``; what does not fit ``width`` characters becomes ``+K more``."""
     runs: list[list[int]] = []
@@ -240,13 +240,11 @@ def trial_numbers(numbers: list[int], width: int) -> str:
         count += size
     return ", ".join(shown)
 
-
 def _ask(study: optuna.Study) -> optuna.Trial:
     with warnings.catch_warnings():
         # Optuna warns that heartbeats are meant for study.optimize; this loop beats itself (_heartbeat).
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         return study.ask()
-
 
 def _build_objective(
     spec: StudySpec, data: Any, device: str, num_threads: int | None, retry: StorageRetry | None = None
@@ -254,7 +252,6 @@ def _build_objective(
     from hpo.run._objective import build_objective
 
     return build_objective(spec, data, device=device, num_threads=num_threads, retry=retry)
-
 
 def _run_trial(
     study: optuna.Study,
@@ -313,7 +310,6 @@ def _run_trial(
         retry.call(_log_trial, study, trial, state, value, reason, seconds, label, metric, retried)
     return state
 
-
 def _taken_over(label: str, trial: optuna.Trial) -> TrialState:
     """The trial was finished by others: failed as stale (and re-queued) while this worker could not beat."""
     logger.warning(
@@ -321,7 +317,6 @@ def _taken_over(label: str, trial: optuna.Trial) -> TrialState:
         "is dropped, a retry re-runs its configuration", label, trial.number,
     )
     return TrialState.FAIL
-
 
 def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState) -> TrialState:
     """``study.tell``, safe to repeat after a lost connection; the trial's state afterwards.
@@ -331,16 +326,13 @@ def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None, state: 
     """
     return study.tell(trial, value, state=state, skip_if_finished=True).state
 
-
 def _system_attrs_at_ask(trial: optuna.Trial, storage: optuna.storages.BaseStorage) -> dict[str, Any]:
     """The trial's system attributes as ``study.ask`` loaded them (a retry's ``failed_trial`` is set at enqueue)."""
     cached = cached_trial(trial)
     return cached.system_attrs if cached is not None else storage.get_trial(trial_id(trial)).system_attrs
 
-
 INTERRUPTED = "interrupted"
 STORAGE_OUTAGE = "storage outage"
-
 
 def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, storage: optuna.storages.BaseStorage) -> None:
     """Ctrl-C / SIGINT: fail the trial and queue the same configuration again, so a resumed study re-runs it.
@@ -358,7 +350,6 @@ def _fail_interrupted(study: optuna.Study, trial: optuna.Trial, storage: optuna.
             trial.number, short_reason(error),
         )
 
-
 def _fail_and_requeue(study: optuna.Study, trial: optuna.Trial, storage: optuna.storages.BaseStorage, reason: str) -> None:
     """Fail the trial with ``fail_reason = reason`` (a reason in NOT_FAILURES is not counted) and queue a copy.
 
@@ -372,10 +363,8 @@ def _fail_and_requeue(study: optuna.Study, trial: optuna.Trial, storage: optuna.
     if requeue is not None:
         requeue(study, storage.get_trial(trial_id(trial)))
 
-
 TRIAL_LINE_WIDTH = 94
 """Characters of a trial's log message: with the ``HH:MM:SS INFO hpo.worker: `` prefix, 120 in all."""
-
 
 def _log_trial(
     study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None, reason: str,
@@ -397,7 +386,6 @@ def _log_trial(
     logger.debug("%s: trial %d %s=%s: %s [%s]", label, trial.number, metric, value, reason,
                  ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items()))
 
-
 def _with_params(line: str, params: dict[str, Any]) -> str:
     """``line [lr=0.003 dropout=0.2 ...]`` with as many (abbreviated) parameters as fit the width."""
     budget = TRIAL_LINE_WIDTH - len(line) - 3
@@ -412,20 +400,16 @@ def _with_params(line: str, params: dict[str, Any]) -> str:
     text = " ".join(shown)
     return f"{line} [{text}]" if shown and len(text) <= max(budget, 1) else line
 
-
 def _abbreviate(name: str) -> str:
     """``weight_decay`` -> ``wei_dec``: names over 10 characters keep 3 letters of each part."""
     return name if len(name) <= 10 else "_".join(part[:3] for part in name.split("_"))
-
 
 def _cut(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
-
 def _short(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
-
 
 @contextlib.contextmanager
 def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int, retry: StorageRetry | None = None) -> Iterator[None]:
@@ -460,18 +444,15 @@ def _heartbeat(storage: optuna.storages.BaseStorage, trial_id: int, retry: Stora
         stop.set()
         thread.join()
 
-
 def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
     getter = getattr(storage, "get_heartbeat_interval", None)
     return getter() if getter is not None else None
-
 
 def _fail_stale_trials(study: optuna.Study) -> None:
     """Fail trials whose worker stopped beating; the storage's retry callback re-enqueues them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-
 
 def _resolve_device(device: str) -> str:
     """Resolve ``auto`` once per worker; torch is imported only here, after thread env is set."""
@@ -480,7 +461,6 @@ def _resolve_device(device: str) -> str:
     except ImportError:
         return device
     return str(resolve_device(device))
-
 
 def _free_memory() -> None:
     """Between trials: drop garbage and cached accelerator memory so long workers do not grow."""
