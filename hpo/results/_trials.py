@@ -11,7 +11,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-NOT_FAILURES = ("interrupted", "abandoned", "storage outage")
+NOT_FAILURES = ("interrupted", "abandoned", "storage outage", "stale", "no heartbeat")
 """``fail_reason`` values of FAILED trials that do not count toward ``max_failed_trials``."""
 
 

@@ -32,8 +32,10 @@ from hpo.samplers import sampler_seed, trials_in_study
 from hpo.storage import (
     DEFAULT_OUTAGE_WINDOW_S,
     StorageOutage,
+    SilentTrials,
     StorageRetry,
     cached_trial,
+    fail_stale_trials,
     is_storage_error,
     open_storage,
     quiet_optuna_disconnect_warnings,
@@ -144,8 +146,10 @@ def trial_loop(
     retry = retry or StorageRetry(DEFAULT_OUTAGE_WINDOW_S, label=label)
     report = WorkerReport()
     last_wait_log = -math.inf
+    grace = _grace_period(storage)
+    silent = SilentTrials(grace, outages=lambda: retry.outages) if grace is not None else None
     while True:
-        retry.call(_fail_stale_trials, study)
+        retry.call(_fail_stale_trials, study, silent, label)
         decision, why, trial, counts = retry.call(_admit, study, budget, lock)  # nothing is created unless ask returned
         if trial is not None and _heartbeat_interval(storage):
             try:
@@ -199,14 +203,19 @@ def _admit(
 
 def _log_wait(study: optuna.Study, storage: optuna.storages.BaseStorage, label: str) -> None:
     running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    logger.info("%s", wait_message(label, running, study.study_name, _grace_period(storage)))
+
+
+def _grace_period(storage: optuna.storages.BaseStorage) -> float | None:
+    """Seconds without a heartbeat after which a trial counts as its dead worker's; None without heartbeats."""
     interval = _heartbeat_interval(storage)
-    grace = (getattr(storage, "grace_period", None) or 2 * interval) if interval else None  # Optuna's default grace
-    logger.info("%s", wait_message(label, running, study.study_name, grace))
+    return (getattr(storage, "grace_period", None) or 2 * interval) if interval else None  # Optuna's default grace
 
 def wait_message(label: str, running: list[int], study_name: str, grace: float | None) -> str:
     """``worker 1: waiting for #14, #15 (re-run if silent 30 s, or `hpo abandon STUDY N`)``.
 
-    ``grace``: seconds without a heartbeat after which a dead worker's trial is failed and re-run;
+    ``grace``: seconds without a heartbeat after which a dead worker's trial is failed and re-run (also
+    one that never beat: this worker fails it after watching it that long, :class:`hpo.storage.SilentTrials`);
     ``None`` for a storage without heartbeats, where only ``hpo abandon`` frees it. The trial numbers
     are shortened (``#3-#7``, ``+4 more``) to keep the message within the trial lines' width (for study
     names up to 14 characters; a longer name makes it that much longer).
@@ -448,11 +457,16 @@ def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
     getter = getattr(storage, "get_heartbeat_interval", None)
     return getter() if getter is not None else None
 
-def _fail_stale_trials(study: optuna.Study) -> None:
-    """Fail trials whose worker stopped beating; the storage's retry callback re-enqueues them."""
+def _fail_stale_trials(study: optuna.Study, silent: SilentTrials | None = None, label: str = "worker") -> None:
+    """Fail trials whose worker stopped beating (or, seen by ``silent``, never beat); the retry callback re-enqueues them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+        numbers = fail_stale_trials(study, silent)
+    if numbers:
+        logger.warning(
+            "%s: failed %s of dead worker(s) (no heartbeat within the grace period); queued again",
+            label, trial_numbers(numbers, 40),
+        )
 
 def _resolve_device(device: str) -> str:
     """Resolve ``auto`` once per worker; torch is imported only here, after thread env is set."""

@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_outage": ["DEFAULT_OUTAGE_WINDOW_S", "EXIT_CODE", "OUTAGE_WINDOW_ENV", "StorageOutage", "StorageRetry",
         "best_effort", "is_storage_error", "quiet_optuna_disconnect_warnings", "short_reason"],
     "_proxy": ["make_proxy_server", "serve_proxy"],
+    "_stale": ["NEVER_BEAT", "STALE", "SilentTrials", "fail_stale_trials"],
     "_trial_writes": ["BufferedReports", "set_user_attrs"],
     "_urls": ["SUPPORTED_URLS", "artifact_directory", "check_storage_url", "default_storage_url",
         "journal_path", "redact", "resolve_storage_url", "run_directory"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -251,3 +251,27 @@ def storage_url_of(storage: BaseStorage) -> str | None:
 def pruner_setting(pruner: Any, name: str) -> Any:
     """An Optuna pruner's constructor argument ``name`` (kept privately as ``_name``), or ``None``."""
     return getattr(pruner, f"_{name}", None)
+
+
+def stale_trial_ids(storage: BaseStorage, study_id_: int) -> list[int]:
+    """RUNNING trials Optuna's heartbeats judge stale: they beat, then fell silent past the grace period."""
+    return list(storage._get_stale_trial_ids(study_id_))
+
+
+def beaten_trial_ids(storage: BaseStorage, trial_ids: Sequence[int]) -> set[int] | None:
+    """Which of ``trial_ids`` have a heartbeat recorded in an RDB storage (``None`` for other storages)."""
+    backend = _rdb_of(storage)
+    if backend is None:
+        return None
+    if not trial_ids:
+        return set()
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (
+            session.query(models.TrialHeartbeatModel.trial_id)
+            .filter(models.TrialHeartbeatModel.trial_id.in_(list(trial_ids)))
+            .all()
+        )
+    return {row[0] for row in rows}

@@ -135,10 +135,16 @@ class StorageRetry:
         self._lock = threading.Lock()
         self._since: float | None = None
         self._reason = ""
+        self._outages = 0
 
     @property
     def in_outage(self) -> bool:
         return self._since is not None
+
+    @property
+    def outages(self) -> int:
+        """How many outages began so far."""
+        return self._outages
 
     @property
     def where(self) -> str:
@@ -171,6 +177,7 @@ class StorageRetry:
         with self._lock:
             if self._since is None:
                 self._since, self._reason = now, short_reason(error)
+                self._outages += 1
                 logger.warning(
                     "%s%s unreachable (%s); retrying for up to %g s", self._prefix, self._where, self._reason, self.window_s,
                 )
