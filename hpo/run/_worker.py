@@ -31,8 +31,8 @@ from hpo.run._setup import open_study
 from hpo.samplers import sampler_seed, trials_in_study
 from hpo.storage import (
     DEFAULT_OUTAGE_WINDOW_S,
-    StorageOutage,
     SilentTrials,
+    StorageOutage,
     StorageRetry,
     cached_trial,
     fail_stale_trials,
