@@ -15,6 +15,8 @@ from hpo.run import LaunchResult, Progress
 from hpo.storage import redact
 
 HEARTBEAT_SECONDS = 60.0
+EXPORT_HINTS = ("export:", "retrain:")
+"""Headline lines left out when the run stopped before its study finished."""
 
 
 def clock(seconds: float) -> str:
@@ -111,17 +113,26 @@ def final_lines(
     storage = f" --storage {shlex.quote(redact(result.storage_url))}" if explicit_storage else ""
     name = shlex.quote(result.study_name)
     trials = f"{c.complete} complete, {c.pruned} pruned, {c.failed} failed trials"
-    if total_seconds is None:
+    if result.unfinished:  # no "done", and no export hints for a study that is not
+        lines = [(
+            f"stopped after {clock(progress.elapsed)}, not finished ({result.unfinished}): "
+            f"{c.finished} of {progress.n_trials} trials finished ({trials})"
+        )]
+    elif total_seconds is None:
         lines = [f"done in {clock(progress.elapsed)}: {trials}"]
     else:  # one total time, not the study's beside the job's
         lines = [f"done in {clock(total_seconds)}: {trials}; exported, retrained, tested"]
     if headline is not None:
-        lines += headline.lines()
+        lines += [line for line in headline.lines() if not (result.unfinished and line.startswith(EXPORT_HINTS))]
     elif progress.best_trial is None:
         lines.append("no complete trial: nothing to export yet")
     else:
         lines.append(f"best: {result.metric} = {progress.best_value:.4f} (trial {progress.best_trial})")
-        lines.append(f"export:  hpo export {name}{storage} --out best.toml   (then: hpo train --config best.toml)")
+        if not result.unfinished:
+            lines.append(f"export:  hpo export {name}{storage} --out best.toml   (then: hpo train --config best.toml)")
+    if result.unfinished and not result.failure:  # a study stopped on its failures stops again at once
+        lines.append(f"resume:  the same `hpo run` command runs the {max(0, (progress.n_trials or 0) - c.finished)} "
+                     "trials left")
     if best_config is not None:
         lines.append(f"config:  {best_config}   (retrain: hpo train --config {shlex.quote(best_config)})")
     lines.append(f"storage: {redact(result.storage_url)}  study: {result.study_name}")

@@ -79,6 +79,8 @@ class LaunchResult:
     """Why the storage was unreachable when the workers ended, if it was (else empty)."""
     metric: str = "value"
     """The study's metric (``val_balanced_accuracy``), for the closing lines."""
+    unfinished: str = ""
+    """Why the run stopped before the study's trial budget was spent; empty when it was (:func:`unfinished_reason`)."""
 
     @property
     def ok(self) -> bool:
@@ -304,8 +306,29 @@ def _result(
     failure = ""
     if not problem and TrialBudget(spec.n_trials, spec.failure_cap).stopped_on_failures(last.counts):
         failure = failure_stop_message(prepared.study, spec.failure_cap)
+    unfinished = unfinished_reason(last.counts, spec.n_trials, spec.timeout, codes, problem=problem, failure=failure)
     return LaunchResult(prepared.name, prepared.url, last, codes, failure=failure, storage_problem=problem,
-                        metric=spec.metric)
+                        metric=spec.metric, unfinished=unfinished)
+
+
+def unfinished_reason(
+    counts: Counts, n_trials: int | None, timeout: float | None, exit_codes: Sequence[int], *,
+    problem: str = "", failure: str = "",
+) -> str:
+    """Why a run whose workers all exited stopped before ``n_trials`` trials finished; empty if they did.
+
+    A study without ``n_trials`` runs until its ``timeout``: reaching it is its end, not a stop.
+    """
+    if n_trials is None or counts.finished >= n_trials:
+        return ""
+    if problem:
+        return problem
+    if failure:
+        return failure
+    if all(code == 0 for code in exit_codes) and timeout is not None:
+        return f"timeout of {timeout:g} s reached"
+    bad = [code for code in exit_codes if code != 0]
+    return f"worker exit codes {bad}" if bad else "the workers stopped"
 
 
 def _guarded_snapshot(

@@ -158,3 +158,36 @@ def test_the_report_folder_hpo_run_suggests_is_ignored_by_git() -> None:
         pytest.skip("not a git checkout")
     done = subprocess.run(["git", "check-ignore", "-q", "reports/printed/report.html"], cwd=root, check=False)
     assert done.returncode == 0  # `hpo report ... --out reports/<study>` leaves nothing to commit by mistake
+
+
+def _result(unfinished: str = "", *, failure: str = "", complete: int = 3):
+    from hpo.run import LaunchResult
+
+    progress = Progress("s", 75.0, Counts(complete=complete, failed=1), 10, 0.8, 2, 0)
+    return LaunchResult("s", "sqlite:////tmp/x.db", progress, [3, 3], failure=failure, unfinished=unfinished,
+                        storage_problem=unfinished, metric="val_balanced_accuracy")
+
+
+def test_a_run_that_stops_before_its_budget_says_so_without_done_or_export_hints() -> None:
+    from hpo.cli._progress import final_lines
+
+    why = "storage sqlite:////tmp/x.db was unreachable for longer than the outage window (6 s)"
+    lines = final_lines(_result(why), explicit_storage=True)
+    assert lines[0] == f"stopped after 01:15, not finished ({why}): 3 of 10 trials finished (3 complete, 0 pruned, 1 failed trials)"
+    assert not any(line.startswith(("done in", "export:", "retrain:")) for line in lines), lines
+    assert any(line.startswith("resume:  the same `hpo run` command runs the 7 trials left") for line in lines)
+    stopped_on_failures = final_lines(_result("3 failed trials", failure="3 failed trials"), explicit_storage=False)
+    assert not any(line.startswith("resume:") for line in stopped_on_failures)  # it would stop again at once
+    finished = final_lines(_result(complete=10), explicit_storage=False)
+    assert finished[0].startswith("done in 01:15") and any(line.startswith("export:") for line in finished)
+
+
+def test_why_a_run_is_unfinished() -> None:
+    from hpo.run._launcher import unfinished_reason
+
+    assert unfinished_reason(Counts(complete=4), 4, None, [0, 0]) == ""
+    assert unfinished_reason(Counts(complete=1), None, 60, [0]) == ""  # a study without n_trials ends on its timeout
+    assert unfinished_reason(Counts(complete=1), 4, 60, [0, 0]) == "timeout of 60 s reached"
+    assert unfinished_reason(Counts(complete=1), 4, None, [0, 3], problem="storage down") == "storage down"
+    assert unfinished_reason(Counts(complete=1), 4, None, [1, 0], failure="3 failed") == "3 failed"
+    assert unfinished_reason(Counts(complete=1), 4, None, [0, -9]) == "worker exit codes [-9]"

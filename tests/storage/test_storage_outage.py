@@ -140,6 +140,7 @@ def test_an_outage_longer_than_the_window_stops_cleanly_and_the_study_resumes(
     assert len(errors) == WORKERS + 1, errors  # one line per worker, one from hpo run
     assert sum(line.startswith("hpo worker: error: storage ") and "outage window" in line for line in errors) == WORKERS
     assert any(line.startswith("hpo run: error: workers stopped") for line in errors), errors
+    assert "not finished (storage " in output and "done in " not in output and "export: " not in output  # no false end
     for pid in pids:  # hpo run reaped its workers before it exited: none is left behind
         assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived hpo run"
 
