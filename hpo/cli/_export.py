@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from hpo.cli._options import add_storage_argument
+from hpo.cli._options import add_force_argument, add_storage_argument, claim_output_file, write_in_place
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", "-o", default="best.toml", help="output file (.toml, .json, .yaml; default best.toml)")
     parser.add_argument("--format", choices=("toml", "json", "yaml"), help="format (default: by the extension)")
     parser.add_argument("--trial", type=int, help="export this trial number instead of the best")
+    add_force_argument(parser, "the file")
     add_storage_argument(parser)
     parser.set_defaults(handler=run)
 
@@ -25,10 +26,12 @@ def run(args: argparse.Namespace) -> int:
     from hpo.results import export_trial, load_study, write_config
     from hpo.storage import open_storage, redact, resolve_storage_url
 
+    out = claim_output_file(args.out, force=args.force)  # before any work: refused at once
     url = resolve_storage_url(args.storage)
     study = load_study(open_storage(url, heartbeat_interval=None), args.study)
     config = export_trial(study, args.trial, storage_url=redact(url))
-    path = write_config(config, args.out, args.format)
+    # the temporary file has the same extension, so the format follows it as it would follow --out
+    path = write_in_place(out, lambda temporary: write_config(config, temporary, args.format))
     source = config["source"]
     folds = f", mean of {len(source['fold_scores'])} CV folds" if source.get("fold_scores") else ""
     print(f"exported trial {source['trial']} of {source['study']} ({source['metric']} = {source['value']:.4f}{folds}) to {path}")
@@ -36,3 +39,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {source['val_split_warning']}")
     print(f"retrain: hpo train --config {shlex.quote(str(path))}")
     return 0
+

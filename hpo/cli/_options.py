@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hpo.browse import DEFAULT_PLOTLY_JS, PLOTLY_JS_MODES, SHARED_FILE
@@ -64,3 +66,52 @@ def serve_until_interrupted(service: str, host: str, serve: Callable[..., None],
     except KeyboardInterrupt:
         print(f"{service} stopped")
     return 0
+
+
+def add_force_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--force``: let ``--out`` replace ``what`` that exists already."""
+    parser.add_argument("--force", action="store_true", help=f"replace {what} that --out names if it exists")
+
+
+def claim_output_file(path: str | Path, *, force: bool) -> Path:
+    """``path``, free to write: ``ValueError`` if a file (or a link, even a dangling one) is there, unless ``force``.
+
+    Nothing is changed; write with :func:`write_in_place` so that a replaced file is replaced whole.
+    """
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise ValueError(f"--out {path}: is a folder; name a file")
+    if os.path.lexists(path) and not force:
+        kind = "a symbolic link" if path.is_symlink() else "a file"
+        raise ValueError(f"--out {path}: {kind} is there already; give --force to replace it, or another --out")
+    return path
+
+
+def write_in_place(path: Path, write: Callable[[Path], Any]) -> Path:
+    """``write(temporary)`` beside ``path``, then rename it onto ``path``: a link there is replaced, not written
+    through into the file it points to; a read-only old file is replaced too; a failed write leaves the old one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.lexists(temporary):
+            temporary.unlink()
+    return path
+
+
+def claim_output_folder(path: str | Path, *, force: bool) -> Path:
+    """``path``, a folder to write results into: ``ValueError`` if it holds files already (or is a file or a link), unless ``force``."""
+    path = Path(path)
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
+        if not force:
+            kind = "a symbolic link" if path.is_symlink() else "a file"
+            raise ValueError(f"--out {path}: {kind} is there already; give --force to write there anyway, or another --out")
+        if not path.is_dir():
+            path.unlink()
+        return path
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise ValueError(f"--out {path}: the folder holds files already; give --force to overwrite them, or another --out")
+    return path

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hpo.cli._data import RENAMED_FOR_MODEL_COMMANDS, add_data_options, config_from_args
+from hpo.cli._options import add_force_argument, claim_output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default $HPO_HOME/train/<model>-<time>)")
+    add_force_argument(parser, "results in the folder")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for training (default: torch's)")
@@ -60,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.model_name:
         raise ValueError("give --model NAME (or --list to see the models)")
-    out_dir = args.out or run_directory() / "train" / f"{args.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = claim_output_folder(args.out, force=args.force) if args.out else (
+        run_directory() / "train" / f"{args.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     report = train_and_report(
         args.model_name, parse_overrides(args.assignments), config_from_args(args), out_dir,
         train_split=args.train_split or "train", eval_splits=tuple(args.eval_splits or ("val",)),
@@ -85,7 +89,7 @@ def _retrain(args: argparse.Namespace) -> int:
     source = config.get("source", {})
     if source.get("val_split_warning"):
         print(f"warning: the study ranked its trials on a small split: {source['val_split_warning']}")
-    out_dir = args.out or (
+    out_dir = claim_output_folder(args.out, force=args.force) if args.out else (
         run_directory() / "final"
         / f"{source.get('study', config['model'])}-trial{source.get('trial', 'x')}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
