@@ -46,11 +46,12 @@ def run(args: argparse.Namespace) -> int:
     if args.study_name is not None:  # the cheap checks first, before the study file and its models load
         check_study_name(args.study_name, "--study-name")
     check_storage_url(resolve_storage_url(args.storage))
+    _threads(args.threads)  # a bad count is said before the study file and its models load
     spec = load_study_file(args.study_file, overrides_from(args))
     index = args.worker_index
     if index is None and os.environ.get("SLURM_ARRAY_TASK_ID", "").isdigit():
         index = int(os.environ["SLURM_ARRAY_TASK_ID"])
-    threads = args.threads or (int(os.environ["HPO_NUM_THREADS"]) if os.environ.get("HPO_NUM_THREADS", "").isdigit() else None)
+    threads = _threads(args.threads)
     if args.trials_before is not None and args.trials_before < 0:
         raise ValueError(f"--trials-before must be >= 0, got {args.trials_before}")
     report = run_worker(
@@ -62,3 +63,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0
 
+
+
+def _threads(given: int | None) -> int | None:
+    """``--threads``, else ``$HPO_NUM_THREADS``, else None (all); ``ValueError`` for a count below 1."""
+    if given is not None:
+        if given < 1:
+            raise ValueError(f"--threads must be >= 1, got {given}")
+        return given
+    value = os.environ.get("HPO_NUM_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"$HPO_NUM_THREADS must be a whole number >= 1, got {value!r}")
+    return int(value)

@@ -17,5 +17,5 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_stale": ["NEVER_BEAT", "STALE", "SilentTrials", "fail_stale_trials"],
     "_trial_writes": ["BufferedReports", "set_user_attrs"],
     "_urls": ["SUPPORTED_URLS", "artifact_directory", "check_storage_url", "default_storage_url",
-        "journal_path", "redact", "resolve_storage_url", "run_directory"],
+        "journal_path", "redact", "resolve_storage_url", "run_directory", "sqlite_file"],
 })

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sqlite3
 import warnings
-from pathlib import Path
 
 import optuna
 import sqlalchemy
@@ -31,6 +30,7 @@ from hpo.storage._urls import (
     journal_path,
     redact,
     resolve_storage_url,
+    sqlite_file,
 )
 
 SQLITE_BUSY_TIMEOUT_S = 120
@@ -45,11 +45,21 @@ class StorageUnavailable(ConnectionError):
 
 
 def _prepare_sqlite_file(url: str) -> None:
-    """Create the file's folder and switch it to WAL (persistent in the file)."""
-    database = sqlalchemy.engine.make_url(url).database
-    if not database or database == ":memory:":
+    """Check the file's folder exists and switch the file to WAL (persistent in the file).
+
+    The folder is not created: a mistyped ``sqlite:///runs/x.db`` (relative to the current folder; four
+    slashes make an absolute path) must not leave folders wherever the command ran. The default storage's
+    folder, the run directory, is created by :func:`hpo.storage.run_directory`.
+    """
+    database = sqlite_file(url)
+    if database is None:
         return
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    folder = database.parent
+    if not folder.is_dir():
+        relative = "" if database.is_absolute() else (
+            f" (sqlite:///{database} is relative to the current folder; sqlite:////PATH is absolute)"
+        )
+        raise ValueError(f"storage {url}: no folder {folder.absolute()}{relative}; create it first")
     with sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
 

@@ -44,7 +44,23 @@ def check_storage_url(url: str) -> str:
     """``url`` if its scheme is one a worker can use, else ``ValueError`` naming it and the supported ones."""
     if url.split(":", 1)[0].split("+", 1)[0] not in SCHEMES:
         raise ValueError(f"unsupported storage URL {redact(url)!r}: supported are {SUPPORTED_URLS}")
+    if url.startswith("sqlite") and sqlite_file(url) is None:
+        raise ValueError(
+            f"storage URL {url!r} is an in-memory SQLite database, gone when the process ends and seen by no "
+            "worker process: name a file, sqlite:///FILE (relative to the current folder) or sqlite:////ABSOLUTE/FILE"
+        )
     return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a ``sqlite:`` URL; ``None`` for an in-memory database (``sqlite://``, ``:memory:``)."""
+    try:
+        database = sqlalchemy.engine.make_url(url).database
+    except sqlalchemy.exc.ArgumentError:
+        raise ValueError(f"storage URL {url!r} cannot be parsed: expected sqlite:///FILE") from None
+    if not database or database == ":memory:" or "mode=memory" in url or database.startswith("file::memory:"):
+        return None
+    return Path(database)
 
 
 

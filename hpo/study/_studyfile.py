@@ -444,8 +444,11 @@ def _heartbeat_spec(table: Any, problems: list[str]) -> HeartbeatSpec:
             values[key] = value
     # The environment wins, so an operator (or a test) can shorten detection without editing files.
     for key, env in (("interval", "HPO_HEARTBEAT_INTERVAL"), ("grace_period", "HPO_HEARTBEAT_GRACE")):
-        if os.environ.get(env, "").isdigit():
-            values[key] = int(os.environ[env])
+        overridden = os.environ.get(env, "").strip()
+        if overridden.isdigit() and int(overridden) >= 1:
+            values[key] = int(overridden)
+        elif overridden:
+            problems.append(f"${env}: expected a positive whole number of seconds, got {overridden!r}")
     if values["grace_period"] <= values["interval"]:
         problems.append(
             f"heartbeat.grace_period: must exceed the interval (grace_period={values['grace_period']}, interval={values['interval']})"
@@ -470,7 +473,10 @@ def _storage_spec(table: Any, problems: list[str]) -> StorageSpec:
         try:
             window = float(overridden)
         except ValueError:
-            problems.append(f"${OUTAGE_WINDOW_ENV}: expected a number of seconds, got {overridden!r}")
+            window = math.nan
+        if not math.isfinite(window) or window < 0:
+            problems.append(f"${OUTAGE_WINDOW_ENV}: expected a non-negative number of seconds, got {overridden!r}")
+            window = DEFAULT_OUTAGE_WINDOW_S
     return StorageSpec(outage_window_s=window)
 
 
