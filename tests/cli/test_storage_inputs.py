@@ -19,8 +19,8 @@ from tests.cli.test_cli_errors import ROOT, _study
 CASES = {
     "missing folder": (["run", "{good}", "--storage", "sqlite:///nonexistent/dir/x.db"], {},
                        ("hpo run: error: storage sqlite:///nonexistent/dir/x.db: no folder {cwd}/nonexistent/dir "
-                       "(sqlite:///nonexistent/dir/x.db is relative to the current folder; sqlite:////PATH is absolute); "
-                       "create it first")),
+                       "(sqlite:///nonexistent/dir/x.db is relative to the current folder; "
+                       "sqlite:////PATH is absolute); create it first")),
     "in-memory sqlite": (["worker", "{good}", "--storage", "sqlite://"], {},
                          ("hpo worker: error: storage URL 'sqlite://' is an in-memory SQLite database, gone when the "
                          "process ends and seen by no worker process: name a file, sqlite:///FILE (relative to the "
@@ -34,7 +34,8 @@ CASES = {
     "zero heartbeat interval": (["run", "{good}"], {"HPO_HEARTBEAT_INTERVAL": "0"},
                                 ("hpo run: error: {good}: $HPO_HEARTBEAT_INTERVAL: expected a positive whole number "
                                 "of seconds, got '0'")),
-    "negative threads": (["worker", "{good}", "--threads", "-3"], {}, "hpo worker: error: --threads must be >= 1, got -3"),
+    "negative threads": (["worker", "{good}", "--threads", "-3"], {},
+                         "hpo worker: error: --threads must be >= 1, got -3"),
     "bad thread variable": (["worker", "{good}"], {"HPO_NUM_THREADS": "two"},
                             "hpo worker: error: $HPO_NUM_THREADS must be a whole number >= 1, got 'two'"),
 }
