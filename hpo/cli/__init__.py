@@ -54,13 +54,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from hpo.storage import EXIT_CODE, StorageOutage
 
+        if code := _disk_full(args.command, error):
+            return code
         print(f"hpo {args.command}: error: {error}", file=sys.stderr)
         return EXIT_CODE if isinstance(error, StorageOutage) else 2
     except Exception as error:
         from hpo.storage import EXIT_CODE, is_storage_error, short_reason
 
+        if not verbose and (code := _disk_full(args.command, error)):
+            return code
         if verbose or not is_storage_error(error):
             raise
         print(f"hpo {args.command}: error: storage unreachable: {short_reason(error)}", file=sys.stderr)
         return EXIT_CODE
 
+
+def _disk_full(command: str, error: BaseException) -> int:
+    """For a full disk: one line saying so and its exit status (:data:`hpo.storage.DISK_FULL_EXIT_CODE`); else 0."""
+    from hpo.storage import DISK_FULL_EXIT_CODE, disk_full_reason
+
+    reason = disk_full_reason(error)
+    if not reason:
+        return 0
+    print(f"hpo {command}: error: disk full: {reason}", file=sys.stderr)
+    return DISK_FULL_EXIT_CODE

@@ -11,7 +11,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_liveness": ["HeartbeatStorage"],
     "_optuna": ["StudyAttrWriter", "cached_trial", "insert_study_system_attrs", "pruner_setting", "storage_url_of",
         "study_attr_transaction", "study_id", "study_storage", "study_system_attrs_with_prefix", "trial_id"],
-    "_outage": ["DEFAULT_OUTAGE_WINDOW_S", "EXIT_CODE", "OUTAGE_WINDOW_ENV", "StorageOutage", "StorageRetry",
+    "_outage": ["DEFAULT_OUTAGE_WINDOW_S", "DISK_FULL_EXIT_CODE", "EXIT_CODE", "disk_full_reason", "OUTAGE_WINDOW_ENV", "StorageOutage", "StorageRetry",
         "best_effort", "is_storage_error", "quiet_optuna_disconnect_warnings", "short_reason"],
     "_proxy": ["make_proxy_server", "serve_proxy"],
     "_stale": ["NEVER_BEAT", "STALE", "SilentTrials", "fail_stale_trials"],

@@ -22,6 +22,7 @@ import sqlalchemy
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
+from hpo.storage._outage import SQLITE_FILES
 from hpo.storage._urls import (
     SUPPORTED_URLS,
     artifact_directory,
@@ -60,6 +61,7 @@ def _prepare_sqlite_file(url: str) -> None:
             f" (sqlite:///{database} is relative to the current folder; sqlite:////PATH is absolute)"
         )
         raise ValueError(f"storage {url}: no folder {folder.absolute()}{relative}; create it first")
+    SQLITE_FILES.add(str(database))  # a disk I/O error there may be a full disk (hpo.storage.disk_full_reason)
     with sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
 

@@ -13,7 +13,9 @@ storage that could not be opened at start (that is most likely a wrong URL, and 
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
 import threading
 import time
@@ -50,8 +52,55 @@ def best_effort(what: str, log: logging.Logger) -> Iterator[None]:
         log.warning("%s: %s", what, error)
 
 
+DISK_FULL_EXIT_CODE = 4
+"""Exit status of a command stopped by a full disk (not an outage: waiting does not free space)."""
+_DISK_FULL_TEXT = ("database or disk is full", "no space left on device", "disk quota exceeded", "could not extend file")
+
+
+SQLITE_FILES: set[str] = set()
+"""SQLite files this process opened (:func:`hpo.storage.open_storage` adds them): where a disk I/O error may be a full disk."""
+
+
+def _no_space_left(path: str) -> bool:
+    try:
+        stats = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".")
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024  # less than a few pages: nothing more fits
+
+
+def disk_full_reason(error: BaseException) -> str:
+    """The one-line reason if ``error`` (or what it wraps) is a full disk or quota; else empty.
+
+    SQLite's ``database or disk is full``, ``OSError`` ENOSPC/EDQUOT, PostgreSQL's ``disk_full`` (53100).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f": {current.filename}" if current.filename else ""
+            return f"{current.strerror or 'no space left on device'}{where}"
+        if getattr(current, "sqlstate", None) == "53100" or any(
+            text in str(current).lower() for text in _DISK_FULL_TEXT
+        ):
+            return short_reason(current)
+        if "disk i/o error" in str(current).lower():  # SQLite's word for a write that found no room, among others
+            full = [path for path in SQLITE_FILES if _no_space_left(path)]
+            if full:
+                return f"no space left on the disk of {full[0]} (SQLite: disk I/O error)"
+        inner = getattr(current, "orig", None)
+        current = inner if isinstance(inner, BaseException) else (current.__cause__ or current.__context__)
+    return ""
+
+
 def is_storage_error(error: BaseException) -> bool:
-    """Whether ``error`` (or what it wraps) means the storage could not be reached, rather than bad data."""
+    """Whether ``error`` (or what it wraps) means the storage could not be reached, rather than bad data.
+
+    A full disk is not: the storage answered, and waiting does not make room (:func:`disk_full_reason`).
+    """
+    if disk_full_reason(error):
+        return False
     sqlalchemy = sys.modules.get("sqlalchemy")
     grpc = sys.modules.get("grpc")
     seen: set[int] = set()
