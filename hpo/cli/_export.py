@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = claim_output_file(args.out, force=args.force)  # before any work: refused at once
     url = resolve_storage_url(args.storage)
-    study = load_study(open_storage(url, heartbeat_interval=None), args.study)
+    study = load_study(open_storage(url, heartbeat_interval=None, read_only=True), args.study)
     config = export_trial(study, args.trial, storage_url=redact(url))
     # the temporary file has the same extension, so the format follows it as it would follow --out
     path = write_in_place(out, lambda temporary: write_config(config, temporary, args.format))

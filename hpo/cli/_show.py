@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from hpo.storage import open_storage, redact, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    study = load_study(open_storage(url, heartbeat_interval=None), args.study)
+    study = load_study(open_storage(url, heartbeat_interval=None, read_only=True), args.study)
     row = study_row(study)
     c = row.counts
     attrs = study.user_attrs

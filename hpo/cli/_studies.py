@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from hpo.storage import open_storage, redact, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
-    rows = list_studies(open_storage(url, heartbeat_interval=None))
+    rows = list_studies(open_storage(url, heartbeat_interval=None, read_only=True))
     if not rows:
         print(f"no studies in {redact(url)}")
         return 0

@@ -14,8 +14,11 @@ Neither has Optuna's heartbeats; :class:`hpo.storage._liveness.HeartbeatStorage`
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import warnings
+from pathlib import Path
+from urllib.parse import quote
 
 import optuna
 import sqlalchemy
@@ -80,6 +83,7 @@ def open_storage(
     heartbeat_interval: int | None = DEFAULT_HEARTBEAT_INTERVAL_S,
     grace_period: int | None = DEFAULT_GRACE_PERIOD_S,
     max_retry: int | None = DEFAULT_MAX_RETRY,
+    read_only: bool = False,
 ) -> BaseStorage:
     """Open (and create) the storage behind ``url`` with heartbeats and retry of stale trials.
 
@@ -87,6 +91,10 @@ def open_storage(
     re-enqueued by Optuna's :class:`RetryHeartbeatStaleTrialCallback`. ``heartbeat_interval=None``
     opens the storage without heartbeats (readers: reports, export, the dashboard).
     Raises :class:`StorageUnavailable` with a one-line reason when the storage cannot be reached.
+
+    ``read_only`` (readers: ``hpo studies``, ``hpo show``, ``hpo export``): an existing SQLite file is opened
+    read-only, without creating tables or switching it to WAL, so that it works on a read-only file, folder
+    or disk (:func:`_read_only_sqlite`). Other storages open as usual; a reader writes nothing to them.
     """
     url = check_storage_url(resolve_storage_url(url))
     scheme = url.split(":", 1)[0].split("+", 1)[0]
@@ -97,6 +105,8 @@ def open_storage(
             inner = _journal_storage(url) if scheme == "journal" else _grpc_storage(url)
             return _with_heartbeats(inner, heartbeat_interval, grace_period, max_retry)
         try:
+            if scheme == "sqlite" and read_only and (database := sqlite_file(url)) is not None and database.is_file():
+                return _read_only_sqlite(url, database)
             if scheme == "sqlite":
                 _prepare_sqlite_file(url)
             return _rdb_storage(url, heartbeat_interval, grace_period, max_retry)
@@ -168,6 +178,23 @@ def _rdb_storage(
     if url.startswith("sqlite"):
         _sync_at_checkpoints_only(storage.engine)
     return storage
+
+
+def _read_only_sqlite(url: str, database: Path) -> RDBStorage:
+    """The SQLite file opened read-only (``mode=ro``): no table creation, no WAL switch, no write at all.
+
+    A WAL database needs its ``-shm`` file to be read; where it cannot be created (a read-only folder or
+    disk) and no writer has one open (no ``-wal`` file), the file is opened as immutable: nothing can
+    be writing it then.
+    """
+    folder = database.parent
+    immutable = not os.access(folder, os.W_OK) and not Path(f"{database}-wal").exists()
+    target = f"file:{quote(str(database.absolute()))}?mode=ro" + ("&immutable=1" if immutable else "")
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(target, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
+
+    return RDBStorage(url, engine_kwargs={"creator": connect}, skip_table_creation=True)
 
 
 def _sync_at_checkpoints_only(engine: sqlalchemy.Engine) -> None:
