@@ -12,9 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "abandon",
         help="fail RUNNING trials whose worker is gone (and queue their configurations again)",
         description=(
-            "Heartbeats fail a dead worker's trial on their own; a trial without any heartbeat (its worker died "
-            "before the first beat) stays RUNNING and holds the study's budget. This fails such trials and queues "
-            "the same configuration again. Abandoned trials do not count toward max_failed_trials."
+            "Heartbeats fail a dead worker's trial on their own after the grace period, also one that never beat. "
+            "This fails such trials at once and queues the same configuration again (for a storage without "
+            "heartbeats, or to skip the wait). Abandoned trials do not count toward max_failed_trials."
         ),
     )
     parser.add_argument("study", help="study name (see `hpo studies`)")

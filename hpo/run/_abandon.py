@@ -1,10 +1,10 @@
 """Fail RUNNING trials whose worker is gone by hand, and queue their configurations again.
 
-Heartbeats fail a dead worker's trial on their own. A trial can still stay RUNNING for good
-when it has no heartbeat at all: a worker killed between ``study.ask()`` and its first beat, or
-a trial started by a script without heartbeats. Workers waiting for the rest of the budget
-name such trials in their log; :func:`abandon_trials` (``hpo abandon``) ends them. An abandoned
-trial does not count toward ``max_failed_trials``.
+Heartbeats fail a dead worker's trial on their own, also one that never beat (a worker killed
+between ``study.ask()`` and its first beat), once a worker has watched it for the grace period
+(:class:`hpo.storage.SilentTrials`). :func:`abandon_trials` (``hpo abandon``) does the same at once,
+by hand: for a storage without heartbeats, or to free a trial known dead without waiting. An
+abandoned trial does not count toward ``max_failed_trials``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ interface on top of it, so the worker loop, ``optuna.storages.fail_stale_trials`
 Judging staleness by what the reader observed, not by timestamps written on another host,
 makes it immune to clock skew between hosts. The price: a worker that starts after a trial's
 owner died needs ``grace_period`` seconds of watching before it fails that trial.
-Trials that never beat (run by a process without heartbeats) are never judged stale.
+Trials that never beat are not judged stale here; a watching worker fails them after its own
+grace period of watching (:class:`hpo.storage._stale.SilentTrials`).
 """
 
 from __future__ import annotations
