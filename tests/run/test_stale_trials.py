@@ -39,10 +39,20 @@ def _run(study, storage, url, *, n_trials: int, max_failed: int, caplog) -> tupl
     return report, time.monotonic() - started
 
 
-def test_a_trial_that_never_beat_is_failed_after_the_grace_period_and_rerun_without_abandon(tmp_path, caplog):
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path) -> str:
+    """A real SQLite file, or the real PostgreSQL (skipped where none is reachable)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'optuna.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_a_trial_that_never_beat_is_failed_after_the_grace_period_and_rerun_without_abandon(
+    storage_url, unique_name, caplog
+):
+    url = storage_url
     storage = open_storage(url, heartbeat_interval=1, grace_period=2)
-    study = optuna.create_study(study_name="never-beat", storage=storage)
+    study = optuna.create_study(study_name=unique_name, storage=storage)
     held = _held_trial(study)  # created as the database went down: no heartbeat was ever recorded for it
     assert optuna.storages.fail_stale_trials(study) is None and study.trials[0].state == TrialState.RUNNING  # Optuna: never
 
