@@ -30,7 +30,7 @@ from hpo.study._space import SearchSpace, parse_space
 
 TOP_LEVEL_KEYS = (
     "name", "description", "model", "metric", "direction", "n_trials", "timeout",
-    "max_failed_trials", "device", "seed", "fixed", "space", "sampler", "pruner", "data", "heartbeat", "storage",
+    "max_failed_trials", "device", "seed", "reference", "fixed", "space", "sampler", "pruner", "data", "heartbeat", "storage",
 )
 REQUIRED_KEYS = ("name", "model", "metric", "direction", "space", "data")
 DIRECTIONS = {"maximize": "maximize", "maximise": "maximize", "minimize": "minimize", "minimise": "minimize"}
@@ -106,6 +106,8 @@ class StudySpec:
     device: str = "auto"
     seed: int = 0
     """Seed for model initialisation and data order in every trial (samplers have their own)."""
+    reference: bool = True
+    """Enqueue the model's defaults (clipped into the space) as the study's first trial, the reference."""
     heartbeat: HeartbeatSpec = field(default_factory=HeartbeatSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
     description: str = ""
@@ -196,6 +198,7 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
     if not _DEVICE.match(device):
         problems.append(f"device: expected auto, cpu, cuda or cuda:N, got {device!r}")
     seed = _typed(content, "seed", int, problems, default=0)
+    reference = _typed(content, "reference", bool, problems, default=True)
     fixed, space = _search(content, model, model_spec, problems)
     sampler = _sampler_spec(content.get("sampler", {}), problems)
     pruner = _pruner_spec(content.get("pruner", {}), model_spec, problems)
@@ -209,7 +212,7 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
         name=name, model=model, metric=metric, direction=direction, space=space, fixed=dict(fixed),
         sampler=sampler, pruner=pruner, data=data, data_settings=dict(data_settings),
         n_trials=n_trials, timeout=None if timeout is None else float(timeout),
-        max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat, storage=storage,
+        max_failed_trials=max_failed, device=device, seed=seed, reference=reference, heartbeat=heartbeat, storage=storage,
         description=description, path=str(path), text=text, warnings=tuple(_sampler_pruner_warnings(sampler, pruner)),
     )
 
@@ -336,7 +339,7 @@ def _typed(content: Mapping[str, Any], key: str, kind: Any, problems: list[str],
     value = content[key]
     bad_bool = isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,))
     if bad_bool or not isinstance(value, kind):
-        expected = {str: "a string", int: "an integer", dict: "a table"}.get(kind, "a number")
+        expected = {str: "a string", int: "an integer", dict: "a table", bool: "true or false"}.get(kind, "a number")
         problems.append(f"{key}: expected {expected}, got {value!r}")
         return default
     return value
