@@ -41,6 +41,10 @@ class TrainingSettings:
     plateau_patience: int = 3
     batch_size: int = 32
     max_epochs: int = 50
+    """The epoch budget: the loop's last epoch, and the cosine schedule's ``T_max``."""
+    stop_epoch: int = 0
+    """Stop after this epoch, the schedule still spread over ``max_epochs`` (0: run ``max_epochs``). A retrain
+    on train+val stops at the trial's chosen epoch with the trial's learning rate at every epoch."""
     early_stopping_patience: int = 8
     min_delta: float = 0.0
     grad_clip: float = 1.0
@@ -61,6 +65,7 @@ TRAINING_RANGES: dict[str, Range] = {
     "plateau_patience": AT_LEAST_0,
     "batch_size": AT_LEAST_1,
     "max_epochs": AT_LEAST_1,
+    "stop_epoch": AT_LEAST_0,
     "early_stopping_patience": AT_LEAST_0,
     "min_delta": AT_LEAST_0,
     "grad_clip": AT_LEAST_0,
@@ -157,6 +162,9 @@ def train_epochs(
 ) -> TrainingOutcome:
     """Train ``network`` in place; restore the best-epoch weights when early stopping is on.
 
+    The loop runs ``settings.max_epochs`` epochs, or stops after ``settings.stop_epoch`` with the
+    learning-rate schedule still laid out over ``max_epochs`` (as in the trial the epoch was chosen in).
+
     ``batch_loss(indices)`` returns the mean loss of the training rows ``indices``
     (a tensor on ``device``); ``validate()`` returns the validation metrics (it runs
     in eval mode under ``torch.no_grad``, without autocast); each epoch's metrics are appended to ``history``
@@ -174,7 +182,8 @@ def train_epochs(
     # BatchNorm cannot train on a batch of one row: a trailing single row is skipped.
     min_batch = 2 if n_train >= 2 else 1
 
-    for epoch in range(1, settings.max_epochs + 1):
+    last_epoch = min(settings.stop_epoch, settings.max_epochs) if settings.stop_epoch else settings.max_epochs
+    for epoch in range(1, last_epoch + 1):
         network.train()
         order = torch.randperm(n_train, generator=generator).to(device)
         loss_sum = torch.zeros((), device=device)

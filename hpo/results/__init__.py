@@ -12,10 +12,10 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_headline": ["FINAL_MODEL_ATTR", "IMPORTANCE_MIN_TRIALS", "Headline", "compute_headline", "fmt",
         "study_headline"],
     "_standings": ["Standings", "StandingsTracker", "standings_of"],
-    "_export": ["ExportError", "export_trial", "read_config", "write_config"],
+    "_export": ["ExportError", "export_trial", "read_config", "reference_gain_text", "write_config"],
     "_provenance": ["package_versions", "worker_id"],
-    "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REPRODUCTION_TOLERANCE", "RetrainResult",
-        "TrainReport", "copy_config", "retrain", "train_and_report"],
+    "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REFERENCE_SUBDIRECTORY", "REPRODUCTION_TOLERANCE",
+        "RetrainResult", "TrainReport", "copy_config", "retrain", "retrain_params", "train_and_report"],
     "_trials": ["Counts", "best_trial", "failure_stop_message", "find_studies", "is_new_best",
         "list_studies", "load_study", "ranked_trials", "study_row", "top_trials"],
 })
