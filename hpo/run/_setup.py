@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +141,7 @@ def _into(distribution: BaseDistribution, default: Any, json_choices: bool) -> A
     value = min(max(float(default), low), high)
     if step is not None:
         value = min(low + round((value - low) / step) * step, low + math.floor((high - low) / step + 1e-9) * step)
-    return int(round(value)) if isinstance(distribution, IntDistribution) else float(value)
+    return round(value) if isinstance(distribution, IntDistribution) else float(value)
 
 
 def _is_number(value: Any) -> bool:

@@ -51,7 +51,7 @@ def test_workers_opening_a_new_study_at_once_enqueue_one_reference(tmp_path, tin
         try:
             barrier.wait()
             open_study(spec, storage)
-        except BaseException as error:  # pragma: no cover - reported below
+        except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
     threads = [threading.Thread(target=open_it) for _ in range(4)]
