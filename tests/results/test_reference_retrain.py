@@ -90,3 +90,15 @@ def test_the_retrain_keeps_the_trials_learning_rate_at_every_epoch(tiny_dataset)
     trial_lr = [row["lr"] for row in trial.history_[:6]]
     assert [row["lr"] for row in retrained.history_] == pytest.approx(trial_lr, rel=1e-12)
     assert trial_lr[-1] > 0.5 * params["lr"]  # halfway through the trial's schedule, not squeezed to its end
+
+
+def test_the_dashboard_note_and_the_report_state_the_gain_over_the_reference(study_with_reference, tmp_path):
+    from optuna_dashboard import get_note
+
+    url, name = study_with_reference
+    study = optuna.load_study(study_name=name, storage=url)
+    expected = ("over the reference (trial 0, the defaults", "the reference trial (the defaults) won")
+    assert any(text in get_note(study) for text in expected)  # the workers wrote the study note
+    assert main(["report", name, "--storage", url, "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert any(text in page for text in expected)
