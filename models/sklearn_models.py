@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import KernelPCA
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
@@ -39,7 +41,7 @@ from data_pipeline.dataset import PreparedDataset
 from data_pipeline.gene_filter import gene_filter_of
 from models.base import StepCallback, TissueModel
 from models.fidelity import FOLDS, cross_validates, nested_stratified_subsets, stratified_folds
-from models.metrics import classification_metrics
+from models.metrics import TIE_BREAK_KEY, classification_metrics, estimator_tie_break_loss
 from models.params import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range
 
 ESTIMATOR_FILE = "estimator.joblib"
@@ -62,6 +64,9 @@ class SklearnModel(TissueModel):
 
     estimator_: BaseEstimator | None = None
     """The estimator fitted on the whole training split."""
+    convergence_warnings_: int = 0
+    """ConvergenceWarnings the last ``fit`` raised (all its fits: folds, subsets, the final one), counted
+    instead of printed: a study would print dozens of identical lines."""
 
     @abc.abstractmethod
     def make_estimator(self, n_rows: int) -> BaseEstimator:
@@ -112,7 +117,8 @@ class SklearnModel(TissueModel):
         started = time.perf_counter()
         history: list[dict[str, float]] = []
         self.history_ = history
-        with self._threads():
+        with self._threads(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
             self._prepare(data, train_split)
             X_raw, y = data.split(train_split)
             X = self._features(X_raw)
@@ -122,7 +128,8 @@ class SklearnModel(TissueModel):
             fidelity, steps = self.params["fidelity"], self.params["fidelity_steps"]
 
             def report(step: int, estimator: BaseEstimator, X_held: np.ndarray, y_held: np.ndarray, **extra: float) -> None:
-                metrics = {**classification_metrics(y_held, estimator.predict(X_held), "val"), **extra}
+                metrics = {**classification_metrics(y_held, estimator.predict(X_held), "val"), **extra,
+                           TIE_BREAK_KEY: estimator_tie_break_loss(estimator, X_held, y_held)}
                 history.append(metrics)
                 if on_step is not None:
                     on_step(step, metrics)
@@ -143,6 +150,10 @@ class SklearnModel(TissueModel):
                 self.estimator_ = self.make_estimator(len(y)).fit(X, y)
                 if fidelity == "none":
                     report(1, self.estimator_, X_val, y_val)
+        self.convergence_warnings_ = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+        for other in caught:  # everything else as it would have been shown
+            if not issubclass(other.category, ConvergenceWarning):
+                warnings.showwarning(other.message, other.category, other.filename, other.lineno)
         self.n_steps_ = len(history)
         self.train_seconds_ = time.perf_counter() - started
         return self

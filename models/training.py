@@ -107,6 +107,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainingSettings)
     return None
 
 
+TIE_BREAK_MONITOR = "val_loss"
+"""What breaks a tie of the monitored metric between epochs (:func:`train_epochs`)."""
+
 MIN_RETRAIN_EPOCHS = 5
 """Fewest epochs a retrain without a validation split runs (capped at ``max_epochs``)."""
 
@@ -170,12 +173,18 @@ def train_epochs(
     in eval mode under ``torch.no_grad``, without autocast); each epoch's metrics are appended to ``history``
     (a new list when not given) as soon as they exist. Raises :class:`TrainingDiverged` when
     the training loss or the monitored metric is NaN or infinite.
+
+    An epoch improves on the best when ``monitor`` beats it by more than ``min_delta``, or, for a monitor
+    other than ``val_loss``, when it ties the best and lowers ``val_loss`` (:data:`TIE_BREAK_MONITOR`): a
+    flat accuracy on a few validation samples neither stops a model that is still learning after
+    ``early_stopping_patience`` epochs nor picks the first of many tied epochs.
     """
     trainable = [p for p in network.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, settings)
     scheduler = make_scheduler(optimizer, settings)
     sign = 1.0 if monitor_mode == "min" else -1.0
     best_value = math.inf
+    best_tie = math.inf  # val_loss of the best epoch, when the monitor is another metric
     best_state: dict[str, torch.Tensor] | None = None
     stale_epochs = 0
     outcome = TrainingOutcome(history=history if history is not None else [])
@@ -219,8 +228,13 @@ def train_epochs(
             raise TrainingDiverged(f"{monitor} became {value} at epoch {epoch} (lr={settings.lr:g})")
         outcome.history.append(metrics)
 
-        if sign * value < best_value - settings.min_delta:
-            best_value = sign * value
+        tie = metrics.get(TIE_BREAK_MONITOR, math.inf) if monitor != TIE_BREAK_MONITOR else math.inf
+        tie = tie if math.isfinite(tie) else math.inf
+        improved = sign * value < best_value - settings.min_delta
+        if not improved and sign * value <= best_value and tie < best_tie:  # a tie, broken by the smooth loss
+            improved = True
+        if improved:
+            best_value, best_tie = min(sign * value, best_value), tie
             outcome.best_epoch = epoch
             stale_epochs = 0
             if early_stopping:

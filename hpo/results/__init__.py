@@ -16,6 +16,6 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_provenance": ["package_versions", "worker_id"],
     "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REFERENCE_SUBDIRECTORY", "REPRODUCTION_TOLERANCE",
         "RetrainResult", "TrainReport", "copy_config", "retrain", "retrain_params", "train_and_report"],
-    "_trials": ["Counts", "best_trial", "failure_stop_message", "find_studies", "is_new_best",
+    "_trials": ["TIE_BREAK_ATTR", "Counts", "best_trial", "failure_stop_message", "find_studies", "is_new_best",
         "list_studies", "load_study", "ranked_trials", "study_row", "top_trials"],
 })
