@@ -90,9 +90,12 @@ def retrain(
     ``epochs_from_trial`` is False (then it runs ``max_epochs``). With ``reference`` and a ``[reference]``
     table (the study's defaults), that configuration is retrained the same way into ``out_dir/reference``
     (on train+val only: retraining on ``train`` reproduces the trial, which needs no comparison).
+    A scikit-learn model fits once (no CV folds on train+val) with the trial's thread count (BLAS bounded)
+    unless ``num_threads`` says otherwise.
     ``on_step(step, metrics)`` sees every training step of both (default: one log line each).
     """
     from data_pipeline import DataConfig, prepare_dataset
+    from models import get_spec
 
     settings = dict(config["data"])
     if cache_dir is not None:
@@ -108,6 +111,8 @@ def retrain(
         )
     out_dir = Path(out_dir)
     source = config.get("source", {})
+    if num_threads is None and get_spec(config["model"]).family == "sklearn":
+        num_threads = int(source.get("threads") or 1)  # BLAS bounded as in the trial, not every core of a busy host
     common = {
         "train_split": train_split, "eval_splits": tuple(eval_splits), "device": device or config.get("device", "auto"),
         "seed": int(config.get("seed", 0)), "num_threads": num_threads, "data": data, "on_step": on_step,
@@ -146,9 +151,13 @@ def retrain_params(
     already takes proportionally more optimiser steps (train+val is ~1.2x train in the default splits),
     and the epoch, not the step, is what the schedule and the chosen epoch were measured in.
     """
+    from models.fidelity import cross_validates
     from models.training import MIN_RETRAIN_EPOCHS, retrain_epoch_count
 
     params = dict(params)
+    if cross_validates(params) and "val" in train_split:
+        # the fold scores ranked the trials; on train+val they rank nothing: one fit, no throw-away CV fits
+        params["fidelity"] = "none"
     trial_epochs = int(trial.get("retrain_epochs") or trial.get("best_epoch") or 0)
     if epochs_from_trial and "val" in train_split and trial_epochs and "max_epochs" in params:
         params["stop_epoch"] = retrain_epoch_count(trial_epochs, int(params["max_epochs"]))
@@ -220,6 +229,7 @@ def train_and_report(
         "params": model.params,
         "seed": seed,
         "device": model.device_,
+        "threads": num_threads,
         "train_split": train_split,
         "eval_splits": list(eval_splits),
         "metrics": metrics,

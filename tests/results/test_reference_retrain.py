@@ -102,3 +102,32 @@ def test_the_dashboard_note_and_the_report_state_the_gain_over_the_reference(stu
     assert main(["report", name, "--storage", url, "--out", str(tmp_path / "report")]) == 0
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert any(text in page for text in expected)
+
+
+def test_a_cv_logistic_regression_retrains_with_one_fit_and_the_trials_threads(tmp_path, tiny_dataset, tiny_data_config):
+    import tomli_w
+
+    from hpo.results import retrain
+    from hpo.run import build_objective
+    from hpo.run._setup import open_study
+
+    content = {
+        "name": "lr", "model": "logistic_regression", "metric": "val_balanced_accuracy", "direction": "maximize",
+        "n_trials": 2, "device": "cpu", "data": {"preset": "tiny", "cache_dir": str(tiny_data_config.cache_dir)},
+        "fixed": {"fidelity": "folds", "fidelity_steps": 3, "max_iter": 200},
+        "space": {"C": {"type": "float", "low": 1.0, "high": 10.0, "log": True}},
+        "sampler": {"name": "random", "seed": 0}, "pruner": {"name": "none"},
+    }
+    path = tmp_path / "lr.toml"
+    path.write_text(tomli_w.dumps(content))
+    spec = load_study_file(path)
+    study = open_study(spec, optuna.storages.RDBStorage(sqlite_url(tmp_path)), data_fingerprint=tiny_dataset.fingerprint)
+    study.optimize(build_objective(spec, tiny_dataset, num_threads=1), n_trials=2)
+    config = export_trial(study, 1)
+    assert config["reference"]["params"]["C"] == 1.0  # the default 0.1, clipped into [1, 10]
+    result = retrain(config, tmp_path / "final", cache_dir=tiny_data_config.cache_dir)
+    for folder in (tmp_path / "final", tmp_path / "final" / "reference"):
+        record = json.loads((folder / "metrics.json").read_text())
+        assert record["n_steps"] == 1 and record["params"]["fidelity"] == "none"  # no throw-away CV fits
+        assert record["threads"] == 1  # the trial's thread count bounds BLAS
+    assert result.reference is not None and "test_balanced_accuracy" in result.reference.metrics
