@@ -48,7 +48,7 @@ ESTIMATOR_FILE = "estimator.joblib"
 FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 3}
 FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", "subsets", FOLDS)}
 FIDELITY_RANGES: dict[str, Range] = {"fidelity_steps": AT_LEAST_1}
-SVC_RANGES: dict[str, Range] = {"C": POSITIVE, "gamma": POSITIVE, "degree": AT_LEAST_1}
+SVC_RANGES: dict[str, Range] = {"C": POSITIVE, "linear_C": AT_LEAST_0, "gamma": POSITIVE, "degree": AT_LEAST_1}
 CLASS_WEIGHTS = ("none", "balanced")
 
 
@@ -182,9 +182,12 @@ class SklearnModel(TissueModel):
 
 
 def _svc(params: Mapping[str, Any], seed: int, prefix: str = "") -> SVC:
+    C = params[prefix + "C"]
+    if params[prefix + "kernel"] == "linear" and params.get(prefix + "linear_C"):
+        C = params[prefix + "linear_C"]  # the linear kernel's own C (see SVCModel)
     return SVC(
         kernel=params[prefix + "kernel"],
-        C=params[prefix + "C"],
+        C=C,
         gamma=params[prefix + "gamma"],
         degree=params[prefix + "degree"],
         class_weight=_class_weight(params["class_weight"]),
@@ -193,7 +196,9 @@ def _svc(params: Mapping[str, Any], seed: int, prefix: str = "") -> SVC:
     )
 
 
-SVC_DEFAULTS: dict[str, Any] = {"kernel": "rbf", "C": 1.0, "gamma": "scale", "degree": 3, "class_weight": "balanced"}
+SVC_DEFAULTS: dict[str, Any] = {
+    "kernel": "rbf", "C": 1.0, "linear_C": 0.0, "gamma": "scale", "degree": 3, "class_weight": "balanced",
+}
 SVC_CHOICES: dict[str, tuple[str, ...]] = {
     "kernel": ("linear", "rbf", "poly", "sigmoid"),
     "gamma": ("scale", "auto"),
@@ -202,7 +207,13 @@ SVC_CHOICES: dict[str, tuple[str, ...]] = {
 
 
 class SVCModel(SklearnModel):
-    """Support-vector classifier (kernel, C, gamma, class_weight)."""
+    """Support-vector classifier (kernel, C, gamma, class_weight).
+
+    ``linear_C`` (0: ``C``) is the linear kernel's C. The RBF and polynomial kernels with ``gamma = "scale"``
+    are normalised by the number of genes, the linear one is not: on standardised genes a row's squared norm
+    is about the number of genes, so a linear SVC separates a small training set with dual coefficients
+    of ~1e-4 and every C above that gives the same model. A study searches the two on their own ranges.
+    """
 
     name = "svc"
     DEFAULTS = {**SVC_DEFAULTS, **FIDELITY_DEFAULTS}
