@@ -57,6 +57,7 @@ def build_objective(
     if val_warning and not cross_validates(spec.fixed):
         logger.warning("%s", val_warning)
     warned_study: list[bool] = []  # whether this worker has put val_warning on the study yet
+    warned_convergence: list[bool] = []  # whether this worker has said how convergence warnings are kept
     stored = retry.call if retry is not None else _call  # a storage write that waits out an outage
 
     def objective(trial: optuna.Trial) -> float:
@@ -107,6 +108,7 @@ def build_objective(
             outcome.update(_progress_attrs(model, progress))
             if cross_validated:  # the folds run so far, pruned or complete
                 outcome.update(_cv_summary(progress.history, spec.metric))
+            _note_convergence_warnings(trial.number, outcome, warned_convergence)
             stored(set_user_attrs, trial, outcome)
             if model is not None and model.family == "torch":
                 stored(_upload_learning_curves, trial, model.history_ or progress.history)
@@ -204,6 +206,15 @@ def _tie_break(
     if value is None and history:
         value = history[-1].get(TIE_BREAK_ATTR)
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _note_convergence_warnings(number: int, outcome: Mapping[str, Any], warned: list[bool]) -> None:
+    """One line per worker, the first time a trial's fits did not converge: the counts are user attributes."""
+    count = outcome.get("convergence_warnings")
+    if count and not warned:
+        logger.info("trial %d: %d ConvergenceWarning(s); counted per trial as the user attribute "
+                    "convergence_warnings, not logged (raise max_iter or tol to converge)", number, count)
+        warned.append(True)
 
 
 def _chance_flag(number: int, metric: str, value: float, n_classes: int) -> dict[str, Any]:
