@@ -96,7 +96,8 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
     }
     reference = _reference_table(study, model, attrs)
     if reference is not None:
-        config["reference"] = reference
+        gain = reference_gain(config | {"reference": reference})
+        config["reference"] = reference if gain is None else {"gain": gain, **reference}
     return config
 
 
@@ -128,6 +129,19 @@ def _reference_table(study: optuna.Study, model: str, attrs: Mapping[str, Any]) 
     }
 
 
+def reference_gain(config: Mapping[str, Any]) -> float | None:
+    """How much better the exported trial is than the reference (positive: better in the study's direction);
+    None when there is no complete reference or it is the exported trial itself."""
+    source, reference = config.get("source", {}), config.get("reference")
+    if not isinstance(reference, Mapping) or reference.get("trial") == source.get("trial"):
+        return None
+    value, ref_value = source.get("value"), reference.get("value")
+    if reference.get("state") != "complete" or value is None or ref_value is None:
+        return None
+    gain = float(value) - float(ref_value)
+    return gain if source.get("direction", "maximize") == "maximize" else -gain
+
+
 def reference_gain_text(config: Mapping[str, Any]) -> str:
     """One line: the exported trial's gain over the study's reference trial (the defaults), or why there is none."""
     from hpo.results._headline import fmt, signed
@@ -138,13 +152,11 @@ def reference_gain_text(config: Mapping[str, Any]) -> str:
         return "no reference trial in this study: no gain to state"
     if reference.get("trial") == source.get("trial"):
         return f"trial {source.get('trial')} is the reference (the defaults): no tuned configuration beat it"
-    value, ref_value = source.get("value"), reference.get("value")
-    if reference.get("state") != "complete" or value is None or ref_value is None:
+    gain = reference_gain(config)
+    if gain is None:
         return f"the reference trial {reference.get('trial')} (the defaults) is {reference.get('state')}: no gain to state"
-    gain = float(value) - float(ref_value)
-    gain = gain if source.get("direction", "maximize") == "maximize" else -gain
     return (f"{signed(gain)} {source.get('metric', 'value')} over the reference "
-            f"(trial {reference['trial']}, the defaults: {fmt(float(ref_value))})")
+            f"(trial {reference['trial']}, the defaults: {fmt(float(reference['value']))})")
 
 
 def _pick_trial(study: optuna.Study, trial_number: int | None) -> FrozenTrial:

@@ -43,6 +43,7 @@ def test_export_carries_the_reference_and_states_the_gain(study_with_reference):
     assert table["trial"] == 0 and table["state"] == "complete" and table["value"] == reference.value
     assert table["params"]["lr"] == pytest.approx(3e-3) and table["params"]["max_epochs"] == 4
     gain = study.trials[exported].value - reference.value
+    assert table["gain"] == pytest.approx(gain)  # recorded in the file too
     assert reference_gain_text(config) == (
         f"{'+' if gain >= 0 else '-'}{abs(gain):.4f} val_balanced_accuracy over the reference "
         f"(trial 0, the defaults: {reference.value:.4f})")
