@@ -51,6 +51,7 @@ def test_export_carries_the_reference_and_states_the_gain(study_with_reference):
     assert reference_gain_text({"source": {}}) == "no reference trial in this study: no gain to state"
 
 
+@pytest.mark.slow
 def test_hpo_train_config_retrains_both_and_records_the_reference_metrics(
     study_with_reference, tmp_path, tiny_data_config, capsys
 ):
@@ -93,6 +94,7 @@ def test_the_retrain_keeps_the_trials_learning_rate_at_every_epoch(tiny_dataset)
     assert trial_lr[-1] > 0.5 * params["lr"]  # halfway through the trial's schedule, not squeezed to its end
 
 
+@pytest.mark.slow
 def test_the_dashboard_note_and_the_report_state_the_gain_over_the_reference(study_with_reference, tmp_path):
     from optuna_dashboard import get_note
 
