@@ -208,6 +208,12 @@ def _parse_numeric(kind: str, entry: Mapping[str, Any], key: str) -> BaseDistrib
         raise SpaceError(key, "step and log cannot be combined")
     if step is not None and step <= 0:
         raise SpaceError(f"{key}.step", f"must be > 0, got {step}")
+    if step is not None and step > high - low and high > low:
+        raise SpaceError(
+            f"{key}.step",
+            f"step={step} is larger than the range high - low = {high - low:g} (low={low}, high={high}); "
+            f"only low would ever be sampled",
+        )
     if kind == "int":
         return IntDistribution(low, high, log=log, step=step or 1)
     return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
