@@ -4,7 +4,7 @@ Layout of ``<cache_dir>``::
 
     prepared/<fingerprint[:20]>/   X_*.npy, y_*.npy, feature_*.npy, [folds.npy], meta.json
     prepared/.tmp-*/               a write in progress (never read; renamed into place when complete)
-    synthetic/<spec key>/          generated DepMap-layout files
+    synthetic/<spec key>/          generated DepMap-layout files and checksums.json (synthetic.ensure_files)
     file-hashes.json               content hashes of input files, keyed by path, size and mtime
 
 A directory under ``prepared/`` only ever appears complete: it is written under a temporary name
