@@ -72,6 +72,8 @@ CASES: dict[str, tuple[dict[str, str], list[str], dict[str, str], list[str]]] = 
                                  ["{file}: [data] synthetic_samples=5; 6 tissues need at least 52 samples"]),
     "data.synthetic_samples via --set": ({}, ["--set", "data.synthetic_samples=51"], {},
                                          ["{file}: [data] synthetic_samples=51;", "at least 52"]),
+    "50,000 nested arrays (hpo data --study)": ({"top": DEEP_ARRAY}, ["data-study"], {},
+                                                ["{file}: a: too deeply nested", "50000 levels deep"]),
     "empty gene column header": ({}, ["data"], {}, ["{expression}: empty gene column header at column 3 of 7"]),
 }
 DEFAULT_PARTS = {"top": "", "data": "", "fidelity": "subsets", "steps": "fidelity_steps = 3", "space": "", "tables": ""}
@@ -91,6 +93,8 @@ def _command(case: str, tmp: Path) -> tuple[list[str], dict[str, str], dict[str,
         return argv, env, {"expression": str(expression)}
     file = folder / "study.toml"
     file.write_text(BASE.format(**{**DEFAULT_PARTS, **parts}))
+    if extra == ["data-study"]:
+        return ["data", "prepare", "--study", str(file)], env, {"file": str(file)}
     return ["run", str(file), *extra], env, {"file": str(file)}
 
 
