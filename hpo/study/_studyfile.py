@@ -177,8 +177,11 @@ def _nesting_depth(value: Any) -> int:
 
 
 def deep_nesting(text: str) -> str:
-    """Where ``text`` nests arrays or inline tables too deeply: the line, its dotted key and the depth."""
-    depth, deepest, line, table, key, where = 0, 0, 1, "", "", None
+    """Where ``text`` nests tables and arrays too deeply: the dotted key, the depth and the line it starts on.
+
+    Counts as :func:`_nesting_depth` does (the document, its tables, then arrays and inline tables).
+    """
+    depth, deepest, line, table, key, base, tables, where = 0, 0, 1, "", "", 1, 0, None
     quote, index, n = "", 0, len(text)
     while index < n:
         char = text[index]
@@ -203,24 +206,27 @@ def deep_nesting(text: str) -> str:
             continue
         elif char == "[" and depth == 0 and not text[text.rfind("\n", 0, index) + 1:index].strip():
             end = text.find("\n", index)
-            table = text[index:n if end < 0 else end].split("#")[0].strip().strip("[]").strip()
+            header = text[index:n if end < 0 else end].split("#")[0].strip()
+            table = header.strip("[]").strip()
+            tables = 1 + table.count(".") + header.startswith("[[")  # an array of tables is one level more
             index = n if end < 0 else end
             continue
         elif char in "[{":
             depth += 1
-            if depth > MAX_NESTING and where is None:
+            if base + depth > MAX_NESTING and where is None:
                 where = (line, f"{table}.{key}" if table else key)
-            deepest = max(deepest, depth)
+            deepest = max(deepest, base + depth)
         elif char in "]}":
             depth -= 1
         elif char == "=" and depth == 0:
             key = text[text.rfind("\n", 0, index) + 1:index].strip()
+            base = 1 + (tables if table else 0) + key.count(".")
         elif char == "\n":
             line += 1
         index += 1
     if where is None:
         return f"too deeply nested: tables and arrays more than {MAX_NESTING} levels deep"
-    return (f"{where[1] or 'a value'}: too deeply nested: arrays or inline tables {deepest} levels deep "
+    return (f"{where[1] or 'a value'}: too deeply nested: {deepest} levels of tables and arrays "
             f"from line {where[0]} (at most {MAX_NESTING})")
 
 
@@ -438,11 +444,11 @@ def _sampler_pruner_warnings(sampler: SamplerSpec, pruner: PrunerSpec) -> list[s
     if option is not None and sampler.options.get(option):
         return []
     remedy = f"set sampler.{option} = true, " if option else ""
-    return [
+    return [(
         f"sampler.name: {sampler.name!r} learns only from COMPLETE trials; while the {pruner.name!r} pruner prunes "
         f"most trials it can keep proposing the same configuration; {remedy}use sampler 'tpe' "
         f"(it learns from pruned trials too) or pruner 'none'"
-    ]
+    )]
 
 
 def _typed(content: Mapping[str, Any], key: str, kind: Any, problems: list[str], *, default: Any) -> Any:

@@ -6,6 +6,8 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,4 +88,30 @@ def test_files_from_an_older_version_or_another_spec_are_regenerated(tmp_path: P
     with caplog.at_level(logging.WARNING, logger="data_pipeline"):
         ensure_files(spec, tmp_path)
     assert any("made for spec" in r.getMessage() for r in caplog.records)
+    assert _digest(expression) == original
+
+
+_PREPARE = (
+    "import sys; from data_pipeline import DataConfig, prepare_dataset; "
+    "d = prepare_dataset(DataConfig(preset='tiny', cache_dir=sys.argv[1], top_k_genes=int(sys.argv[2]))); "
+    "print(sum(len(ids) for ids in d.sample_ids.values()))"
+)
+
+
+@pytest.mark.slow
+def test_workers_meeting_a_truncated_csv_together_regenerate_it_once(tmp_path: Path) -> None:
+    """Workers preparing different settings from one damaged generated CSV: one regenerates, all see it whole."""
+    first = prepare_dataset(DataConfig(preset="tiny", cache_dir=str(tmp_path)))
+    samples = sum(len(ids) for ids in first.sample_ids.values())
+    expression, _ = ensure_files(spec_for("tiny"), tmp_path)
+    original = _digest(expression)
+    _truncate(expression)
+
+    root = Path(__file__).resolve().parents[2]
+    workers = [subprocess.Popen([sys.executable, "-c", _PREPARE, str(tmp_path), str(k)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=root) for k in (50, 60, 70)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), [err for _, err in outputs]
+    assert [int(out) for out, _ in outputs] == [samples] * 3
+    assert sum("damaged synthetic files" in err for _, err in outputs) == 1, [err for _, err in outputs]
     assert _digest(expression) == original

@@ -45,8 +45,8 @@ DEEP_TABLES = "a = " + "{ b = " * 5_000 + "1" + " }" * 5_000
 
 # case -> (study file parts, extra arguments, environment, words the one error line must contain)
 CASES: dict[str, tuple[dict[str, str], list[str], dict[str, str], list[str]]] = {
-    "50,000 nested arrays": ({"top": DEEP_ARRAY}, [], {}, ["{file}: a: too deeply nested", "50000 levels deep"]),
-    "5,000 nested inline tables": ({"top": DEEP_TABLES}, [], {}, ["{file}: a: too deeply nested", "5000 levels deep"]),
+    "50,000 nested arrays": ({"top": DEEP_ARRAY}, [], {}, ["{file}: a: too deeply nested", "50001 levels of tables and arrays"]),
+    "5,000 nested inline tables": ({"top": DEEP_TABLES}, [], {}, ["{file}: a: too deeply nested", "5001 levels of tables and arrays"]),
     "deeply nested --set value": ({}, ["--set", "fixed.x=" + "[" * 2_000 + "]" * 2_000], {},
                                   ["--set fixed.x: too deeply nested", "[[[["]),
     "seed -1": ({"top": "seed = -1"}, [], {}, ["{file}: seed: expected an integer from 0 to 2**32 - 1", "got -1"]),
@@ -73,7 +73,7 @@ CASES: dict[str, tuple[dict[str, str], list[str], dict[str, str], list[str]]] = 
     "data.synthetic_samples via --set": ({}, ["--set", "data.synthetic_samples=51"], {},
                                          ["{file}: [data] synthetic_samples=51;", "at least 52"]),
     "50,000 nested arrays (hpo data --study)": ({"top": DEEP_ARRAY}, ["data-study"], {},
-                                                ["{file}: a: too deeply nested", "50000 levels deep"]),
+                                                ["{file}: a: too deeply nested", "50001 levels of tables and arrays"]),
     "empty gene column header": ({}, ["data"], {}, ["{expression}: empty gene column header at column 3 of 7"]),
 }
 DEFAULT_PARTS = {"top": "", "data": "", "fidelity": "subsets", "steps": "fidelity_steps = 3", "space": "", "tables": ""}
@@ -142,3 +142,23 @@ def processes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subpr
 def test_each_bad_input_as_its_own_process(processes, case: str) -> None:
     result, names = processes[case]
     _check(case, result.returncode, result.stderr, names)
+
+
+def test_nesting_is_located_past_brackets_in_strings_and_comments(tmp_path: Path) -> None:
+    from hpo.study import StudyFileError, load_study_file
+
+    text = BASE.format(**DEFAULT_PARTS) + '\n[sampler]\n# [[[[ a comment\nname = "tpe"\n' + (
+        'label = "[[[{{"\nnote = """\n[[[\n"""\nweights = ' + "[" * 65 + "]" * 65 + "\n"
+    )
+    file = tmp_path / "s.toml"
+    file.write_text(text)
+    with pytest.raises(StudyFileError) as caught:
+        load_study_file(file)
+    line = text.splitlines().index(next(t for t in text.splitlines() if t.startswith("weights"))) + 1
+    assert caught.value.problems == [
+        f"sampler.weights: too deeply nested: 67 levels of tables and arrays from line {line} (at most 64)"
+    ]  # the document, [sampler], then 65 arrays
+    file.write_text(text.replace("[" * 65 + "]" * 65, "[" * 62 + "]" * 62))
+    with pytest.raises(StudyFileError, match="sampler") as caught:  # 64 levels: only the sampler options are wrong
+        load_study_file(file)
+    assert "too deeply nested" not in str(caught.value)
