@@ -26,7 +26,7 @@ from typing import Any
 
 from hpo.storage import DEFAULT_OUTAGE_WINDOW_S, OUTAGE_WINDOW_ENV
 from hpo.study._overrides import drop_options_of_replaced
-from hpo.study._space import SearchSpace, parse_space
+from hpo.study._space import SearchSpace, parse_space, step_warnings
 
 TOP_LEVEL_KEYS = (
     "name", "description", "model", "metric", "direction", "n_trials", "timeout",
@@ -289,7 +289,8 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
         sampler=sampler, pruner=pruner, data=data, data_settings=dict(data_settings),
         n_trials=n_trials, timeout=None if timeout is None else float(timeout),
         max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat, storage=storage,
-        description=description, path=str(path), text=text, warnings=tuple(_sampler_pruner_warnings(sampler, pruner)),
+        description=description, path=str(path), text=text,
+        warnings=tuple(_sampler_pruner_warnings(sampler, pruner) + step_warnings(content.get("space", {}), space)),
     )
 
 

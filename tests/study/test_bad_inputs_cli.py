@@ -162,3 +162,29 @@ def test_nesting_is_located_past_brackets_in_strings_and_comments(tmp_path: Path
     with pytest.raises(StudyFileError, match="sampler") as caught:  # 64 levels: only the sampler options are wrong
         load_study_file(file)
     assert "too deeply nested" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("low", "high", "step", "warned"), [(1, 15, 4, "13"), (0.0, 1.0, 0.3, "0.9"), (0.0, 1.0, 0.1, None),
+                                                             (1, 13, 4, None)])
+def test_a_high_the_step_cannot_reach_is_one_warning(recwarn: pytest.WarningsRecorder,
+                                                     low: float, high: float, step: float, warned: str | None) -> None:
+    from hpo.study._space import parse_space, step_warnings
+
+    table = {"p": {"type": "int" if isinstance(low, int) else "float", "low": low, "high": high, "step": step}}
+    found = step_warnings(table, parse_space(table)[0])
+    if warned is None:
+        assert found == []
+    else:
+        assert found == [(f"space.p.high: {high} is not low + a multiple of step (low={low}, step={step}); "
+                          f"the highest value sampled is {warned}")]
+    assert not [w for w in recwarn if "The distribution is specified by" in str(w.message)]  # not Optuna's as well
+
+
+def test_the_step_warning_reaches_the_study_spec(tmp_path: Path) -> None:
+    from hpo.study import load_study_file
+
+    file = tmp_path / "s.toml"
+    file.write_text(BASE.format(**{**DEFAULT_PARTS, "space": "step = 4"}))
+    assert [w for w in load_study_file(file).warnings if "step" in w] == [
+        "space.n_neighbors.high: 15 is not low + a multiple of step (low=1, step=4); the highest value sampled is 13"
+    ]
