@@ -4,7 +4,7 @@ Layout of ``<cache_dir>``::
 
     prepared/<fingerprint[:20]>/   X_*.npy, y_*.npy, feature_*.npy, [folds.npy], meta.json
     prepared/.tmp-*/               a write in progress (never read; renamed into place when complete)
-    synthetic/<spec key>/          generated DepMap-layout files
+    synthetic/<spec key>/          generated DepMap-layout files and checksums.json (synthetic.ensure_files)
     file-hashes.json               content hashes of input files, keyed by path, size and mtime
 
 A directory under ``prepared/`` only ever appears complete: it is written under a temporary name
@@ -108,14 +108,20 @@ def entry_directory(cache_dir: Path, fingerprint_value: str) -> Path:
 @contextlib.contextmanager
 def entry_lock(cache_dir: Path, fingerprint_value: str) -> Iterator[None]:
     """Serialise preparation of one entry across processes (workers starting together)."""
-    root = cache_dir / "prepared"
-    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(cache_dir / "prepared" / f".lock-{fingerprint_value[:20]}"):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created with its folder if needed) for the ``with`` block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
-    except ImportError:  # not POSIX: concurrent preparers just race; the rename keeps it safe
+    except ImportError:  # not POSIX: concurrent writers just race; atomic renames keep it safe
         yield
         return
-    with open(root / f".lock-{fingerprint_value[:20]}", "w") as handle:
+    with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -279,6 +285,10 @@ class CorruptEntryError(DataError):
     """A cache entry whose files no longer match the checksums in its ``meta.json``."""
 
 
+class MismatchedEntryError(CorruptEntryError):
+    """An intact cache entry stored under another key's name (entries swapped or copied on disk)."""
+
+
 class StaleEntryError(DataError):
     """A cache entry written in an older cache format (intact, but not readable by this version)."""
 
@@ -299,14 +309,24 @@ def read_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def load_prepared(directory: str | os.PathLike[str], *, verify: bool = True) -> PreparedDataset:
+def load_prepared(
+    directory: str | os.PathLike[str], *, verify: bool = True, expected_fingerprint: str | None = None
+) -> PreparedDataset:
     """Open a prepared data set: arrays as read-only memory maps, metadata from ``meta.json``.
 
     With ``verify`` (the default) every file is first checked against its recorded checksum,
-    size, shape and dtype; a mismatch raises :class:`CorruptEntryError` naming the file.
+    size, shape and dtype; a mismatch raises :class:`CorruptEntryError` naming the file. With
+    ``expected_fingerprint`` (the key the caller asked for) an entry that records another
+    fingerprint raises :class:`MismatchedEntryError` before any file is hashed: an intact entry
+    in the wrong place is another data set, never served in place of the one requested.
     """
     directory = Path(directory)
     meta = read_meta(directory)
+    if expected_fingerprint is not None and meta.get("fingerprint") != expected_fingerprint:
+        raise MismatchedEntryError(
+            f"{directory}/{META_FILE}: fingerprint {str(meta.get('fingerprint'))[:20]}..., expected "
+            f"{expected_fingerprint[:20]}... (another data set's entry under this name)"
+        )
     if verify:
         problem = verify_entry(directory, meta)
         if problem:

@@ -38,6 +38,37 @@ def resolve_relative_paths(mapping: Mapping[str, Any], base_dir: str | os.PathLi
     return resolved
 
 
+SEED_LIMIT = 2**32
+"""Seeds are 0 .. 2**32 - 1: scikit-learn's ``random_state`` and numpy's legacy seeding take no more."""
+MAX_SYNTHETIC_SAMPLES = 1_000_000
+
+
+def fewest_synthetic_samples(config: DataConfig) -> int | None:
+    """The fewest ``synthetic_samples`` with which ``config``'s synthetic data can be split (None: unknown).
+
+    Enough that at least two tissues (as the generator sizes them) keep ``min_samples_per_tissue``
+    samples and the stratified splits can hold one sample of each kept tissue.
+    """
+    import math
+    from dataclasses import replace
+
+    from data_pipeline.synthetic import SYNTHETIC_PRESETS, tissue_counts
+
+    base = SYNTHETIC_PRESETS[config.preset]
+    spec = replace(base, n_tissues=config.synthetic_tissues or base.n_tissues)
+    n = 3 * spec.n_tissues
+    while n <= MAX_SYNTHETIC_SAMPLES:
+        counts = tissue_counts(replace(spec, n_samples=n))
+        kept = counts[counts >= config.min_samples_per_tissue]
+        total, classes = int(kept.sum()), int(kept.size)
+        test = math.ceil(config.test_fraction * total)
+        val = math.ceil(config.val_fraction / (1.0 - config.test_fraction) * (total - test))
+        if classes >= 2 and min(test, val, total - test - val) >= classes:
+            return n
+        n = n + 1 if n < 1000 else int(n * 1.01)
+    return None
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Every setting of the data pipeline; a study file's ``[data]`` table maps onto it.
@@ -122,6 +153,24 @@ class DataConfig:
             )
         if self.n_folds < 0 or self.n_folds == 1:
             fail(f"n_folds={self.n_folds}; expected 0 (none) or >= 2")
+        for name in ("synthetic_seed", "split_seed"):
+            value = getattr(self, name)
+            if not 0 <= value < SEED_LIMIT:
+                fail(f"{name}={value}; expected an integer from 0 to 2**32 - 1 (the seeds numpy and scikit-learn take)")
+        if self.source == "synthetic" and (self.synthetic_samples is not None or self.synthetic_tissues is not None):
+            from data_pipeline.synthetic import SYNTHETIC_PRESETS
+
+            preset = SYNTHETIC_PRESETS[self.preset]
+            samples = self.synthetic_samples or preset.n_samples
+            fewest = fewest_synthetic_samples(self)
+            if fewest is not None and samples < fewest:
+                setting = (f"synthetic_samples={samples}" if self.synthetic_samples else
+                           f"synthetic_tissues={self.synthetic_tissues} (with the preset's {samples} samples)")
+                fail(
+                    f"{setting}; {self.synthetic_tissues or preset.n_tissues} tissues need at least {fewest} "
+                    f"samples, so that two tissues keep min_samples_per_tissue={self.min_samples_per_tissue} "
+                    "and every split holds each kept tissue"
+                )
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], *, where: str = "") -> DataConfig:

@@ -141,6 +141,11 @@ def read_expression(path: str | Path) -> ExpressionMatrix:
     genes = header[leading:]
     if not genes:
         raise DataError(f"{path}: expression file has no gene columns")
+    empty = [leading + i + 1 for i, gene in enumerate(genes) if not gene]
+    if empty:
+        more = f" ({len(empty)} in all)" if len(empty) > 1 else ""
+        raise DataError(f"{path}: empty gene column header at column {empty[0]} of {len(header)}{more}; "
+                        "every gene column needs a name")
     duplicates = pd.Index(genes)[pd.Index(genes).duplicated()].unique().tolist()
     if duplicates:
         raise DataError(f"{path}: duplicate gene columns, e.g. {duplicates[0]!r} ({len(duplicates)} in all)")

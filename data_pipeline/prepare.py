@@ -14,6 +14,7 @@ import numpy as np
 
 from data_pipeline import synthetic
 from data_pipeline.cache import (
+    MismatchedEntryError,
     StaleEntryError,
     entry_directory,
     entry_lock,
@@ -99,14 +100,14 @@ def prepare_dataset(config: DataConfig | None = None, *, progress: bool = False)
     cache_dir = Path(config.cache_dir).expanduser().resolve()
     key = config_fingerprint(config, progress=progress)
     directory = entry_directory(cache_dir, key)
-    cached, _ = _try_load(directory)
+    cached, _ = _try_load(directory, key)
     if cached is not None:
         log.debug("cache hit %s", directory)
         return cached
     with entry_lock(cache_dir, key):
         # Again under the lock: another worker may have prepared (or rebuilt) it while we waited, and
         # only the lock holder may set an entry aside (never one that another worker just rebuilt).
-        cached, problem = _try_load(directory)
+        cached, problem = _try_load(directory, key)
         if cached is not None:
             return cached
         if problem is not None:
@@ -114,12 +115,12 @@ def prepare_dataset(config: DataConfig | None = None, *, progress: bool = False)
         return _prepare_uncached(config, cache_dir, key, progress)
 
 
-def _try_load(directory: Path) -> tuple[PreparedDataset | None, DataError | None]:
-    """The verified entry, or why it cannot be used (``(None, None)`` when there is none)."""
+def _try_load(directory: Path, key: str) -> tuple[PreparedDataset | None, DataError | None]:
+    """The verified entry for ``key``, or why it cannot be used (``(None, None)`` when there is none)."""
     if not directory.exists():
         return None, None
     try:
-        return load_prepared(directory), None
+        return load_prepared(directory, expected_fingerprint=key), None
     except DataError as error:
         return None, error
     except KeyError as error:
@@ -134,12 +135,13 @@ def _set_aside(directory: Path, problem: DataError) -> None:
             directory.rename(stale)
         log.info("rebuilding %s: %s", directory.name, problem)
         return
+    what = "misplaced" if isinstance(problem, MismatchedEntryError) else "damaged"
     try:
         target = set_aside(directory)
     except OSError as error:
-        log.warning("damaged cache entry: %s; could not set it aside (%s)", problem, error.strerror or error)
+        log.warning("%s cache entry: %s; could not set it aside (%s)", what, problem, error.strerror or error)
         return
-    log.warning("damaged cache entry: %s; set aside as %s, rebuilding", problem, target.name)
+    log.warning("%s cache entry: %s; set aside as %s, rebuilding", what, problem, target.name)
 
 
 def _prepare_uncached(config: DataConfig, cache_dir: Path, key: str, progress: bool) -> PreparedDataset:
@@ -157,7 +159,7 @@ def _prepare_uncached(config: DataConfig, cache_dir: Path, key: str, progress: b
     arrays, meta = _cache_payload(config, data, processed, expression_path, model_path)
     with _step("writing the cache", progress):
         directory = write_entry(cache_dir, key, arrays, meta)
-    dataset = load_prepared(directory, verify=False)  # just written and hashed
+    dataset = load_prepared(directory, verify=False, expected_fingerprint=key)  # just written and hashed
     log.info(
         "prepared %d samples x %d genes, %d tissues (train %d, val %d, test %d) in %s",
         sum(len(ids) for ids in dataset.sample_ids.values()), dataset.n_features, dataset.n_classes,

@@ -38,6 +38,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -46,6 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from data_pipeline.cache import file_lock, hash_file
 from data_pipeline.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -451,23 +453,86 @@ def generate_files(spec: SyntheticSpec, directory: str | os.PathLike[str]) -> tu
     return write_tables(tables, Path(directory), spec.layout)
 
 
+CHECKSUM_FILE = "checksums.json"
+"""Written next to the generated files: the spec's key and each file's size, SHA-256 and shape."""
+
+
 def ensure_files(spec: SyntheticSpec, cache_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """The generated files for ``spec`` under ``cache_dir/synthetic/<key>``, made once, atomically."""
+    """The generated files for ``spec`` under ``cache_dir/synthetic/<key>``, made once, atomically.
+
+    Files already there are used only if they match ``checksums.json`` (the spec's key, each file's
+    size and SHA-256): a truncated, garbled or misplaced file is removed and generated again (one
+    warning), never read as a smaller data set under the same fingerprint.
+    """
     root = Path(cache_dir) / "synthetic"
     final = root / spec.key()[:16]
     name = CLASSIC_EXPRESSION_FILE if spec.layout == "classic" else Q3_2025_EXPRESSION_FILE
-    if (final / name).is_file() and (final / MODEL_FILE).is_file():
-        return final / name, final / MODEL_FILE
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
-    try:
-        log.debug("generating synthetic data set %s into %s", spec, final)
-        generate_files(spec, staging)
+    paths = (final / name, final / MODEL_FILE)
+    if check_files(final, spec, (name, MODEL_FILE)) is None:
+        return paths
+    with file_lock(root / f".lock-{final.name}"):
+        problem = check_files(final, spec, (name, MODEL_FILE))  # again: another process may have fixed it
+        if problem is None:
+            return paths
+        if final.exists():
+            _discard(final, problem)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         try:
+            log.debug("generating synthetic data set %s into %s", spec, final)
+            tables = generate_tables(spec)
+            written = write_tables(tables, staging, spec.layout)
+            _write_checksums(staging, spec, dict(zip(written, (tables.expression.shape, tables.models.shape))))
             os.rename(staging, final)
-        except OSError:
-            if not (final / name).is_file():  # not a concurrent writer that won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final / name, final / MODEL_FILE
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return paths
+
+
+def check_files(directory: Path, spec: SyntheticSpec, names: tuple[str, ...]) -> str | None:
+    """Why the generated files in ``directory`` cannot be used for ``spec`` (None when they can)."""
+    if not directory.exists():
+        return "missing"
+    try:
+        record = json.loads((directory / CHECKSUM_FILE).read_text())
+    except FileNotFoundError:
+        return f"{directory}: no {CHECKSUM_FILE} (made by an older version)"
+    except (OSError, ValueError) as error:
+        return f"{directory / CHECKSUM_FILE}: unreadable ({str(error).splitlines()[0]})"
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        return f"{directory / CHECKSUM_FILE}: not a checksum record"
+    if record.get("spec_key") != spec.key():
+        return f"{directory / CHECKSUM_FILE}: made for spec {str(record.get('spec_key'))[:16]}, expected {spec.key()[:16]}"
+    for name in names:
+        path, expected = directory / name, record["files"].get(name)
+        if not isinstance(expected, dict):
+            return f"{path}: not in {CHECKSUM_FILE}"
+        shape = f"{expected.get('rows')} rows x {expected.get('columns')} columns"
+        try:
+            size = path.stat().st_size
+            if size != expected.get("bytes"):
+                return f"{path}: {size} bytes, expected {expected.get('bytes')} ({shape})"
+            if hash_file(path) != expected.get("sha256"):
+                return f"{path}: content differs from its SHA-256 (bytes changed after it was generated)"
+        except OSError as error:
+            return f"{path}: unreadable ({error.strerror or error})"
+    return None
+
+
+def _write_checksums(directory: Path, spec: SyntheticSpec, shapes: dict[Path, tuple[int, int]]) -> None:
+    files = {
+        path.name: {"bytes": path.stat().st_size, "sha256": hash_file(path), "rows": rows, "columns": columns}
+        for path, (rows, columns) in shapes.items()
+    }
+    record = {"spec_key": spec.key(), "files": files}
+    (directory / CHECKSUM_FILE).write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def _discard(directory: Path, problem: str) -> None:
+    """Remove unusable generated files (regenerable, so not kept): a warning unless merely older."""
+    if problem.endswith("(made by an older version)"):
+        log.info("regenerating synthetic files: %s", problem)
+    else:
+        log.warning("damaged synthetic files: %s; regenerating", problem)
+    doomed = directory.with_name(f".tmp-discarded-{directory.name}-{time.time_ns()}")
+    os.rename(directory, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)

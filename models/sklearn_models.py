@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.decomposition import KernelPCA
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
@@ -39,14 +41,14 @@ from data_pipeline.dataset import PreparedDataset
 from data_pipeline.gene_filter import gene_filter_of
 from models.base import StepCallback, TissueModel
 from models.fidelity import FOLDS, cross_validates, nested_stratified_subsets, stratified_folds
-from models.metrics import classification_metrics
+from models.metrics import TIE_BREAK_KEY, classification_metrics, estimator_tie_break_loss
 from models.params import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range
 
 ESTIMATOR_FILE = "estimator.joblib"
 FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 3}
 FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", "subsets", FOLDS)}
 FIDELITY_RANGES: dict[str, Range] = {"fidelity_steps": AT_LEAST_1}
-SVC_RANGES: dict[str, Range] = {"C": POSITIVE, "gamma": POSITIVE, "degree": AT_LEAST_1}
+SVC_RANGES: dict[str, Range] = {"C": POSITIVE, "linear_C": AT_LEAST_0, "gamma": POSITIVE, "degree": AT_LEAST_1}
 CLASS_WEIGHTS = ("none", "balanced")
 
 
@@ -62,6 +64,9 @@ class SklearnModel(TissueModel):
 
     estimator_: BaseEstimator | None = None
     """The estimator fitted on the whole training split."""
+    convergence_warnings_: int = 0
+    """ConvergenceWarnings the last ``fit`` raised (all its fits: folds, subsets, the final one), counted
+    instead of printed: a study would print dozens of identical lines."""
 
     @abc.abstractmethod
     def make_estimator(self, n_rows: int) -> BaseEstimator:
@@ -112,7 +117,8 @@ class SklearnModel(TissueModel):
         started = time.perf_counter()
         history: list[dict[str, float]] = []
         self.history_ = history
-        with self._threads():
+        with self._threads(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
             self._prepare(data, train_split)
             X_raw, y = data.split(train_split)
             X = self._features(X_raw)
@@ -122,7 +128,8 @@ class SklearnModel(TissueModel):
             fidelity, steps = self.params["fidelity"], self.params["fidelity_steps"]
 
             def report(step: int, estimator: BaseEstimator, X_held: np.ndarray, y_held: np.ndarray, **extra: float) -> None:
-                metrics = {**classification_metrics(y_held, estimator.predict(X_held), "val"), **extra}
+                metrics = {**classification_metrics(y_held, estimator.predict(X_held), "val"), **extra,
+                           TIE_BREAK_KEY: estimator_tie_break_loss(estimator, X_held, y_held)}
                 history.append(metrics)
                 if on_step is not None:
                     on_step(step, metrics)
@@ -143,6 +150,10 @@ class SklearnModel(TissueModel):
                 self.estimator_ = self.make_estimator(len(y)).fit(X, y)
                 if fidelity == "none":
                     report(1, self.estimator_, X_val, y_val)
+        self.convergence_warnings_ = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+        for other in caught:  # everything else as it would have been shown
+            if not issubclass(other.category, ConvergenceWarning):
+                warnings.showwarning(other.message, other.category, other.filename, other.lineno)
         self.n_steps_ = len(history)
         self.train_seconds_ = time.perf_counter() - started
         return self
@@ -171,9 +182,12 @@ class SklearnModel(TissueModel):
 
 
 def _svc(params: Mapping[str, Any], seed: int, prefix: str = "") -> SVC:
+    C = params[prefix + "C"]
+    if params[prefix + "kernel"] == "linear" and params.get(prefix + "linear_C"):
+        C = params[prefix + "linear_C"]  # the linear kernel's own C (see SVCModel)
     return SVC(
         kernel=params[prefix + "kernel"],
-        C=params[prefix + "C"],
+        C=C,
         gamma=params[prefix + "gamma"],
         degree=params[prefix + "degree"],
         class_weight=_class_weight(params["class_weight"]),
@@ -182,7 +196,9 @@ def _svc(params: Mapping[str, Any], seed: int, prefix: str = "") -> SVC:
     )
 
 
-SVC_DEFAULTS: dict[str, Any] = {"kernel": "rbf", "C": 1.0, "gamma": "scale", "degree": 3, "class_weight": "balanced"}
+SVC_DEFAULTS: dict[str, Any] = {
+    "kernel": "rbf", "C": 1.0, "linear_C": 0.0, "gamma": "scale", "degree": 3, "class_weight": "balanced",
+}
 SVC_CHOICES: dict[str, tuple[str, ...]] = {
     "kernel": ("linear", "rbf", "poly", "sigmoid"),
     "gamma": ("scale", "auto"),
@@ -191,7 +207,13 @@ SVC_CHOICES: dict[str, tuple[str, ...]] = {
 
 
 class SVCModel(SklearnModel):
-    """Support-vector classifier (kernel, C, gamma, class_weight)."""
+    """Support-vector classifier (kernel, C, gamma, class_weight).
+
+    ``linear_C`` (0: ``C``) is the linear kernel's C. The RBF and polynomial kernels with ``gamma = "scale"``
+    are normalised by the number of genes, the linear one is not: on standardised genes a row's squared norm
+    is about the number of genes, so a linear SVC separates a small training set with dual coefficients
+    of ~1e-4 and every C above that gives the same model. A study searches the two on their own ranges.
+    """
 
     name = "svc"
     DEFAULTS = {**SVC_DEFAULTS, **FIDELITY_DEFAULTS}

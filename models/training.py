@@ -41,6 +41,10 @@ class TrainingSettings:
     plateau_patience: int = 3
     batch_size: int = 32
     max_epochs: int = 50
+    """The epoch budget: the loop's last epoch, and the cosine schedule's ``T_max``."""
+    stop_epoch: int = 0
+    """Stop after this epoch, the schedule still spread over ``max_epochs`` (0: run ``max_epochs``). A retrain
+    on train+val stops at the trial's chosen epoch with the trial's learning rate at every epoch."""
     early_stopping_patience: int = 8
     min_delta: float = 0.0
     grad_clip: float = 1.0
@@ -61,6 +65,7 @@ TRAINING_RANGES: dict[str, Range] = {
     "plateau_patience": AT_LEAST_0,
     "batch_size": AT_LEAST_1,
     "max_epochs": AT_LEAST_1,
+    "stop_epoch": AT_LEAST_0,
     "early_stopping_patience": AT_LEAST_0,
     "min_delta": AT_LEAST_0,
     "grad_clip": AT_LEAST_0,
@@ -101,6 +106,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainingSettings)
         )
     return None
 
+
+TIE_BREAK_MONITOR = "val_loss"
+"""What breaks a tie of the monitored metric between epochs (:func:`train_epochs`)."""
 
 MIN_RETRAIN_EPOCHS = 5
 """Fewest epochs a retrain without a validation split runs (capped at ``max_epochs``)."""
@@ -157,24 +165,34 @@ def train_epochs(
 ) -> TrainingOutcome:
     """Train ``network`` in place; restore the best-epoch weights when early stopping is on.
 
+    The loop runs ``settings.max_epochs`` epochs, or stops after ``settings.stop_epoch`` with the
+    learning-rate schedule still laid out over ``max_epochs`` (as in the trial the epoch was chosen in).
+
     ``batch_loss(indices)`` returns the mean loss of the training rows ``indices``
     (a tensor on ``device``); ``validate()`` returns the validation metrics (it runs
     in eval mode under ``torch.no_grad``, without autocast); each epoch's metrics are appended to ``history``
     (a new list when not given) as soon as they exist. Raises :class:`TrainingDiverged` when
     the training loss or the monitored metric is NaN or infinite.
+
+    An epoch improves on the best when ``monitor`` beats it by more than ``min_delta``, or, for a monitor
+    other than ``val_loss``, when it ties the best and lowers ``val_loss`` (:data:`TIE_BREAK_MONITOR`): a
+    flat accuracy on a few validation samples neither stops a model that is still learning after
+    ``early_stopping_patience`` epochs nor picks the first of many tied epochs.
     """
     trainable = [p for p in network.parameters() if p.requires_grad]
     optimizer = make_optimizer(trainable, settings)
     scheduler = make_scheduler(optimizer, settings)
     sign = 1.0 if monitor_mode == "min" else -1.0
     best_value = math.inf
+    best_tie = math.inf  # val_loss of the best epoch, when the monitor is another metric
     best_state: dict[str, torch.Tensor] | None = None
     stale_epochs = 0
     outcome = TrainingOutcome(history=history if history is not None else [])
     # BatchNorm cannot train on a batch of one row: a trailing single row is skipped.
     min_batch = 2 if n_train >= 2 else 1
 
-    for epoch in range(1, settings.max_epochs + 1):
+    last_epoch = min(settings.stop_epoch, settings.max_epochs) if settings.stop_epoch else settings.max_epochs
+    for epoch in range(1, last_epoch + 1):
         network.train()
         order = torch.randperm(n_train, generator=generator).to(device)
         loss_sum = torch.zeros((), device=device)
@@ -210,8 +228,13 @@ def train_epochs(
             raise TrainingDiverged(f"{monitor} became {value} at epoch {epoch} (lr={settings.lr:g})")
         outcome.history.append(metrics)
 
-        if sign * value < best_value - settings.min_delta:
-            best_value = sign * value
+        tie = metrics.get(TIE_BREAK_MONITOR, math.inf) if monitor != TIE_BREAK_MONITOR else math.inf
+        tie = tie if math.isfinite(tie) else math.inf
+        improved = sign * value < best_value - settings.min_delta
+        if not improved and sign * value <= best_value and tie < best_tie:  # a tie, broken by the smooth loss
+            improved = True
+        if improved:
+            best_value, best_tie = min(sign * value, best_value), tie
             outcome.best_epoch = epoch
             stale_epochs = 0
             if early_stopping:

@@ -87,11 +87,16 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
         study = Path(args.study)
         try:
-            document = tomllib.loads(study.read_text(encoding="utf-8"))
+            text = study.read_text(encoding="utf-8")
+            document = tomllib.loads(text)
         except FileNotFoundError:
             raise DataError(f"{study}: study file not found") from None
         except tomllib.TOMLDecodeError as error:
             raise DataError(f"{study}: not valid TOML ({error})") from None
+        except RecursionError:  # tomllib recurses once per level of nesting
+            from hpo.study import deep_nesting
+
+            raise DataError(f"{study}: {deep_nesting(text)}") from None
         table = document.get("data", {})
         if not isinstance(table, dict):
             raise DataError(f"{study}: [data] must be a table, got {type(table).__name__}")

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpo.results import export_trial, load_study, write_config
+    from hpo.results import export_trial, load_study, reference_gain_text, write_config
     from hpo.storage import open_storage, redact, resolve_storage_url
 
     out = claim_output_file(args.out, force=args.force)  # before any work: refused at once
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     source = config["source"]
     folds = f", mean of {len(source['fold_scores'])} CV folds" if source.get("fold_scores") else ""
     print(f"exported trial {source['trial']} of {source['study']} ({source['metric']} = {source['value']:.4f}{folds}) to {path}")
+    print(f"gain: {reference_gain_text(config)}")
     if source.get("val_split_warning"):
         print(f"warning: {source['val_split_warning']}")
     print(f"retrain: hpo train --config {shlex.quote(str(path))}")

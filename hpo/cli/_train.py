@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-split", dest="eval_splits", action="append", default=None,
                         choices=("train", "val", "test", "train+val"),
                         help="split(s) to evaluate (repeatable; default val)")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="with --config: do not retrain the study's reference configuration (the defaults) too")
     add_data_options(parser, title="data settings (as `hpo data prepare`; default: the full synthetic preset)",
                      renamed=RENAMED_FOR_MODEL_COMMANDS)
     parser.set_defaults(handler=run)
@@ -76,7 +78,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _retrain(args: argparse.Namespace) -> int:
     """``hpo train --config FILE``: retrain an exported configuration and say whether it reproduced."""
-    from hpo.results import REPRODUCTION_TOLERANCE, copy_config, read_config, retrain
+    from hpo.results import (
+        REPRODUCTION_TOLERANCE,
+        copy_config,
+        read_config,
+        record_final_model,
+        reference_gain_text,
+        retrain,
+        retrain_step_logger,
+    )
     from hpo.storage import run_directory
     from hpo.study import parse_overrides
 
@@ -103,17 +113,36 @@ def _retrain(args: argparse.Namespace) -> int:
     result = retrain(
         config, out_dir, train_split=train_split, eval_splits=eval_splits,
         device=None if args.device in (None, "auto") else args.device, num_threads=threads,
-        epochs_from_trial="max_epochs" not in overrides,
+        epochs_from_trial=not {"max_epochs", "stop_epoch"} & set(overrides),
+        on_step=retrain_step_logger(config["model"], train_split), reference=args.reference,
     )
     copy_config(args.config, out_dir)
     _print_report(result.report)
+    if result.reference is not None:
+        print(f"on validation: {reference_gain_text(config)}")
+        _print_reference(result.report, result.reference)
     if not result.fingerprint_matches:
         print(f"warning: data fingerprint {result.data_fingerprint[:12]} differs from the study's: inputs changed")
     if result.reproduced is not None:
         metric, trial_value, value = result.reproduced
         verdict = "reproduced" if abs(value - trial_value) <= REPRODUCTION_TOLERANCE else "NOT reproduced"
         print(f"{verdict}: {metric} {value:.4f} vs the trial's {trial_value:.4f} (tolerance {REPRODUCTION_TOLERANCE})")
+    print(f"final model: {record_final_model(config, result, train_split=train_split)}")
     return 0
+
+
+def _print_reference(report: Any, reference: Any) -> None:
+    """The reference configuration's (the defaults') metrics beside the final model's, and the gain."""
+    if reference is report:
+        print("the reference configuration (the defaults) is the final model: tuning found nothing better")
+        return
+    names = [name for name in report.metrics if name in reference.metrics]
+    width = max((len(name) for name in names), default=0)
+    print(f"  {'':<{width}}  {'final':>8}  {'defaults':>8}  {'gain':>8}  (defaults: {reference.out_dir})")
+    for name in names:
+        value, base = report.metrics[name], reference.metrics[name]
+        gain = base - value if name.endswith(("_loss", "_mse")) else value - base
+        print(f"  {name:<{width}}  {value:8.4f}  {base:8.4f}  {gain:+8.4f}")
 
 
 def _print_report(report: Any) -> None:

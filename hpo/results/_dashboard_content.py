@@ -404,6 +404,8 @@ def trial_note(trial: FrozenTrial, head: Headline, standings: Standings, *, stud
         lines += ["", f"Fold scores: {', '.join(f'{s:.4g}' for s in scores)} (mean {fmt(sum(scores) / len(scores))}{spread})"]
     if attrs.get("prune_reason"):
         lines += ["", f"Why pruned: {attrs['prune_reason']}"]
+    if attrs.get("at_chance") is True:
+        lines += ["", "**At chance:** it ended no better than guessing after its whole budget (learned nothing)."]
     if trial.state == TrialState.COMPLETE and not is_winner:
         lines += ["", f"`{head.export_command(trial=trial.number, out=f'trial{trial.number}.toml')}`"]
     lines += _curve_lines(trial, metric, study_id_)
@@ -415,6 +417,8 @@ def _detail_line(attrs: Mapping[str, Any], metric: str) -> str:
     parts = []
     if attrs.get("best_epoch"):
         parts.append(f"best epoch {attrs['best_epoch']} of {attrs.get('steps_run', '?')}")
+    if isinstance(attrs.get("tie_break_loss"), (int, float)):
+        parts.append(f"tie-break loss {float(attrs['tie_break_loss']):.4g}")
     names = sorted((k for k, v in attrs.items() if k.startswith(("val_", "train_")) and k != metric
                     and isinstance(v, (int, float)) and not isinstance(v, bool) and k != "train_seconds"),
                    key=lambda k: (not k.startswith("val_"), k))

@@ -4,7 +4,9 @@ The file holds everything ``hpo train --config`` needs to retrain it and everyth
 reader needs to trust it: the model and *all* its parameters (defaults, fixed and
 tuned), the data settings and fingerprint, the seed and device, the trial's metrics,
 the study, trial number, sampler and pruner, and the package versions. TOML by default;
-JSON or YAML by the output file's extension or ``fmt``.
+JSON or YAML by the output file's extension or ``fmt``. A study with a reference trial (the untuned
+defaults, :func:`hpo.run.open_study`) adds a ``[reference]`` table: its trial number, state, value
+and all its parameters, so that ``hpo train --config`` retrains both and compares them on test.
 """
 
 from __future__ import annotations
@@ -42,16 +44,14 @@ class ExportError(ValueError):
 
 def export_trial(study: optuna.Study, trial_number: int | None = None, *, storage_url: str = "") -> dict[str, Any]:
     """The configuration of trial ``trial_number`` (default: the best trial) as a plain mapping."""
-    from models.registry import get_spec, resolve_model_params
+    from models.registry import get_spec
 
     trial = _pick_trial(study, trial_number)
     attrs = study.user_attrs
     model = attrs.get("model")
     if not model:
         raise ExportError(f"study {study.study_name!r} was not made by tissue-hpo (no 'model' attribute)")
-    chosen = trial.user_attrs.get("model_params") or {  # model_params: studies made before it was dropped
-        **attrs.get("fixed_params", {}), **decode_trial_params(trial.params, trial.distributions)}
-    params = resolve_model_params(model, chosen)
+    params = _model_params(trial, model, attrs)
     metrics = {
         k: v for k, v in sorted(trial.user_attrs.items())
         if isinstance(v, (int, float)) and not isinstance(v, bool) and k.startswith(METRIC_PREFIXES) and k != "train_seconds"
@@ -83,7 +83,7 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
     warning = trial.user_attrs.get("val_split_warning") or attrs.get("val_split_warning")
     if warning and "fold_scores" not in trial.user_attrs:
         source["val_split_warning"] = warning
-    return {
+    config = {
         "model": model,
         "task": get_spec(model).task,
         "seed": int(attrs.get("seed", 0)),
@@ -94,6 +94,69 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
         "source": source,
         "versions": attrs.get("versions", {}),
     }
+    reference = _reference_table(study, model, attrs)
+    if reference is not None:
+        gain = reference_gain(config | {"reference": reference})
+        config["reference"] = reference if gain is None else {"gain": gain, **reference}
+    return config
+
+
+def _model_params(trial: FrozenTrial, model: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """All the model's parameters of ``trial``: defaults, the study's fixed ones and the trial's own."""
+    from models.registry import resolve_model_params
+
+    chosen = trial.user_attrs.get("model_params") or {  # model_params: studies made before it was dropped
+        **attrs.get("fixed_params", {}), **decode_trial_params(trial.params, trial.distributions)}
+    return resolve_model_params(model, chosen)
+
+
+REFERENCE_ATTR = "reference"
+
+
+def _reference_table(study: optuna.Study, model: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``[reference]`` table: the study's reference trial (the defaults), if it has one that ran."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    reference = next((t for t in trials if t.user_attrs.get(REFERENCE_ATTR) is True), None)
+    if reference is None:
+        return None
+    return {
+        "trial": reference.number,
+        "state": reference.state.name.lower(),
+        "value": reference.value if reference.values else None,
+        "best_epoch": reference.user_attrs.get("best_epoch", 0),
+        "retrain_epochs": reference.user_attrs.get("retrain_epochs", 0),
+        "params": _model_params(reference, model, attrs),
+    }
+
+
+def reference_gain(config: Mapping[str, Any]) -> float | None:
+    """How much better the exported trial is than the reference (positive: better in the study's direction);
+    None when there is no complete reference or it is the exported trial itself."""
+    source, reference = config.get("source", {}), config.get("reference")
+    if not isinstance(reference, Mapping) or reference.get("trial") == source.get("trial"):
+        return None
+    value, ref_value = source.get("value"), reference.get("value")
+    if reference.get("state") != "complete" or value is None or ref_value is None:
+        return None
+    gain = float(value) - float(ref_value)
+    return gain if source.get("direction", "maximize") == "maximize" else -gain
+
+
+def reference_gain_text(config: Mapping[str, Any]) -> str:
+    """One line: the exported trial's gain over the study's reference trial (the defaults), or why there is none."""
+    from hpo.results._headline import fmt, signed
+
+    source = config.get("source", {})
+    reference = config.get("reference")
+    if not isinstance(reference, Mapping):
+        return "no reference trial in this study: no gain to state"
+    if reference.get("trial") == source.get("trial"):
+        return f"trial {source.get('trial')} is the reference (the defaults): no tuned configuration beat it"
+    gain = reference_gain(config)
+    if gain is None:
+        return f"the reference trial {reference.get('trial')} (the defaults) is {reference.get('state')}: no gain to state"
+    return (f"{signed(gain)} {source.get('metric', 'value')} over the reference "
+            f"(trial {reference['trial']}, the defaults: {fmt(float(reference['value']))})")
 
 
 def _pick_trial(study: optuna.Study, trial_number: int | None) -> FrozenTrial:

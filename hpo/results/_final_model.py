@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -62,14 +63,25 @@ def record_final_model(
     try:
         if study is None:
             exported = str(source.get("storage") or "")
-            url = storage_url or (exported if exported and "***" not in exported else None)
-            study = optuna.load_study(study_name=name, storage=open_storage(resolve_storage_url(url), heartbeat_interval=None))
+            url = resolve_storage_url(storage_url or (exported if exported and "***" not in exported else None))
+            missing = _missing_sqlite_file(url)
+            if missing:  # opening it would create an empty database there
+                return f"not recorded in study {name!r}: no storage file {missing}"
+            study = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat_interval=None))
         study.set_user_attr(FINAL_MODEL_ATTR, record)
     except Exception as error:  # the model is trained and saved: a study out of reach must not fail the retrain
         logger.debug("final model not recorded", exc_info=True)
         return f"not recorded in study {name!r}: {type(error).__name__}: {error}"
     refresh_study_note(study)
     return f"recorded in study {name!r}"
+
+
+def _missing_sqlite_file(url: str) -> str:
+    """The path of a SQLite storage file that does not exist, else ""."""
+    if not url.startswith("sqlite:///"):
+        return ""
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return path if path and path != ":memory:" and not Path(path).exists() else ""
 
 
 def retrain_step_logger(model_name: str, train_split: str) -> Callable[[int, Mapping[str, float]], None]:

@@ -33,6 +33,8 @@ predictions; the tolerance allows a few such flips among the full data set's ~21
 
 METRICS_FILE = "metrics.json"
 MODEL_SUBDIRECTORY = "model"
+REFERENCE_SUBDIRECTORY = "reference"
+"""Where :func:`retrain` puts the reference configuration's retrain, inside the final model's folder."""
 
 StepCallback = Callable[[int, Mapping[str, float]], None]
 
@@ -77,17 +79,23 @@ def retrain(
     cache_dir: str | None = None,
     epochs_from_trial: bool = True,
     on_step: StepCallback | None = None,
+    reference: bool = True,
 ) -> RetrainResult:
     """Train ``config`` (read with :func:`hpo.export.read_config`) and write the results to ``out_dir``.
 
-    Training on train+val leaves no validation split for early stopping, so a torch model then
-    trains for ``source.retrain_epochs`` (the median of the trial's tied best epochs; older exports:
-    ``source.best_epoch``), never fewer than :data:`models.training.MIN_RETRAIN_EPOCHS`, instead of
-    its whole ``max_epochs`` budget, unless ``epochs_from_trial`` is False. ``on_step(step, metrics)`` sees
-    every training step (default: one log line each).
+    Training on train+val leaves no validation split for early stopping, so a torch model then stops
+    at ``source.retrain_epochs`` (the median of the trial's tied best epochs; older exports:
+    ``source.best_epoch``), never before :data:`models.training.MIN_RETRAIN_EPOCHS`, with its learning-rate
+    schedule laid out over the trial's ``max_epochs`` as in the trial (``stop_epoch``), unless
+    ``epochs_from_trial`` is False (then it runs ``max_epochs``). With ``reference`` and a ``[reference]``
+    table (the study's defaults), that configuration is retrained the same way into ``out_dir/reference``
+    (on train+val only: retraining on ``train`` reproduces the trial, which needs no comparison).
+    A scikit-learn model fits once (no CV folds on train+val) with the trial's thread count (BLAS bounded)
+    unless ``num_threads`` says otherwise.
+    ``on_step(step, metrics)`` sees every training step of both (default: one log line each).
     """
     from data_pipeline import DataConfig, prepare_dataset
-    from models.training import MIN_RETRAIN_EPOCHS, retrain_epoch_count
+    from models import get_spec
 
     settings = dict(config["data"])
     if cache_dir is not None:
@@ -102,22 +110,26 @@ def retrain(
             data.fingerprint[:12], expected[:12],
         )
     out_dir = Path(out_dir)
-    params = dict(config["params"])
     source = config.get("source", {})
-    trial_epochs = int(source.get("retrain_epochs") or source.get("best_epoch") or 0)  # best_epoch: older exports
-    if epochs_from_trial and "val" in train_split and trial_epochs and "max_epochs" in params:
-        params["max_epochs"] = retrain_epoch_count(trial_epochs, int(params["max_epochs"]))
-        logger.info(
-            "training on %s for %d epoch(s): the median of the trial's tied best epochs, at least %d "
-            "(no validation split left for early stopping)",
-            train_split, params["max_epochs"], MIN_RETRAIN_EPOCHS,
-        )
-    report = train_and_report(
-        config["model"], params, data_config, out_dir,
-        train_split=train_split, eval_splits=tuple(eval_splits),
-        device=device or config.get("device", "auto"), seed=int(config.get("seed", 0)),
-        num_threads=num_threads, data=data, on_step=on_step,
-    )
+    if num_threads is None and get_spec(config["model"]).family == "sklearn":
+        num_threads = int(source.get("threads") or 1)  # BLAS bounded as in the trial, not every core of a busy host
+    common = {
+        "train_split": train_split, "eval_splits": tuple(eval_splits), "device": device or config.get("device", "auto"),
+        "seed": int(config.get("seed", 0)), "num_threads": num_threads, "data": data, "on_step": on_step,
+    }
+    params = retrain_params(config["params"], source, train_split, epochs_from_trial)
+    report = train_and_report(config["model"], params, data_config, out_dir, **common)
+    reference_report = None
+    table = config.get("reference")
+    if reference and "val" in train_split and isinstance(table, Mapping) and isinstance(table.get("params"), Mapping):
+        if table.get("trial") == source.get("trial"):  # the defaults won: the final model is the reference
+            reference_report = report
+        else:
+            logger.info("retraining the reference configuration (trial %s, the defaults) the same way",
+                        table.get("trial"))
+            reference_params = retrain_params(table["params"], table, train_split, epochs_from_trial)
+            reference_report = train_and_report(config["model"], reference_params, data_config,
+                                                out_dir / REFERENCE_SUBDIRECTORY, **common)
     metrics = report.metrics
     reproduced = None
     metric = source.get("metric")
@@ -125,7 +137,36 @@ def retrain(
     value = config.get("metrics", {}).get(metric, source.get("value"))
     if train_split == "train" and metric in metrics and value is not None:
         reproduced = (metric, float(value), float(metrics[metric]))
-    return RetrainResult(report, out_dir, data.fingerprint, matches, reproduced)
+    return RetrainResult(report, out_dir, data.fingerprint, matches, reproduced, reference_report)
+
+
+def retrain_params(
+    params: Mapping[str, Any], trial: Mapping[str, Any], train_split: str, epochs_from_trial: bool = True
+) -> dict[str, Any]:
+    """``params`` for a retrain on ``train_split``: on train+val a torch model stops at the trial's chosen epoch.
+
+    ``trial`` holds the trial's ``retrain_epochs`` (or ``best_epoch``: older exports). The schedule keeps
+    the trial's ``max_epochs`` (the cosine ``T_max``), so at every epoch the learning rate is the trial's;
+    only ``stop_epoch`` is set. The epoch count is not scaled by the larger training set: every epoch
+    already takes proportionally more optimiser steps (train+val is ~1.2x train in the default splits),
+    and the epoch, not the step, is what the schedule and the chosen epoch were measured in.
+    """
+    from models.fidelity import cross_validates
+    from models.training import MIN_RETRAIN_EPOCHS, retrain_epoch_count
+
+    params = dict(params)
+    if cross_validates(params) and "val" in train_split:
+        # the fold scores ranked the trials; on train+val they rank nothing: one fit, no throw-away CV fits
+        params["fidelity"] = "none"
+    trial_epochs = int(trial.get("retrain_epochs") or trial.get("best_epoch") or 0)
+    if epochs_from_trial and "val" in train_split and trial_epochs and "max_epochs" in params:
+        params["stop_epoch"] = retrain_epoch_count(trial_epochs, int(params["max_epochs"]))
+        logger.info(
+            "training on %s for %d of the trial's %d epochs (same learning-rate schedule): the median of the "
+            "trial's tied best epochs, at least %d (no validation split left for early stopping)",
+            train_split, params["stop_epoch"], params["max_epochs"], MIN_RETRAIN_EPOCHS,
+        )
+    return params
 
 
 def copy_config(config_path: str | Path, out_dir: str | Path) -> None:
@@ -188,6 +229,7 @@ def train_and_report(
         "params": model.params,
         "seed": seed,
         "device": model.device_,
+        "threads": num_threads,
         "train_split": train_split,
         "eval_splits": list(eval_splits),
         "metrics": metrics,

@@ -18,7 +18,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.results._trials import NOT_FAILURES, Counts, ranked_trials
+from hpo.results._trials import NOT_FAILURES, Counts, rank_key, ranked_trials, tie_break_of
 from hpo.storage import study_id, study_storage
 
 REFERENCE_ATTR = "reference"
@@ -40,18 +40,24 @@ class Standings:
     counts: Counts
     pruned: list[FrozenTrial] = field(default_factory=list)
     """Pruned trials with a finite last value, best first (a tracker keeps :data:`KEEP_PRUNED`)."""
-    complete_values: list[float] = field(default_factory=list)
-    """Every complete trial's value, for the rank of one outside :attr:`ranked`."""
+    complete_values: list[tuple[float, float, int]] = field(default_factory=list)
+    """Every complete trial's ranking key (value, tie-break, number; :func:`hpo.results._trials.rank_key`
+    unsigned), for the rank of one outside :attr:`ranked`."""
 
     def rank_of(self, trial: FrozenTrial, maximize: bool) -> int | None:
-        """1-based rank of a complete ``trial`` among all complete trials (ties beyond :attr:`ranked`: by value)."""
+        """1-based rank of a complete ``trial`` among all complete trials (:func:`ranked_trials`' order)."""
         if trial.state != TrialState.COMPLETE or not trial.values:
             return None
         for index, ranked in enumerate(self.ranked):
             if ranked.number == trial.number:
                 return index + 1
-        value = trial.values[0]
-        return 1 + sum(1 for v in self.complete_values if (v > value if maximize else v < value))
+        sign = -1.0 if maximize else 1.0
+        mine = rank_key(sign * trial.values[0], tie_break_of(trial), trial.number)
+        return 1 + sum(1 for v, tie, number in self.complete_values if rank_key(sign * v, tie, number) < mine)
+
+
+def _key(trial: FrozenTrial) -> tuple[float, float, int]:
+    return (trial.values[0], tie_break_of(trial), trial.number)
 
 
 def _is_reference(trial: FrozenTrial) -> bool:
@@ -75,7 +81,7 @@ def standings_of(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirect
         reference=next((t for t in trials if _is_reference(t)), None),
         counts=Counts.of_trials(trials),
         pruned=_pruned_order(trials, directions),
-        complete_values=[t.values[0] for t in ranked],
+        complete_values=[_key(t) for t in ranked],
     )
 
 
@@ -126,7 +132,7 @@ class StandingsTracker:
         s = self._standings
         complete = [t for t in finished if t.state == TrialState.COMPLETE]
         s.ranked = ranked_trials([*s.ranked, *complete], self._directions)[:KEEP]
-        s.complete_values += [t.values[0] for t in complete if t.values and math.isfinite(t.values[0])]
+        s.complete_values += [_key(t) for t in complete if t.values and math.isfinite(t.values[0])]
         s.pruned = _pruned_order([*s.pruned, *finished], self._directions)[:KEEP_PRUNED]
         if s.reference is None or not s.reference.state.is_finished():
             s.reference = next((t for t in finished if _is_reference(t)), s.reference)

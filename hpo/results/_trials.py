@@ -12,6 +12,8 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 NOT_FAILURES = ("interrupted", "abandoned", "storage outage", "stale", "no heartbeat")
+TIE_BREAK_ATTR = "tie_break_loss"
+"""Trial user attribute: the smooth secondary loss (lower is better) that orders trials of equal value."""
 """``fail_reason`` values of FAILED trials that do not count toward ``max_failed_trials``."""
 
 
@@ -85,14 +87,29 @@ def study_row(study: optuna.Study, started: Any = None) -> StudyRow:
 def ranked_trials(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
     """The complete trials with a finite value, best first: THE order every surface shows.
 
-    Several objectives rank by the first. Equal values rank the earlier trial first.
+    Several objectives rank by the first. Equal values rank by the trial's ``tie_break_loss`` (the smooth
+    secondary, lower first; a trial without one after those with one), then the earlier trial first: a
+    fixed order per trial, whichever worker finished first.
     """
     sign = -1.0 if directions[0] == StudyDirection.MAXIMIZE else 1.0
     complete = [
         t for t in trials
         if t.state == TrialState.COMPLETE and t.values is not None and math.isfinite(t.values[0])
     ]
-    return sorted(complete, key=lambda t: (sign * t.values[0], t.number))
+    return sorted(complete, key=lambda t: rank_key(sign * t.values[0], tie_break_of(t), t.number))
+
+
+def tie_break_of(trial: FrozenTrial) -> float:
+    """The trial's ``tie_break_loss``; infinity when it has none (older trials, models without one)."""
+    value = trial.user_attrs.get(TIE_BREAK_ATTR)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return math.inf
+
+
+def rank_key(signed_value: float, tie_break: float, number: int) -> tuple[float, float, int]:
+    """The sort key of :func:`ranked_trials`: the value (negated when maximising), the tie-break, the number."""
+    return (signed_value, tie_break, number)
 
 
 def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
@@ -108,14 +125,20 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return top[0] if top else None
 
 
-def is_new_best(study: optuna.Study, value: float) -> bool:
-    """Whether ``value`` beats every complete trial of a single-objective study (True for the first)."""
+def is_new_best(study: optuna.Study, value: float, tie_break: float | None = None) -> bool:
+    """Whether a trial still running, with ``value`` and ``tie_break`` (its ``tie_break_loss``), ranks above
+    every complete trial of a single-objective study in :func:`ranked_trials`' order (True for the first).
+
+    It is newer than all of them, so an exact tie in both keeps the earlier trial first.
+    """
     if len(study.directions) != 1 or not math.isfinite(value):
         return False
     best = best_trial(study)
     if best is None:
         return True
-    return value > best.value if study.direction == StudyDirection.MAXIMIZE else value < best.value
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    mine = math.inf if tie_break is None or not math.isfinite(tie_break) else float(tie_break)
+    return (sign * value, mine) < (sign * best.value, tie_break_of(best))
 
 
 def failure_stop_message(study: optuna.Study, max_failed: int) -> str:

@@ -142,7 +142,8 @@ def run_demo(
     observer.step(4, STEPS, "retraining it on train+val")
     planned = planned_epochs(config)
     observer.retrain_planned(planned, "train+val")
-    tracker = _EpochTracker(observer, planned)
+    table = config.get("reference") or {}
+    tracker = _EpochTracker(observer, planned, planned_epochs({"params": table.get("params", {}), "source": table}))
     result.final = retrain(config, out / "final", train_split="train+val", eval_splits=("test",), on_step=tracker)
     copy_config(result.config_path, out / "final")
     result.recorded = record_final_model(config, result.final, study=study)
@@ -172,15 +173,16 @@ class _EpochTracker:
     """The retrain's ``on_step``: epochs, seconds per epoch and the time left, to the observer.
 
     Steps that start again from 1 are the next model: the reference configuration, retrained after the
-    final one, whose epoch count is not known in advance.
+    final one for ``reference_planned`` epochs (None: unknown).
     """
 
     RECENT = 5
     """Epochs the time per epoch is averaged over (the first is slower: lazy imports, warm-up)."""
 
-    def __init__(self, observer: DemoObserver, planned: int | None) -> None:
+    def __init__(self, observer: DemoObserver, planned: int | None, reference_planned: int | None = None) -> None:
         self._observer = observer
         self._planned = planned
+        self._reference_planned = reference_planned
         self._model = "final"
         self._last = 0
         self._started = time.monotonic()
@@ -189,7 +191,7 @@ class _EpochTracker:
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
         now = time.monotonic()
         if step <= self._last:  # a second model began
-            self._model, self._planned, self._started, self._ends = "reference", None, now, [now]
+            self._model, self._planned, self._started, self._ends = "reference", self._reference_planned, now, [now]
         self._last = step
         self._ends.append(now)
         recent = self._ends[-(self.RECENT + 1):]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 
-from hpo.results import is_new_best
+from hpo.results import TIE_BREAK_ATTR, is_new_best
 from hpo.storage import BufferedReports, StorageRetry, best_effort, is_storage_error, set_user_attrs
 from hpo.study import StudySpec
 
@@ -57,6 +57,7 @@ def build_objective(
     if val_warning and not cross_validates(spec.fixed):
         logger.warning("%s", val_warning)
     warned_study: list[bool] = []  # whether this worker has put val_warning on the study yet
+    warned_convergence: list[bool] = []  # whether this worker has said how convergence warnings are kept
     stored = retry.call if retry is not None else _call  # a storage write that waits out an outage
 
     def objective(trial: optuna.Trial) -> float:
@@ -95,7 +96,11 @@ def build_objective(
                 reason = f"{spec.metric} is {value!r} after training" + (" on the CV folds" if cross_validated else "")
                 outcome["prune_reason"] = reason
                 raise optuna.TrialPruned(reason)
-            if model_spec.task == "classification" and stored(is_new_best, trial.study, value):
+            tie_break = _tie_break(metrics, model.history_ or progress.history, cross_validated)
+            if tie_break is not None:
+                outcome[TIE_BREAK_ATTR] = tie_break
+            outcome.update(_chance_flag(trial.number, spec.metric, float(value), data.n_classes))
+            if model_spec.task == "classification" and stored(is_new_best, trial.study, value, tie_break):
                 stored(_upload_confusion_matrix, trial, model, data)
             return float(value)
         finally:
@@ -103,6 +108,7 @@ def build_objective(
             outcome.update(_progress_attrs(model, progress))
             if cross_validated:  # the folds run so far, pruned or complete
                 outcome.update(_cv_summary(progress.history, spec.metric))
+            _note_convergence_warnings(trial.number, outcome, warned_convergence)
             stored(set_user_attrs, trial, outcome)
             if model is not None and model.family == "torch":
                 stored(_upload_learning_curves, trial, model.history_ or progress.history)
@@ -174,13 +180,54 @@ def _final_metrics(
     last = {
         key if key.startswith(("train_", "val_")) else f"{FINAL_STATE_PREFIX}{key}": value
         for key, value in last_step.items()
-        if key != "step"
+        if key not in ("step", TIE_BREAK_ATTR)
     }
     return {
         key: float(value)
         for key, value in {**last, **metrics}.items()
         if isinstance(value, (int, float)) and math.isfinite(value)
     }
+
+
+def _tie_break(
+    metrics: Mapping[str, float], history: list[Mapping[str, float]], cross_validated: bool
+) -> float | None:
+    """The trial's ``tie_break_loss``: the smooth secondary that orders trials of equal value (lower first).
+
+    Cross-validated: the mean of the folds' ``tie_break_loss`` (each fold's step metrics carry it). Else the
+    validation loss of the model as it was kept (a torch model's chosen epoch: the weights early stopping
+    restored), else the last step's ``tie_break_loss`` (a scikit-learn model on the validation split).
+    """
+    if cross_validated:
+        values = [float(row[TIE_BREAK_ATTR]) for row in history
+                  if "fold" in row and math.isfinite(row.get(TIE_BREAK_ATTR, math.nan))]
+        return float(np.mean(values)) if values else None
+    value = metrics.get("val_loss")
+    if value is None and history:
+        value = history[-1].get(TIE_BREAK_ATTR)
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _note_convergence_warnings(number: int, outcome: Mapping[str, Any], warned: list[bool]) -> None:
+    """One line per worker, the first time a trial's fits did not converge: the counts are user attributes."""
+    count = outcome.get("convergence_warnings")
+    if count and not warned:
+        logger.info("trial %d: %d ConvergenceWarning(s); counted per trial as the user attribute "
+                    "convergence_warnings, not logged (raise max_iter or tol to converge)", number, count)
+        warned.append(True)
+
+
+def _chance_flag(number: int, metric: str, value: float, n_classes: int) -> dict[str, Any]:
+    """``{"at_chance": True}`` (and a log line) when a trial ended no better than guessing, else nothing."""
+    from models.metrics import at_chance, chance_level
+
+    if not at_chance(metric, value, n_classes):
+        return {}
+    logger.warning(
+        "trial %d ended at chance: %s = %.4f, chance %.4f (%d tissues); it learned nothing within its budget",
+        number, metric, value, chance_level(metric, n_classes), n_classes,
+    )
+    return {"at_chance": True}
 
 
 def _cv_summary(history: list[Mapping[str, float]], metric: str) -> dict[str, Any]:
@@ -209,6 +256,8 @@ def _progress_attrs(model: TissueModel | None, progress: _Progress) -> dict[str,
         attrs["best_epoch"] = int(model.best_epoch_)
     if model.retrain_epochs_:  # torch: epochs for a retrain on train+val (tied-best median)
         attrs["retrain_epochs"] = int(model.retrain_epochs_)
+    if getattr(model, "convergence_warnings_", 0):  # scikit-learn: counted, not printed dozens of times
+        attrs["convergence_warnings"] = int(model.convergence_warnings_)
     return attrs
 
 

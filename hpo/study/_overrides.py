@@ -36,6 +36,8 @@ def parse_assignment(assignment: str) -> tuple[str, Any]:
         return key, tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return key, text
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ValueError(f"--set {key}: too deeply nested: {text[:12]}... nests arrays or tables hundreds of levels deep") from None
 
 
 def parse_overrides(assignments: Iterable[str]) -> dict[str, Any]:

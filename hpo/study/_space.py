@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,9 +209,32 @@ def _parse_numeric(kind: str, entry: Mapping[str, Any], key: str) -> BaseDistrib
         raise SpaceError(key, "step and log cannot be combined")
     if step is not None and step <= 0:
         raise SpaceError(f"{key}.step", f"must be > 0, got {step}")
-    if kind == "int":
-        return IntDistribution(low, high, log=log, step=step or 1)
-    return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+    if step is not None and step > high - low and high > low:
+        raise SpaceError(
+            f"{key}.step",
+            f"step={step} is larger than the range high - low = {high - low:g} (low={low}, high={high}); "
+            f"only low would ever be sampled",
+        )
+    with warnings.catch_warnings():  # a range that is no multiple of step: said once by step_warnings instead
+        warnings.filterwarnings("ignore", message="The distribution is specified by", category=UserWarning)
+        if kind == "int":
+            return IntDistribution(low, high, log=log, step=step or 1)
+        return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+
+
+def step_warnings(table: Mapping[str, Any], space: SearchSpace, prefix: str = "space") -> list[str]:
+    """A ``high`` that ``step`` cannot reach from ``low``: Optuna lowers it to the last reachable value."""
+    found = []
+    for parameter in space:
+        distribution, entry = parameter.distribution, table.get(parameter.name, {})
+        if isinstance(distribution, (IntDistribution, FloatDistribution)) and distribution.step is not None:
+            written = entry.get("high")
+            if isinstance(written, (int, float)) and distribution.high < written:
+                found.append(
+                    f"{prefix}.{parameter.name}.high: {written} is not low + a multiple of step "
+                    f"(low={entry.get('low')}, step={entry.get('step')}); the highest value sampled is {distribution.high:g}"
+                )
+    return found
 
 
 def _parse_categorical(name: str, entry: Mapping[str, Any], key: str) -> Parameter:

@@ -26,11 +26,11 @@ from typing import Any
 
 from hpo.storage import DEFAULT_OUTAGE_WINDOW_S, OUTAGE_WINDOW_ENV
 from hpo.study._overrides import drop_options_of_replaced
-from hpo.study._space import SearchSpace, parse_space
+from hpo.study._space import SearchSpace, parse_space, step_warnings
 
 TOP_LEVEL_KEYS = (
     "name", "description", "model", "metric", "direction", "n_trials", "timeout",
-    "max_failed_trials", "device", "seed", "fixed", "space", "sampler", "pruner", "data", "heartbeat", "storage",
+    "max_failed_trials", "device", "seed", "reference", "fixed", "space", "sampler", "pruner", "data", "heartbeat", "storage",
 )
 REQUIRED_KEYS = ("name", "model", "metric", "direction", "space", "data")
 DIRECTIONS = {"maximize": "maximize", "maximise": "maximize", "minimize": "minimize", "minimise": "minimize"}
@@ -106,6 +106,8 @@ class StudySpec:
     device: str = "auto"
     seed: int = 0
     """Seed for model initialisation and data order in every trial (samplers have their own)."""
+    reference: bool = True
+    """Enqueue the model's defaults (clipped into the space) as the study's first trial, the reference."""
     heartbeat: HeartbeatSpec = field(default_factory=HeartbeatSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
     description: str = ""
@@ -146,6 +148,10 @@ def load_study_file(path: str | Path, overrides: Mapping[str, Any] | None = None
         content = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise StudyFileError(path, [f"not valid TOML: {error}"]) from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise StudyFileError(path, [deep_nesting(text)]) from None
+    if _nesting_depth(content) > MAX_NESTING:
+        raise StudyFileError(path, [deep_nesting(text)])
     if isinstance(content.get("data"), dict):
         # The file's own paths are relative to the file; overrides (command line) to the current directory.
         from data_pipeline.config import resolve_relative_paths
@@ -154,6 +160,76 @@ def load_study_file(path: str | Path, overrides: Mapping[str, Any] | None = None
     merged = apply_overrides(content, overrides or {})
     merged = drop_options_of_replaced(content, merged, overrides or {})
     return replace(parse_study(merged, path=path, text=text), overrides=dict(overrides or {}))
+
+
+MAX_NESTING = 64
+"""Levels of tables and arrays a study file may nest (the deepest shipped file needs 4; tomllib itself fails near 300)."""
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deeply tables and arrays nest in parsed TOML (iterative: any depth)."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def deep_nesting(text: str) -> str:
+    """Where ``text`` nests tables and arrays too deeply: the dotted key, the depth and the line it starts on.
+
+    Counts as :func:`_nesting_depth` does (the document, its tables, then arrays and inline tables).
+    """
+    depth, deepest, line, table, key, base, tables, where = 0, 0, 1, "", "", 1, 0, None
+    quote, index, n = "", 0, len(text)
+    while index < n:
+        char = text[index]
+        if quote:
+            if char == "\\" and quote[0] == '"':
+                index += 2
+                continue
+            if text.startswith(quote, index):
+                index += len(quote)
+                quote = ""
+                continue
+            line += char == "\n"
+        elif text.startswith(('"""', "'''"), index):
+            quote = text[index:index + 3]
+            index += 3
+            continue
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            end = text.find("\n", index)
+            index = n if end < 0 else end
+            continue
+        elif char == "[" and depth == 0 and not text[text.rfind("\n", 0, index) + 1:index].strip():
+            end = text.find("\n", index)
+            header = text[index:n if end < 0 else end].split("#")[0].strip()
+            table = header.strip("[]").strip()
+            tables = 1 + table.count(".") + header.startswith("[[")  # an array of tables is one level more
+            index = n if end < 0 else end
+            continue
+        elif char in "[{":
+            depth += 1
+            if base + depth > MAX_NESTING and where is None:
+                where = (line, f"{table}.{key}" if table else key)
+            deepest = max(deepest, base + depth)
+        elif char in "]}":
+            depth -= 1
+        elif char == "=" and depth == 0:
+            key = text[text.rfind("\n", 0, index) + 1:index].strip()
+            base = 1 + (tables if table else 0) + key.count(".")
+        elif char == "\n":
+            line += 1
+        index += 1
+    if where is None:
+        return f"too deeply nested: tables and arrays more than {MAX_NESTING} levels deep"
+    return (f"{where[1] or 'a value'}: too deeply nested: {deepest} levels of tables and arrays "
+            f"from line {where[0]} (at most {MAX_NESTING})")
 
 
 def apply_overrides(content: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,6 +272,10 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
     if not _DEVICE.match(device):
         problems.append(f"device: expected auto, cpu, cuda or cuda:N, got {device!r}")
     seed = _typed(content, "seed", int, problems, default=0)
+    if not 0 <= seed < SEED_LIMIT:
+        problems.append(f"seed: expected an integer from 0 to 2**32 - 1 (the range numpy and scikit-learn take), got {seed}")
+        seed = 0
+    reference = _typed(content, "reference", bool, problems, default=True)
     fixed, space = _search(content, model, model_spec, problems)
     sampler = _sampler_spec(content.get("sampler", {}), problems)
     pruner = _pruner_spec(content.get("pruner", {}), model_spec, problems)
@@ -203,14 +283,17 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
     storage = _storage_spec(content.get("storage", {}), problems)
     data_settings = _typed(content, "data", dict, problems, default={})
     data = _data_config(data_settings, path, problems) if "data" in content else None
+    if model_spec is not None and data is not None and not problems:
+        problems.extend(_fidelity_steps_problems(model_spec, fixed, space, data))
     if problems:
         raise StudyFileError(path, problems)
     return StudySpec(
         name=name, model=model, metric=metric, direction=direction, space=space, fixed=dict(fixed),
         sampler=sampler, pruner=pruner, data=data, data_settings=dict(data_settings),
         n_trials=n_trials, timeout=None if timeout is None else float(timeout),
-        max_failed_trials=max_failed, device=device, seed=seed, heartbeat=heartbeat, storage=storage,
-        description=description, path=str(path), text=text, warnings=tuple(_sampler_pruner_warnings(sampler, pruner)),
+        max_failed_trials=max_failed, device=device, seed=seed, reference=reference, heartbeat=heartbeat,
+        storage=storage, description=description, path=str(path), text=text,
+        warnings=tuple(_sampler_pruner_warnings(sampler, pruner) + step_warnings(content.get("space", {}), space)),
     )
 
 
@@ -292,6 +375,48 @@ def _search(
     return fixed, space
 
 
+MAX_FIDELITY_STEPS = 20
+"""Most fidelity steps a scikit-learn trial may take: each step is one more fit (``subsets``: n steps cost
+(n + 1) / 2 full fits; ``folds``: n fits), and 20 steps already give 5% resolution in training fraction."""
+
+
+def _fidelity_steps_problems(model_spec: Any, fixed: Mapping[str, Any], space: SearchSpace, data: Any) -> list[str]:
+    """``fidelity_steps`` at most :data:`MAX_FIDELITY_STEPS`; for k-fold CV, at most the training rows of the
+    smallest tissue the data keeps (``min_samples_per_tissue`` x the training fraction), so every fold can hold
+    every tissue."""
+    from optuna.distributions import CategoricalDistribution
+
+    if "fidelity_steps" not in model_spec.defaults:
+        return []
+    by_name = {parameter.name: parameter for parameter in space}
+    if "fidelity_steps" in by_name:
+        distribution = by_name["fidelity_steps"].distribution
+        values = distribution.choices if isinstance(distribution, CategoricalDistribution) else (distribution.high,)
+        where = "space.fidelity_steps." + ("choices" if isinstance(distribution, CategoricalDistribution) else "high")
+        steps = max((v for v in values if isinstance(v, int) and not isinstance(v, bool)), default=0)
+    else:
+        where, steps = "fixed.fidelity_steps", fixed.get("fidelity_steps", model_spec.defaults["fidelity_steps"])
+    if not isinstance(steps, int) or isinstance(steps, bool):
+        return []  # a wrong type is reported by the model's own check
+    if steps > MAX_FIDELITY_STEPS:
+        return [f"{where}: fidelity_steps={steps}; at most {MAX_FIDELITY_STEPS} (each step is one more fit per trial)"]
+    if "fidelity" in by_name:
+        fidelities = tuple(by_name["fidelity"].distribution.choices)
+    else:
+        fidelities = (fixed.get("fidelity", model_spec.defaults.get("fidelity")),)
+    if "folds" not in fidelities or data.n_folds:  # with [data] n_folds the data set's own folds are used
+        return []
+    train_share = 1.0 - data.val_fraction - data.test_fraction
+    fewest = math.floor(data.min_samples_per_tissue * train_share + 1e-9)
+    if steps > fewest:
+        return [(
+            f"{where}: fidelity_steps={steps} folds, but the smallest kept tissue may have only {fewest} training rows "
+            f"([data] min_samples_per_tissue={data.min_samples_per_tissue} x training share {train_share:g}); "
+            f"use at most {fewest} folds or raise min_samples_per_tissue"
+        )]
+    return []
+
+
 def study_name_problem(name: str) -> str:
     """What is wrong with ``name`` as a study name (empty when nothing is)."""
     if not name:
@@ -323,11 +448,11 @@ def _sampler_pruner_warnings(sampler: SamplerSpec, pruner: PrunerSpec) -> list[s
     if option is not None and sampler.options.get(option):
         return []
     remedy = f"set sampler.{option} = true, " if option else ""
-    return [
+    return [(
         f"sampler.name: {sampler.name!r} learns only from COMPLETE trials; while the {pruner.name!r} pruner prunes "
         f"most trials it can keep proposing the same configuration; {remedy}use sampler 'tpe' "
         f"(it learns from pruned trials too) or pruner 'none'"
-    ]
+    )]
 
 
 def _typed(content: Mapping[str, Any], key: str, kind: Any, problems: list[str], *, default: Any) -> Any:
@@ -336,7 +461,7 @@ def _typed(content: Mapping[str, Any], key: str, kind: Any, problems: list[str],
     value = content[key]
     bad_bool = isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,))
     if bad_bool or not isinstance(value, kind):
-        expected = {str: "a string", int: "an integer", dict: "a table"}.get(kind, "a number")
+        expected = {str: "a string", int: "an integer", dict: "a table", bool: "true or false"}.get(kind, "a number")
         problems.append(f"{key}: expected {expected}, got {value!r}")
         return default
     return value
@@ -444,11 +569,11 @@ def _heartbeat_spec(table: Any, problems: list[str]) -> HeartbeatSpec:
             values[key] = value
     # The environment wins, so an operator (or a test) can shorten detection without editing files.
     for key, env in (("interval", "HPO_HEARTBEAT_INTERVAL"), ("grace_period", "HPO_HEARTBEAT_GRACE")):
-        overridden = os.environ.get(env, "").strip()
-        if overridden.isdigit() and int(overridden) >= 1:
-            values[key] = int(overridden)
-        elif overridden:
-            problems.append(f"${env}: expected a positive whole number of seconds, got {overridden!r}")
+        raw = os.environ.get(env, "")
+        if raw.strip().isdigit() and int(raw) >= 1:
+            values[key] = int(raw)
+        elif raw:
+            problems.append(f"${env}: expected a positive whole number of seconds, got {raw!r}")
     if values["grace_period"] <= values["interval"]:
         problems.append(
             f"heartbeat.grace_period: must exceed the interval (grace_period={values['grace_period']}, interval={values['interval']})"
@@ -464,8 +589,8 @@ def _storage_spec(table: Any, problems: list[str]) -> StorageSpec:
     for key, value in table.items():
         if key not in STORAGE_KEYS:
             problems.append(f"storage.{key}: unknown key{_did_you_mean(key, STORAGE_KEYS)}; allowed: {list(STORAGE_KEYS)}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            problems.append(f"storage.{key}: expected a non-negative number of seconds, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            problems.append(f"storage.{key}: expected a finite, non-negative number of seconds, got {value!r}")
         else:
             window = float(value)
     overridden = os.environ.get(OUTAGE_WINDOW_ENV, "")
@@ -474,8 +599,8 @@ def _storage_spec(table: Any, problems: list[str]) -> StorageSpec:
             window = float(overridden)
         except ValueError:
             window = math.nan
-        if not math.isfinite(window) or window < 0:
-            problems.append(f"${OUTAGE_WINDOW_ENV}: expected a non-negative number of seconds, got {overridden!r}")
+        if not (math.isfinite(window) and window >= 0):
+            problems.append(f"${OUTAGE_WINDOW_ENV}: expected a finite, non-negative number of seconds, got {overridden!r}")
             window = DEFAULT_OUTAGE_WINDOW_S
     return StorageSpec(outage_window_s=window)
 

@@ -36,15 +36,17 @@ def test_demo_runs_end_to_end_on_tiny_data(tmp_path, tiny_data_config, capsys, m
     assert "ETA " in epochs[0] and epochs[-1].endswith(tuple(f"done in 00:{s:02d}" for s in range(60)))
     # the test metrics beside the baseline, then one total time
     header = lines.index("[5/5] held-out test metrics of the final model")
-    assert lines[header + 1].split() == ["final", "model", "baseline"]
+    assert lines[header + 1].split() == ["final", "model", "defaults", "baseline"]  # the reference trial, retrained
     accuracy = lines[header + 2].split()
-    assert accuracy[0] == "test_accuracy" and 0 < float(accuracy[2]) < 1  # the majority tissue's share of the test split
+    assert accuracy[0] == "test_accuracy" and 0 < float(accuracy[3]) < 1  # the majority tissue's share of the test split
     assert any(line.startswith("      baseline: every test sample called ") for line in lines)
     assert [line for line in lines if line.startswith("done in ")] == [next(l for l in lines if l.startswith("done in "))]
     assert "in all" not in printed and "(1m" not in printed
     # the headline, the same as hpo show prints, with the final model's test metrics recorded in the study
     headline = [line for line in lines if line.startswith(("winner: ", "gain: ", "test: ", "export: ", "retrain: "))]
     assert [line.split(":", 1)[0] for line in headline] == ["winner", "gain", "test", "export", "retrain"]
+    assert "over the reference (trial 0, the defaults" in headline[1] or "the reference trial (the defaults) won" in headline[1]
+    assert "the defaults: test_accuracy" in headline[2]
     assert f"\nconfig:  {best}   (retrain: hpo train --config {best})" in printed
     assert main(["show", name]) == 0
     shown = capsys.readouterr().out.splitlines()
@@ -76,8 +78,12 @@ def test_run_demo_reports_each_step_to_its_observer(tmp_path, tiny_data_config, 
     result = run_demo("studies/demo.toml", workers=1, observer=seen, overrides={
         "n_trials": 2, "data.preset": "tiny", "data.cache_dir": str(tiny_data_config.cache_dir), "fixed.max_epochs": 5})
     assert result.ok and seen.steps == [(n, 5) for n in range(1, 6)]
-    assert [p.epoch for p in seen.epochs] == list(range(1, seen.planned + 1))
-    assert all(p.total == seen.planned and p.model == "final" for p in seen.epochs)
+    final = [p for p in seen.epochs if p.model == "final"]
+    assert [p.epoch for p in final] == list(range(1, seen.planned + 1))
+    assert all(p.total == seen.planned for p in final)
+    # then the reference configuration (the defaults), unless it won and is the final model
+    assert all(p.model == "reference" for p in seen.epochs[len(final):])
+    assert bool(seen.epochs[len(final):]) == (result.final.reference is not result.final.report)
     assert seen.epochs[-1].eta == 0 and seen.epochs[0].eta > 0
     assert result.headline.final is not None and result.headline.final.metrics == {
         k: v for k, v in result.final.metrics.items() if k.startswith("test_")}

@@ -85,7 +85,8 @@ def test_a_real_hpo_run_prints_short_news_and_the_next_steps(tmp_path, tiny_data
     # the headline, the same one hpo show prints
     headline = [line for line in printed if line.startswith(("winner: ", "gain: ", "export: ", "retrain: "))]
     assert [line.split(":", 1)[0] for line in headline] == ["winner", "gain", "export", "retrain"]
-    assert headline[1].startswith("gain:    no reference trial; +") or "runner-up" in headline[1]
+    assert headline[1].startswith("gain:    +") or headline[1].startswith("gain:    -") or "(the defaults) won" in headline[1]
+    assert "over the reference (trial 0, the defaults" in headline[1] or "(the defaults) won" in headline[1]
     shown = subprocess.run([sys.executable, "-m", "hpo.cli", "show", "printed", "--storage", url],
                            capture_output=True, text=True, env=env, timeout=120).stdout.splitlines()
     assert shown[1:5] == headline

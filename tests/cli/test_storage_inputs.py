@@ -26,10 +26,10 @@ CASES = {
                          "process ends and seen by no worker process: name a file, sqlite:///FILE (relative to the "
                          "current folder) or sqlite:////ABSOLUTE/FILE")),
     "negative outage window": (["run", "{good}"], {"HPO_STORAGE_OUTAGE_S": "-5"},
-                               ("hpo run: error: {good}: $HPO_STORAGE_OUTAGE_S: expected a non-negative number of "
+                               ("hpo run: error: {good}: $HPO_STORAGE_OUTAGE_S: expected a finite, non-negative number of "
                                "seconds, got '-5'")),
     "nan outage window": (["worker", "{good}"], {"HPO_STORAGE_OUTAGE_S": "nan"},
-                          ("hpo worker: error: {good}: $HPO_STORAGE_OUTAGE_S: expected a non-negative number of "
+                          ("hpo worker: error: {good}: $HPO_STORAGE_OUTAGE_S: expected a finite, non-negative number of "
                           "seconds, got 'nan'")),
     "zero heartbeat interval": (["run", "{good}"], {"HPO_HEARTBEAT_INTERVAL": "0"},
                                 ("hpo run: error: {good}: $HPO_HEARTBEAT_INTERVAL: expected a positive whole number "

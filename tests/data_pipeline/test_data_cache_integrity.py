@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from data_pipeline import DataConfig, PreparedDataset, load_prepared, prepare_dataset
-from data_pipeline.cache import CorruptEntryError
+from data_pipeline.cache import CorruptEntryError, MismatchedEntryError
 
 ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test", "feature_mean", "feature_std")
 
@@ -162,3 +162,39 @@ def test_an_entry_set_aside_while_it_is_verified_is_rechecked_not_a_crash(
     monkeypatch.undo()
     again = prepare_dataset(config)  # the entry is gone: rebuilt under its name
     assert again.directory == directory and load_prepared(directory).tissues == again.tissues
+
+
+def test_swapped_entries_are_detected_and_each_request_gets_its_own_data(
+    tmp_path: Path, tiny_data_config: DataConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two intact entries swapped on disk pass their checksums but record the other key: rebuilt, not served."""
+    all_genes = tiny_data_config.replace(cache_dir=str(tmp_path))
+    fifty = all_genes.replace(top_k_genes=50)
+    first, second = prepare_dataset(all_genes), prepare_dataset(fifty)
+    a, b = first.directory, second.directory
+    expected = {a: (first.fingerprint, first.n_features), b: (second.fingerprint, 50)}
+    assert first.n_features > 50 and second.n_features == 50
+    del first, second
+    a.rename(tmp_path / "swap")
+    b.rename(a)
+    (tmp_path / "swap").rename(b)
+
+    for config, directory in ((all_genes, a), (fifty, b)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="data_pipeline"):
+            dataset = prepare_dataset(config)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "misplaced cache entry" in warnings[0], warnings
+        assert "another data set's entry under this name" in warnings[0] and "\n" not in warnings[0]
+        assert (dataset.directory, (dataset.fingerprint, dataset.n_features)) == (directory, expected[directory])
+        load_prepared(directory, expected_fingerprint=dataset.fingerprint)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="data_pipeline"):
+        assert prepare_dataset(all_genes).n_features == expected[a][1]  # now a plain hit
+    assert not caplog.records
+
+
+def test_load_prepared_refuses_an_entry_recorded_under_another_key(tmp_path: Path, tiny_data_config: DataConfig) -> None:
+    directory = prepare_dataset(tiny_data_config.replace(cache_dir=str(tmp_path))).directory
+    with pytest.raises(MismatchedEntryError, match="fingerprint .*expected 0000000000"):
+        load_prepared(directory, expected_fingerprint="0" * 64)

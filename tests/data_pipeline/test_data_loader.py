@@ -157,6 +157,12 @@ def _bad_case(tmp_path: Path, case: str) -> tuple[DataConfig, str, str]:
         return (config, str(model), "leaves 0 tissue(s) with at least 7 samples; at least two are needed to classify; "
                 "min_samples_per_tissue = 6 (--min-samples-per-tissue 6, study file [data] min_samples_per_tissue) "
                 "would keep 2")
+    if case == "empty gene header":
+        genes = list(samples.GENES)
+        genes[1] = " "
+        expression.write_text(samples.classic_expression_text(genes=genes))
+        return (_config(tmp_path, expression, model, label), str(expression),
+                f"empty gene column header at column 3 of {len(genes) + 1}; every gene column needs a name")
     if case == "metadata without ModelID":
         model.write_text(samples.model_text().replace("ModelID,", "ID,", 1))
         return _config(tmp_path, expression, model, label), str(model), "no 'ModelID' column"
@@ -175,7 +181,7 @@ BAD_CASES = [
     "duplicate expression ID", "duplicate metadata ID", "non-numeric value", "missing value", "ragged rows",
     "unknown label column", "single tissue", "metadata without ModelID", "infinite value", "-infinite value",
     "beyond float32", "negative value, log2 forced", "negative value, log2 chosen by auto", "metadata header only",
-    "too few samples per tissue",
+    "too few samples per tissue", "empty gene header",
 ]
 
 

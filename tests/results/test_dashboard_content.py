@@ -263,3 +263,15 @@ def test_the_cost_per_trial_does_not_grow_with_the_study(tmp_path):
         measured[size] = (counts, sorted(seconds)[len(seconds) // 2])
     assert measured[20][0] == measured[200][0], measured
     assert measured[200][1] < 5 * measured[20][1] + 0.05, measured  # timing: generous for a loaded machine
+
+
+def test_a_trial_at_chance_says_so_on_its_note_and_shows_its_tie_break(tmp_path):
+    study = _study(tmp_path)
+    _finish(study, 0.9)
+    trial = study.ask()
+    set_user_attrs(trial, {"steps_run": 3, "at_chance": True, "tie_break_loss": 2.0794})
+    study.tell(trial, 0.125)
+    refresh_after_trial(study, trial, metric=METRIC)
+    note = _trial_note(study, 1)
+    assert "**At chance:** it ended no better than guessing" in note and "tie-break loss 2.079" in note
+    assert "At chance" not in _trial_note(study, 0)

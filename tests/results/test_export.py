@@ -191,4 +191,8 @@ def test_a_config_exported_before_the_restructuring_still_retrains(tmp_path, tin
     assert metric == "val_balanced_accuracy" and value == pytest.approx(trial_value, abs=1e-9)
     assert main(["train", "--config", str(old), "--cache-dir", tiny_data_config.cache_dir,
                  "--out", str(tmp_path / "final")]) == 0
-    assert "test_balanced_accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test_balanced_accuracy" in printed
+    # its study's storage file is gone: nothing recorded, and no empty database made in its place
+    assert "final model: not recorded in study 'old-export': no storage file /tmp/old/optuna.db" in printed
+    assert not Path("/tmp/old/optuna.db").exists()

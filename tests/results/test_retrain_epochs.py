@@ -46,8 +46,10 @@ def test_a_classifier_keeps_the_first_tied_epoch_and_records_the_median_for_retr
     model = build_model("classifier", params, device="cpu").fit(tiny_dataset)
     tied = tied_best_epochs(model.history_, "val_accuracy", "max")
     assert len(tied) > 1
-    assert model.best_epoch_ == tied[0]  # early stopping kept the first epoch reaching the best value
-    assert model.retrain_epochs_ == retrain_epoch_count(tied, 20) > model.best_epoch_
+    # among the epochs reaching the best value, early stopping kept the one with the lowest validation loss
+    losses = {epoch: model.history_[epoch - 1]["val_loss"] for epoch in tied}
+    assert model.best_epoch_ == min(tied, key=lambda epoch: (losses[epoch], epoch))
+    assert model.retrain_epochs_ == retrain_epoch_count(tied, 20)
     on_train_and_val = build_model("classifier", params, device="cpu").fit(tiny_dataset, train_split="train+val")
     assert on_train_and_val.retrain_epochs_ == 0  # no validation split: nothing to recommend
 

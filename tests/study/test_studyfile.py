@@ -292,7 +292,7 @@ def test_storage_outage_window_is_validated_and_the_environment_overrides_it(tmp
     assert parse_study({**base, "storage": {"outage_window_s": 8}}).storage.outage_window_s == 8.0
     with pytest.raises(StudyFileError) as bad:
         parse_study({**base, "storage": {"outage_window_s": -1, "outage_windw": 3}})
-    assert "storage.outage_window_s: expected a non-negative number of seconds, got -1" in str(bad.value)
+    assert "storage.outage_window_s: expected a finite, non-negative number of seconds, got -1" in str(bad.value)
     assert "storage.outage_windw: unknown key (did you mean 'outage_window_s'?)" in str(bad.value)
     monkeypatch.setenv("HPO_STORAGE_OUTAGE_S", "12.5")
     assert parse_study({**base, "storage": {"outage_window_s": 8}}).storage.outage_window_s == 12.5
