@@ -18,6 +18,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def _study(tmp_path, values, *, direction="maximize", reference=0, pruned=(), name="s"):
     """Trials with these values (None: failed); trial ``reference`` is the reference trial (None: there is none)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     storage = open_storage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=None)
     study = optuna.create_study(study_name=name, storage=storage, direction=direction)
     study.set_user_attr("metric", "val_balanced_accuracy")
