@@ -11,9 +11,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from data_pipeline.dataset import PreparedDataset
+from models.fidelity import TORCH_FIDELITY_CHOICES, TORCH_FIDELITY_DEFAULTS
 from models.networks import ACTIVATIONS, AutoencoderNet, layer_sizes
-from models.torch_model import EVAL_BATCH_SIZE, TorchModel
 from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, Range
+from models.torch_model import EVAL_BATCH_SIZE, TorchModel
 from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS, TRAINING_RANGES
 
 ENCODER_DEFAULTS: dict[str, Any] = {
@@ -37,6 +38,8 @@ ENCODER_RANGES: dict[str, Range] = {
     "input_noise": AT_LEAST_0,
 }
 ENCODER_KEYS = tuple(ENCODER_DEFAULTS)
+FOLD_RANGES: dict[str, Range] = {"fidelity_steps": Range(2)}
+"""A PyTorch model cross-validates over at least two folds."""
 
 
 def encoder_sizes(params: Mapping[str, Any]) -> list[int]:
@@ -58,9 +61,9 @@ class AutoencoderModel(TorchModel):
     name = "autoencoder"
     task = "reconstruction"
     has_embedding = True
-    DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "weight_decay": 0.0}
-    CHOICES = {**ENCODER_CHOICES, **TRAINING_CHOICES}
-    RANGES = {**ENCODER_RANGES, **TRAINING_RANGES}
+    DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "weight_decay": 0.0, **TORCH_FIDELITY_DEFAULTS}
+    CHOICES = {**ENCODER_CHOICES, **TRAINING_CHOICES, **TORCH_FIDELITY_CHOICES}
+    RANGES = {**ENCODER_RANGES, **TRAINING_RANGES, **FOLD_RANGES}
 
     @classmethod
     def build_network(cls, params: Mapping[str, Any], n_features: int, n_classes: int) -> nn.Module:

@@ -5,7 +5,10 @@ registry, trains it with a step callback that reports the metric to Optuna (writ
 the storage in batches, :mod:`hpo.trial_writes`) and may raise :class:`optuna.TrialPruned`,
 and returns the validation metric, or, for a cross-validated model (``fidelity = "folds"``),
 the mean of its fold scores (what ``WilcoxonPruner`` assumes), stored with the scores as
-``fold_scores``/``cv_mean``/``cv_std`` for pruned and complete trials alike. A NaN loss
+``fold_scores``/``cv_mean``/``cv_std`` for pruned and complete trials alike. A PyTorch model's folds
+(:mod:`models.torch_folds`) report every epoch as step ``fold * max_epochs + epoch`` to the
+learning-curve pruners, and only the fold scores (step = fold index) to ``WilcoxonPruner``;
+``fidelity = "auto"`` is resolved once per worker from the data's size (:func:`models.fidelity.choose_fidelity`). A NaN loss
 prunes the trial with its reason; out-of-memory fails it with its reason (the
 worker goes on). Every trial stores its metrics, steps, time, size and device as
 user attributes so that the dashboard describes itself; a validation split too small to
@@ -46,11 +49,12 @@ def build_objective(
     """
     from hpo.study import small_val_split_warning
     from models.errors import DeviceOutOfMemory, TrainingDiverged
-    from models.fidelity import cross_validates
+    from models.fidelity import AUTO, choose_fidelity, cross_validates
     from models.registry import build_model, get_spec
 
     model_spec = get_spec(spec.model)
     device = device or spec.device
+    auto_fidelity = choose_fidelity(len(data.y_train), len(data.y_val), data.n_classes)[0]
     val_warning = small_val_split_warning(
         len(data.y_val), data.n_classes, can_cross_validate=model_spec.family == "sklearn"
     )
@@ -61,7 +65,10 @@ def build_objective(
 
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **stored(spec.space.suggest, trial, spec.fixed)}  # again: suggested ones stay
+        if params.get("fidelity") == AUTO:
+            params["fidelity"] = auto_fidelity
         cross_validated = cross_validates(params)
+        torch_folds = cross_validated and model_spec.family == "torch"
         if val_warning and not cross_validated and not warned_study:  # ranked by its validation split
             # a study attribute, once per worker: the same sentence on every trial page widened it past the screen
             stored(trial.study.set_user_attr, "val_split_warning", val_warning)
@@ -74,10 +81,11 @@ def build_objective(
         model = None
         try:
             model = build_model(spec.model, params, device=device, seed=spec.seed, num_threads=num_threads)
+            on_step = _reporter(trial, reports, spec.metric, progress, outcome, retry)
+            if torch_folds and isinstance(trial.study.pruner, optuna.pruners.WilcoxonPruner):
+                on_step = _fold_score_reporter(on_step, model, int(params["max_epochs"]), progress)
             try:
-                model.fit(
-                    data, train_split="train", on_step=_reporter(trial, reports, spec.metric, progress, outcome, retry)
-                )
+                model.fit(data, train_split="train", on_step=on_step)
             except TrainingDiverged as error:
                 reason = f"training diverged (NaN/inf loss) at step {progress.steps + 1}: {error}"
                 outcome["prune_reason"] = reason
@@ -88,7 +96,7 @@ def build_objective(
             metrics = model.evaluate(data, "val")
             outcome.update(_final_metrics(model, metrics, progress, cross_validated))
             if cross_validated:  # the mean fold score, as WilcoxonPruner assumes
-                value = _cv_summary(progress.history, spec.metric).get("cv_mean")
+                value = _cv_summary(_fold_rows(model, progress, torch_folds), spec.metric).get("cv_mean")
             else:
                 value = metrics.get(spec.metric)
             if value is None or not math.isfinite(value):
@@ -102,7 +110,9 @@ def build_objective(
             stored(reports.flush)  # before the worker tells the trial: a pruned trial's value is its last report
             outcome.update(_progress_attrs(model, progress))
             if cross_validated:  # the folds run so far, pruned or complete
-                outcome.update(_cv_summary(progress.history, spec.metric))
+                outcome.update(_cv_summary(_fold_rows(model, progress, torch_folds), spec.metric))
+            if torch_folds:  # the smooth secondary: the CV mean of the folds' validation loss
+                outcome.update(_cv_loss(_fold_rows(model, progress, torch_folds)))
             stored(set_user_attrs, trial, outcome)
             if model is not None and model.family == "torch":
                 stored(_upload_learning_curves, trial, model.history_ or progress.history)
@@ -142,6 +152,37 @@ def _reporter(
             raise optuna.TrialPruned(reason)
 
     return on_step
+
+
+def _fold_score_reporter(
+    report_epoch: Callable[[int, Mapping[str, float]], None], model: TissueModel, max_epochs: int, progress: _Progress
+) -> Callable[[int, Mapping[str, float]], None]:
+    """For ``WilcoxonPruner``: a PyTorch model's folds report their fold scores only, at step = fold index (1-based).
+
+    Wilcoxon pairs the values of two trials by step (the fold) and assumes the objective value is their mean.
+    """
+
+    def on_step(step: int, metrics: Mapping[str, float]) -> None:
+        if metrics.get("epoch") != max_epochs or not getattr(model, "fold_results_", ()):
+            progress.steps = step
+            progress.history.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
+            return
+        report_epoch(int(metrics["fold"]) + 1, {**metrics, **model.fold_results_[-1]})
+
+    return on_step
+
+
+def _fold_rows(model: TissueModel | None, progress: _Progress, torch_folds: bool) -> list[Mapping[str, float]]:
+    """One row per finished fold: a PyTorch model's fold results, or the scikit-learn folds' reports."""
+    if torch_folds:
+        return [{**row, "fold": row.get("fold", index)} for index, row in enumerate(getattr(model, "fold_results_", ()))]
+    return progress.history
+
+
+def _cv_loss(rows: list[Mapping[str, float]]) -> dict[str, float]:
+    """``tie_break_loss``: the mean over finished folds of their validation loss (lower is better)."""
+    losses = [float(row["val_loss"]) for row in rows if math.isfinite(row.get("val_loss", math.nan))]
+    return {"tie_break_loss": float(np.mean(losses))} if losses else {}
 
 
 def _should_prune(trial: optuna.Trial, retry: StorageRetry | None) -> bool:
