@@ -32,8 +32,9 @@ from data_pipeline.preprocess import ProcessedArrays, preprocess
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = 2
-"""Bump when preprocessing changes the arrays, so that older cache entries are not reused."""
+PIPELINE_VERSION = 3
+"""Bump when preprocessing changes the arrays, so that older cache entries are not reused (3: splits keep a
+patient's models together)."""
 
 JACCARD_GENES = 40
 """Genes sampled for the summary's Jaccard heat map of expression presence."""
