@@ -50,12 +50,10 @@ def choose_fidelity(n_train: int, n_val: int, n_tissues: int) -> tuple[str, str]
     """
     per_tissue = n_val / max(n_tissues, 1)
     sizes = f"{n_train} training rows, {n_val} validation samples over {n_tissues} tissues ({per_tissue:.1f} per tissue)"
+    rule = f"{AUTO_MIN_TRAIN_ROWS} training rows or {AUTO_MIN_VAL_PER_TISSUE:g} validation samples per tissue"
     if n_train < AUTO_MIN_TRAIN_ROWS or per_tissue < AUTO_MIN_VAL_PER_TISSUE:
-        return FOLDS, (
-            f"{sizes}: fewer than {AUTO_MIN_TRAIN_ROWS} rows or {AUTO_MIN_VAL_PER_TISSUE:g} per tissue, "
-            "so trials are ranked by k-fold CV on the training split"
-        )
-    return "none", f"{sizes}: large enough to rank trials on the validation split"
+        return FOLDS, f"{sizes}; fewer than {rule}"
+    return "none", f"{sizes}; at least {rule}"
 
 
 def resolved_fidelity(params: Mapping[str, Any], n_train: int, n_val: int, n_tissues: int) -> str:

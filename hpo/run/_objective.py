@@ -47,7 +47,7 @@ def build_objective(
     ``device`` overrides the study file's device; ``num_threads`` caps torch's CPU threads. With
     ``retry``, the trial's storage writes wait out a storage outage (:mod:`hpo.outage`) while it trains.
     """
-    from hpo.study import small_val_split_warning
+    from hpo.study import small_cv_warning, small_val_split_warning
     from models.errors import DeviceOutOfMemory, TrainingDiverged
     from models.fidelity import AUTO, choose_fidelity, cross_validates
     from models.registry import build_model, get_spec
@@ -55,12 +55,17 @@ def build_objective(
     model_spec = get_spec(spec.model)
     device = device or spec.device
     auto_fidelity = choose_fidelity(len(data.y_train), len(data.y_val), data.n_classes)[0]
-    val_warning = small_val_split_warning(
-        len(data.y_val), data.n_classes, can_cross_validate=model_spec.family == "sklearn"
-    )
-    if val_warning and not cross_validates(spec.fixed):
-        logger.warning("%s", val_warning)
-    warned_study: list[bool] = []  # whether this worker has put val_warning on the study yet
+    study_fixed = {**spec.fixed, "fidelity": auto_fidelity} if spec.fixed.get("fidelity") == AUTO else spec.fixed
+    val_warning = small_val_split_warning(len(data.y_val), data.n_classes, can_cross_validate=True)
+    cv_warning = None
+    if cross_validates(study_fixed):  # ranked by CV: the folds' own sizes matter, not the validation split's
+        val_warning = None
+        n_folds = len(np.unique(data.folds)) if data.folds is not None else int(study_fixed.get("fidelity_steps", 5))
+        cv_warning = small_cv_warning(np.asarray(data.y_train), n_folds, data.n_classes)
+    for warning in (val_warning, cv_warning):
+        if warning:
+            logger.warning("%s", warning)  # once per worker, not once per trial
+    warned_study: list[bool] = []  # whether this worker has put val_warning / cv_warning on the study yet
     stored = retry.call if retry is not None else _call  # a storage write that waits out an outage
 
     def objective(trial: optuna.Trial) -> float:
@@ -72,6 +77,9 @@ def build_objective(
         if val_warning and not cross_validated and not warned_study:  # ranked by its validation split
             # a study attribute, once per worker: the same sentence on every trial page widened it past the screen
             stored(trial.study.set_user_attr, "val_split_warning", val_warning)
+            warned_study.append(True)
+        if cv_warning and cross_validated and not warned_study:  # ranked by CV on a small training split
+            stored(trial.study.set_user_attr, "cv_split_warning", cv_warning)
             warned_study.append(True)
         # no "model_params": the sampled ones are the trial's params, the fixed ones the study's fixed_params
         stored(set_user_attrs, trial, {"threads": _threads(num_threads)})
