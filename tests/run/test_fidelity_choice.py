@@ -31,8 +31,8 @@ def test_hpo_run_says_which_fidelity_auto_chose_and_why(tmp_path, tiny_data_conf
         prepared = _prepare(write_study(tmp_path, tiny_data_config), {}, url, None)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fidelity auto:")]
     assert lines == [
-        "fidelity auto: trials ranked by 3-fold CV on the training split (126 training rows, 27 validation samples "
-        "over 6 tissues (4.5 per tissue); fewer than 200 training rows or 5 validation samples per tissue)",
+        ("fidelity auto: trials ranked by 3-fold CV on the training split (126 training rows, 27 validation samples "
+        "over 6 tissues (4.5 per tissue); fewer than 200 training rows or 5 validation samples per tissue)"),
     ]
     study = optuna.load_study(study_name=prepared.name, storage=url)
     assert study.user_attrs["fidelity_choice"]["fidelity"] == "folds"
