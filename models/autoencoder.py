@@ -101,3 +101,22 @@ class AutoencoderModel(TorchModel):
     def embed_split(self, data: PreparedDataset, split: str) -> np.ndarray:
         """Latent codes of every row of ``split`` (``train``, ``val``, ``test`` or ``train+val``)."""
         return self.embed(data.split(split)[0])
+
+
+def pca_baseline(data: PreparedDataset, n_components: int) -> dict[str, float]:
+    """PCA's reconstruction MSE, the linear baseline of an autoencoder with a ``n_components``-dim latent code.
+
+    Fitted on the training split (capped at its rows and genes), scored on the validation and test splits in
+    the same units as an autoencoder's ``*_reconstruction_mse`` (mean squared error over every value).
+    """
+    from sklearn.decomposition import PCA
+
+    X_train = np.asarray(data.X_train, dtype=np.float64)
+    components = max(1, min(int(n_components), X_train.shape[0] - 1, X_train.shape[1]))
+    pca = PCA(n_components=components, svd_solver="full").fit(X_train)
+    result: dict[str, float] = {"n_components": float(components)}
+    for split in ("val", "test"):
+        X = np.asarray(data.split(split)[0], dtype=np.float64)
+        if len(X):
+            result[f"{split}_reconstruction_mse"] = float(np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2))
+    return result

@@ -65,7 +65,10 @@ def build_objective(
     for warning in (val_warning, cv_warning):
         if warning:
             logger.warning("%s", warning)  # once per worker, not once per trial
-    warned_study: list[bool] = []  # whether this worker has put val_warning / cv_warning on the study yet
+    pca = _pca_baseline(spec, data) if model_spec.task == "reconstruction" else None
+    study_notes = {key: value for key, value in (("val_split_warning", val_warning), ("cv_split_warning", cv_warning),
+                                                 (PCA_BASELINE_ATTR, pca)) if value}
+    noted: list[bool] = []  # whether this worker has put its study notes on the study yet
     stored = retry.call if retry is not None else _call  # a storage write that waits out an outage
 
     def objective(trial: optuna.Trial) -> float:
@@ -74,13 +77,10 @@ def build_objective(
             params["fidelity"] = auto_fidelity
         cross_validated = cross_validates(params)
         torch_folds = cross_validated and model_spec.family == "torch"
-        if val_warning and not cross_validated and not warned_study:  # ranked by its validation split
-            # a study attribute, once per worker: the same sentence on every trial page widened it past the screen
-            stored(trial.study.set_user_attr, "val_split_warning", val_warning)
-            warned_study.append(True)
-        if cv_warning and cross_validated and not warned_study:  # ranked by CV on a small training split
-            stored(trial.study.set_user_attr, "cv_split_warning", cv_warning)
-            warned_study.append(True)
+        if study_notes and not noted:  # study attributes, once per worker: the same sentence on every trial
+            for key, value in study_notes.items():  # page widened it past the screen
+                stored(trial.study.set_user_attr, key, value)
+            noted.append(True)
         # no "model_params": the sampled ones are the trial's params, the fixed ones the study's fixed_params
         stored(set_user_attrs, trial, {"threads": _threads(num_threads)})
         progress = _Progress()
@@ -126,6 +126,31 @@ def build_objective(
                 stored(_upload_learning_curves, trial, model.history_ or progress.history)
 
     return objective
+
+
+PCA_BASELINE_ATTR = "pca_baseline"
+"""Study user attribute of an autoencoder study: PCA's reconstruction MSE on val and test (:func:`_pca_baseline`)."""
+
+
+def _pca_baseline(spec: StudySpec, data: Any) -> dict[str, Any] | None:
+    """PCA with the study's largest latent size (capped by the training rows), fitted on train; never raises."""
+    from optuna.distributions import CategoricalDistribution
+
+    from models.autoencoder import pca_baseline
+    from models.registry import get_spec
+
+    latent = spec.fixed.get("latent_dim", get_spec(spec.model).defaults.get("latent_dim", 0))
+    distribution = spec.space.distributions().get("latent_dim")
+    if isinstance(distribution, CategoricalDistribution):
+        latent = max(int(choice) for choice in distribution.choices)
+    elif distribution is not None:
+        latent = int(distribution.high)
+    try:
+        baseline = pca_baseline(data, int(latent))
+    except (ValueError, MemoryError, np.linalg.LinAlgError) as error:  # a baseline must never cost the study
+        logger.warning("PCA baseline not computed: %s", error)
+        return None
+    return {"model": "PCA (fitted on the training split)", "n_components": int(baseline.pop("n_components")), **baseline}
 
 
 class _Progress:
