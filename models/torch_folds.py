@@ -5,13 +5,14 @@ Each fold trains a model of its own on the fold's training rows. The gene filter
 ``X_train_unfiltered``, as the scikit-learn folds do, so the held-out fold shapes neither the genes
 nor the scaling. Folds keep a patient's models together (:func:`models.fidelity.split_groups`).
 
-Every fold runs ``max_epochs`` epochs without early stopping: the epoch is chosen afterwards on the
-CV curve (the mean over folds of each metric, epoch by epoch), which needs every epoch of every fold.
-Each epoch is reported as step ``fold * max_epochs + epoch`` (1-based epoch), so a learning-curve pruner
-(median, percentile, successive halving, Hyperband) compares the same fold at the same epoch across
-trials (the folds do not depend on the trial). A fold's score is its held-out metrics at its best epoch
-by the model's monitor (what early stopping would have kept, as on a validation split); the objective
-value is the mean of the fold scores.
+Each fold stops early as a validation split would (``early_stopping_patience`` epochs without a better
+``monitor`` on the held-out fold); its score is its held-out metrics at its best epoch by the monitor
+(what early stopping keeps), and the objective value is the mean of the fold scores. The epoch a retrain
+runs for is chosen on the CV curve: the mean over folds of each metric, epoch by epoch, where a fold that
+stopped carries its last epoch's values forward (its metric had stopped improving). Each epoch is reported
+as step ``fold * max_epochs + epoch`` (1-based epoch), so a learning-curve pruner (median, percentile,
+successive halving, Hyperband) compares the same fold at the same epoch across trials (the folds do not
+depend on the trial).
 """
 
 from __future__ import annotations
@@ -65,11 +66,15 @@ def best_epoch(rows: list[Mapping[str, float]], monitor: str, mode: str) -> int:
 
 
 def cv_curve(fold_histories: list[list[Mapping[str, float]]]) -> list[dict[str, float]]:
-    """Epoch by epoch, the mean over folds of every metric every fold has (``epoch`` 1-based)."""
-    n_epochs = min((len(history) for history in fold_histories), default=0)
+    """Epoch by epoch, the mean over folds of every metric every fold has (``epoch`` 1-based).
+
+    A fold that stopped early counts with its last epoch's values for the epochs it did not run.
+    """
+    histories = [history for history in fold_histories if history]
+    n_epochs = max((len(history) for history in histories), default=0)
     curve = []
     for index in range(n_epochs):
-        rows = [history[index] for history in fold_histories]
+        rows = [history[min(index, len(history) - 1)] for history in histories]
         keys = [key for key in rows[0] if all(key in row for row in rows) and key not in ("fold", "epoch")]
         curve.append({"epoch": float(index + 1), **{key: float(np.mean([row[key] for row in rows])) for key in keys}})
     return curve
@@ -85,7 +90,7 @@ def fit_folds(model: TissueModel, data: PreparedDataset, on_step: StepCallback |
     """
     params = model.params
     max_epochs = int(params["max_epochs"])
-    fold_params = {**params, "fidelity": "none", "early_stopping_patience": 0}
+    fold_params = {**params, "fidelity": "none"}
     results: list[dict[str, float]] = []
     histories: list[list[Mapping[str, float]]] = []
     raw: list[dict[str, float]] = []
@@ -101,13 +106,12 @@ def fit_folds(model: TissueModel, data: PreparedDataset, on_step: StepCallback |
             row = {**metrics, "fold": float(fold), "epoch": float(epoch)}
             history.append(row)
             raw.append(row)
-            if epoch == max_epochs:  # the fold is done: its score before its last report
-                chosen = best_epoch(history, monitor, mode)
-                results.append({**history[chosen - 1], "best_epoch": float(chosen)})
             if on_step is not None:
                 on_step(fold * max_epochs + epoch, row)
 
         fold_model.fit(fold_data, train_split="train", on_step=report)
+        chosen = best_epoch(history, monitor, mode)  # what early stopping kept
+        results.append({**history[chosen - 1], "best_epoch": float(chosen)})
         seconds += fold_model.train_seconds_
         histories.append(history)
     final = type(model)({**params, "fidelity": "none"}, device=model.device, seed=model.seed, num_threads=model.num_threads)

@@ -90,10 +90,13 @@ def build_objective(
         try:
             model = build_model(spec.model, params, device=device, seed=spec.seed, num_threads=num_threads)
             on_step = _reporter(trial, reports, spec.metric, progress, outcome, retry)
-            if torch_folds and isinstance(trial.study.pruner, optuna.pruners.WilcoxonPruner):
-                on_step = _fold_score_reporter(on_step, model, int(params["max_epochs"]), progress)
+            wilcoxon = torch_folds and isinstance(trial.study.pruner, optuna.pruners.WilcoxonPruner)
+            if wilcoxon:
+                on_step = _fold_score_reporter(on_step, model, progress)
             try:
                 model.fit(data, train_split="train", on_step=on_step)
+                if wilcoxon:  # the last fold's score: no fold follows to report it
+                    _report_last_fold(reports, model, spec.metric)
             except TrainingDiverged as error:
                 reason = f"training diverged (NaN/inf loss) at step {progress.steps + 1}: {error}"
                 outcome["prune_reason"] = reason
@@ -188,21 +191,31 @@ def _reporter(
 
 
 def _fold_score_reporter(
-    report_epoch: Callable[[int, Mapping[str, float]], None], model: TissueModel, max_epochs: int, progress: _Progress
+    report: Callable[[int, Mapping[str, float]], None], model: TissueModel, progress: _Progress
 ) -> Callable[[int, Mapping[str, float]], None]:
     """For ``WilcoxonPruner``: a PyTorch model's folds report their fold scores only, at step = fold index (1-based).
 
     Wilcoxon pairs the values of two trials by step (the fold) and assumes the objective value is their mean.
+    Fold ``k``'s score is known once its training stopped: it is reported (and pruning asked) at the first
+    epoch of fold ``k + 1``; the last fold's by :func:`_report_last_fold`.
     """
 
     def on_step(step: int, metrics: Mapping[str, float]) -> None:
-        if metrics.get("epoch") != max_epochs or not getattr(model, "fold_results_", ()):
+        fold = int(metrics.get("fold", 0))
+        results = getattr(model, "fold_results_", ())
+        if metrics.get("epoch") == 1 and fold >= 1 and len(results) >= fold:
+            report(fold, {**metrics, **results[fold - 1]})
+        else:
             progress.steps = step
             progress.history.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
-            return
-        report_epoch(int(metrics["fold"]) + 1, {**metrics, **model.fold_results_[-1]})
 
     return on_step
+
+
+def _report_last_fold(reports: BufferedReports, model: TissueModel, metric: str) -> None:
+    results = getattr(model, "fold_results_", ())
+    if results and math.isfinite(float(results[-1].get(metric, math.nan))):
+        reports.report(float(results[-1][metric]), len(results))
 
 
 def _fold_rows(model: TissueModel | None, progress: _Progress, torch_folds: bool) -> list[Mapping[str, float]]:

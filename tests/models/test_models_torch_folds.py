@@ -40,7 +40,7 @@ def test_each_fold_trains_its_own_model_on_genes_and_scaling_refitted_on_its_row
         X_train=features.transform(X_raw[fit_rows]).astype(np.float32), y_train=y[fit_rows],
         X_val=features.transform(X_raw[held_rows]).astype(np.float32), y_val=y[held_rows],
     )
-    by_hand = build_model("classifier", {**FOLD_PARAMS, "fidelity": "none", "early_stopping_patience": 0}, device="cpu")
+    by_hand = build_model("classifier", {**FOLD_PARAMS, "fidelity": "none"}, device="cpu")
     by_hand.fit(fold)
     chosen = best_epoch(list(by_hand.history_), "val_loss", "min")
     for key in ("val_balanced_accuracy", "val_loss"):
@@ -85,3 +85,14 @@ def test_auto_fidelity_makes_the_model_cross_validate_on_a_small_split(tiny_data
     model = build_model("classifier", {**FOLD_PARAMS, "fidelity": "auto", "max_epochs": 2}, device="cpu")
     assert model.cross_validates_on(tiny_dataset, "train")  # 126 training rows
     assert not model.cross_validates_on(tiny_dataset, "train+val")
+
+
+def test_the_cv_curve_carries_a_fold_that_stopped_early_forward() -> None:
+    from models.torch_folds import cv_curve
+
+    long = [{"val_loss": v} for v in (3.0, 2.0, 1.0, 1.5)]
+    short = [{"val_loss": v} for v in (2.0, 1.0)]  # stopped after epoch 2
+    curve = cv_curve([long, short])
+    assert [row["val_loss"] for row in curve] == [2.5, 1.5, 1.0, 1.25]
+    assert [row["epoch"] for row in curve] == [1.0, 2.0, 3.0, 4.0]
+    assert best_epoch(curve, "val_loss", "min") == 3
