@@ -184,6 +184,8 @@ def _reporter(
             from hpo.run._prune_reason import prune_reason
 
             reason = prune_reason(trial, step, metric, float(value))  # with the threshold it lost to
+            if "fold" in metrics and "epoch" in metrics:  # a PyTorch model's folds: which fold, which epoch
+                reason += f" (CV fold {int(metrics['fold']) + 1}, epoch {int(metrics['epoch'])})"
             outcome["prune_reason"] = reason
             raise optuna.TrialPruned(reason)
 
