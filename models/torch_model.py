@@ -167,7 +167,7 @@ class TorchModel(TissueModel):
             return False
         return resolved_fidelity(self.params, len(data.y_train), len(data.y_val), data.n_classes) == FOLDS
 
-    def _fit_folds(self, data: PreparedDataset, on_step: StepCallback | None) -> "TorchModel":
+    def _fit_folds(self, data: PreparedDataset, on_step: StepCallback | None) -> TorchModel:
         """k-fold CV on the training split, then one fit on all of it (:func:`models.torch_folds.fit_folds`)."""
         from models.torch_folds import fit_folds
 
