@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 ID_COLUMN_NAMES = ("", "ModelID", "Unnamed: 0", "DepMap_ID")
 Q3_2025_LEADING = ("SequencingID", "ModelConditionID", "ModelID", "IsDefaultEntryForMC", "IsDefaultEntryForModel")
-METADATA_COLUMNS = ("OncotreePrimaryDisease", "OncotreeSubtype", "Age", "Sex")
-"""Model.csv columns carried into the prepared data set's sample_info (when present)."""
+METADATA_COLUMNS = ("OncotreePrimaryDisease", "OncotreeSubtype", "Age", "Sex", "PatientID")
+"""Model.csv columns carried into the prepared data set's sample_info (when present); a patient's
+models (``PatientID``) stay together in one split and one CV fold."""
 LEGACY_METADATA_NAMES = {
     "DepMap_ID": "ModelID", "primary_disease": "OncotreePrimaryDisease", "Subtype": "OncotreeSubtype",
     "age": "Age", "sex": "Sex",

@@ -33,8 +33,13 @@ from data_pipeline.preprocess import ProcessedArrays, preprocess
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = 2
-"""Bump when preprocessing changes the arrays, so that older cache entries are not reused."""
+PIPELINE_VERSION = 3
+"""Bump when preprocessing changes the arrays, so that older cache entries are not reused (3: splits keep a
+patient's models together)."""
+
+UNGROUPED_PIPELINE_VERSION = 2
+"""The version of data sets version 3 cannot change: synthetic ones without replicate lines (one model per
+patient), whose arrays are those of version 2; their caches and exports stay valid."""
 
 JACCARD_GENES = 40
 """Genes sampled for the summary's Jaccard heat map of expression presence."""
@@ -85,7 +90,8 @@ def config_fingerprint(config: DataConfig, *, progress: bool = False) -> str:
     """The cache key of ``config``: input identity plus the settings that shape the arrays."""
     cache_dir = Path(config.cache_dir).expanduser().resolve()
     settings = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
-    settings["pipeline_version"] = PIPELINE_VERSION
+    grouped = config.source != "synthetic" or synthetic_spec(config).replicate_share > 0
+    settings["pipeline_version"] = PIPELINE_VERSION if grouped else UNGROUPED_PIPELINE_VERSION
     return fingerprint(_input_identity(config, cache_dir, progress), settings)
 
 

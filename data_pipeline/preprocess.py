@@ -1,8 +1,14 @@
-"""Filter, split and normalise: every statistic is fitted on the training split only."""
+"""Filter, split and normalise: every statistic is fitted on the training split only.
+
+When Model.csv has ``PatientID`` and a patient has several models (replicate lines, a primary and its
+metastasis), every split and fold keeps that patient's models together: a twin in training would let the
+model recognise its sibling in test.
+"""
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -11,6 +17,9 @@ import numpy as np
 from data_pipeline.config import DataConfig
 from data_pipeline.errors import DataError
 from data_pipeline.loader import LabelledData, count_and_first
+
+GROUP_COLUMN = "PatientID"
+"""Model.csv column naming each model's patient: a patient's models stay in one split and one fold."""
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +112,64 @@ def check_negative_values(data: LabelledData, log_applied: bool, mode: str, *, s
     log.log(level, "%s: %s: taken as already log-scaled (no log2 applied); z-scored as they are", where, example)
 
 
-def stratified_split(
-    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, *, source: str
+def patient_groups(data: LabelledData, rows: np.ndarray) -> np.ndarray | None:
+    """The patient (``PatientID``) of each of ``rows``, or None when no patient has two of them.
+
+    A row without a patient is a group of its own.
+    """
+    if GROUP_COLUMN not in data.metadata.columns:
+        return None
+    values = data.metadata[GROUP_COLUMN].to_numpy(dtype=object)[rows]
+    groups = np.array(
+        [str(v) if v is not None and str(v) not in ("", "nan") else f"<row {i}>" for i, v in enumerate(values)],
+        dtype=object,
+    )
+    return groups if len(set(groups)) < len(groups) else None
+
+
+def grouped_split(
+    y: np.ndarray, groups: np.ndarray, val_fraction: float, test_fraction: float, seed: int, *, source: str
 ) -> dict[str, np.ndarray]:
-    """Sorted row indices for train/val/test, each stratified by ``y`` (scikit-learn)."""
+    """Like :func:`stratified_split`, but every patient's rows in one split (StratifiedGroupKFold).
+
+    The test split is one fold of ``round(1 / test_fraction)``, the validation split one fold of the rest
+    (``round((1 - test_fraction) / val_fraction)``): the fractions are met as closely as whole patients allow,
+    and each split keeps the tissue mix as well as it can.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    def hold_out(rows: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        n_splits = max(2, round(1.0 / fraction))
+        n_groups = len(set(groups[rows]))
+        if n_groups < n_splits:
+            raise DataError(f"{source}: cannot split {rows.size} samples of {n_groups} patients into "
+                            f"{n_splits} groups (val_fraction={val_fraction}, test_fraction={test_fraction})")
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            kept, held = next(splitter.split(rows, y[rows], groups[rows]))
+        return rows[kept], rows[held]
+
+    rest, test = hold_out(np.arange(y.size), test_fraction)
+    train, val = hold_out(rest, val_fraction / (1.0 - test_fraction))
+    missing = sorted(set(np.unique(y)) - set(np.unique(y[train])))
+    if missing:
+        log.warning("%s: keeping patients together left %d tissue(s) without a training sample", source, len(missing))
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def stratified_split(
+    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, *, source: str,
+    groups: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Sorted row indices for train/val/test, each stratified by ``y`` (scikit-learn).
+
+    With ``groups`` (a patient per row), no patient spans two splits (:func:`grouped_split`).
+    """
     from sklearn.model_selection import train_test_split
 
+    if groups is not None:
+        return grouped_split(y, groups, val_fraction, test_fraction, seed, source=source)
     indices = np.arange(y.size)
     try:
         rest, test = train_test_split(indices, test_size=test_fraction, stratify=y, random_state=seed)
@@ -133,16 +194,25 @@ def select_genes(X_train: np.ndarray, min_variance: float, top_k: int | None, *,
     return passing
 
 
-def fold_assignment(y_train: np.ndarray, n_folds: int, seed: int, *, source: str) -> np.ndarray:
-    """Stratified k-fold index (0..n_folds-1) for each training row."""
-    from sklearn.model_selection import StratifiedKFold
+def fold_assignment(
+    y_train: np.ndarray, n_folds: int, seed: int, *, source: str, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Stratified k-fold index (0..n_folds-1) for each training row; with ``groups``, a patient in one fold."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     smallest = int(np.bincount(y_train).min())
     if smallest < n_folds:
         raise DataError(f"{source}: n_folds={n_folds} but a tissue has only {smallest} training samples")
     folds = np.empty(y_train.size, dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(y_train.size), y_train)):
+    if groups is not None:
+        if len(set(groups)) < n_folds:
+            raise DataError(f"{source}: n_folds={n_folds} but the training split has {len(set(groups))} patients")
+        splits = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(
+            np.zeros(y_train.size), y_train, groups
+        )
+    else:
+        splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(y_train.size), y_train)
+    for fold, (_, held_out) in enumerate(splits):
         folds[held_out] = fold
     return folds
 
@@ -159,7 +229,10 @@ def preprocess(data: LabelledData, config: DataConfig, *, source: str) -> Proces
     index_of = {t: i for i, t in enumerate(tissues)}
     y = np.array([index_of[t] for t in labels], dtype=np.int64)
 
-    split_rows = stratified_split(y, config.val_fraction, config.test_fraction, config.split_seed, source=source)
+    groups = patient_groups(data, rows_kept)
+    split_rows = stratified_split(
+        y, config.val_fraction, config.test_fraction, config.split_seed, source=source, groups=groups
+    )
     log_applied = needs_log(data.values, config.log_transform)
     check_negative_values(data, log_applied, config.log_transform, source=source)
 
@@ -184,7 +257,8 @@ def preprocess(data: LabelledData, config: DataConfig, *, source: str) -> Proces
         X[name] = ((block - mean) / std).astype(np.float32)
     y_split = {name: y[rows] for name, rows in split_rows.items()}
     folds = (
-        fold_assignment(y_split["train"], config.n_folds, config.split_seed, source=source)
+        fold_assignment(y_split["train"], config.n_folds, config.split_seed, source=source,
+                        groups=None if groups is None else groups[split_rows["train"]])
         if config.n_folds
         else None
     )

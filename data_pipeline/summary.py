@@ -49,10 +49,33 @@ def summary_rows(dataset: PreparedDataset) -> list[tuple[str, str]]:
         ("sparsity", f"{summary['sparsity']:.1%} exact zeros"),
         ("splits", " / ".join(f"{s} {split_sizes[s]}" for s in SPLITS)),
         ("tissues", str(dataset.n_classes)),
+        ("patients", patient_line(dataset)),
         ("fingerprint", dataset.fingerprint[:20]),
         ("cache", str(dataset.directory)),
     ]
     return rows
+
+
+def patient_counts(dataset: PreparedDataset) -> tuple[int, int, int] | None:
+    """``(patients, patients with several models, models of those)`` from ``PatientID``; None without it."""
+    patients = _all_info(dataset, "PatientID")
+    if not patients:
+        return None
+    counts = Counter(p for p in patients if p)
+    several = [n for n in counts.values() if n > 1]
+    return len(counts), len(several), sum(several)
+
+
+def patient_line(dataset: PreparedDataset) -> str:
+    """The summary's ``patients`` row: how many patients have several models, which stay in one split."""
+    counts = patient_counts(dataset)
+    if counts is None:
+        return "unknown (no PatientID in the model file)"
+    patients, several, models = counts
+    if not several:
+        return f"{patients} (one model each)"
+    return (f"{patients}; {several} with several models ({models} models), each patient's models "
+            "kept in one split and one CV fold")
 
 
 def tissue_table(dataset: PreparedDataset) -> list[tuple[str, int, int, int, int]]:

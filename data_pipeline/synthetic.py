@@ -118,12 +118,18 @@ class SyntheticSpec:
     """Share of the tissues made of two sub-lineages with opposite programs (0 = none)."""
     sub_lineage_scale: float = 3.0
     """Scale of a sub-lineage program relative to a tissue program."""
+    replicate_share: float = 0.0
+    """Share of the labelled samples that are replicate lines of another sample's patient: same tissue,
+    disease and ``PatientID``, expression correlated with their twin's (0 = every patient has one model)."""
     seed: int = 0
     layout: str = "classic"
 
     def key(self) -> str:
         """Hash of the spec and the generator version: names the generated files' folder."""
-        payload = json.dumps({"generator": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if not fields["replicate_share"]:  # the specs made before replicates keep their files
+            del fields["replicate_share"]
+        payload = json.dumps({"generator": GENERATOR_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -281,6 +287,14 @@ def generate_tables(spec: SyntheticSpec) -> SyntheticTables:
     values += depth[:, None]
     if spec.sub_lineage_share > 0:
         _add_sub_lineages(values, spec, true_tissue, identity, regular_idx, program_size)
+    twins = _replicate_twins(spec, labels)
+    if twins.size:  # a replicate line: its twin's profile plus noise of its own, the same disease
+        twin_rng = np.random.default_rng([spec.seed, 104_729])
+        replicas, sources = twins[:, 0], twins[:, 1]
+        values[replicas] = values[sources] + REPLICATE_NOISE * noise_sd * twin_rng.standard_normal(
+            (replicas.size, n_genes), dtype=np.float32
+        )
+        sample_disease[replicas] = sample_disease[sources]
 
     # Rarely expressed genes: on in a small, tissue-dependent fraction of samples, zero elsewhere.
     rare_idx = np.flatnonzero(rare)
@@ -292,6 +306,8 @@ def generate_tables(spec: SyntheticSpec) -> SyntheticTables:
         p_on[is_marker], spec.signal * 0.35
     ).clip(max=0.95)
     on = rng.random((n_total, rare_idx.size)) < p_tissue[true_tissue]
+    if twins.size:
+        on[twins[:, 0]] = on[twins[:, 1]]
     values[:, rare_idx] = np.where(on, values[:, rare_idx], 0.0)
 
     # log2(TPM + 1) saturates: compress the few values above 14 smoothly below 18.
@@ -309,8 +325,45 @@ def generate_tables(spec: SyntheticSpec) -> SyntheticTables:
     gene_names = [f"GENE{i + 1} ({entrez[i]})" for i in range(n_genes)]
 
     models = _model_table(rng, spec, model_ids, true_tissue, n_unlabeled, tissues, diseases, sample_disease)
+    if twins.size:  # a replicate line belongs to its twin's patient
+        patient = dict(zip(models["ModelID"], models["PatientID"]))
+        for replica, source in twins:
+            patient[model_ids[replica]] = patient[model_ids[source]]
+        models["PatientID"] = models["ModelID"].map(patient)
     expression = _expression_table(rng, spec, model_ids, values, gene_names)
     return SyntheticTables(expression=expression, models=models)
+
+
+REPLICATE_NOISE = 0.6
+"""A replicate line's own noise, relative to each gene's noise: z-scored, twins correlate at ~0.8-0.9."""
+
+
+def _replicate_twins(spec: SyntheticSpec, labels: np.ndarray) -> np.ndarray:
+    """``(replica, source)`` row pairs of the same tissue: ``replicate_share`` of the labelled rows are replicas.
+
+    A source is never a replica itself (a patient has one original line); drawn from a random stream of
+    its own, so that specs without replicates keep their values.
+    """
+    n_replicas = round(spec.replicate_share * labels.size)
+    if n_replicas == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    rng = np.random.default_rng([spec.seed, 15_485_863])
+    replicas: set[int] = set()
+    sources: set[int] = set()
+    pairs = []
+    for row in rng.permutation(labels.size):
+        if len(pairs) == n_replicas:
+            break
+        if row in sources:
+            continue
+        options = [r for r in np.flatnonzero(labels == labels[row]) if r != row and r not in replicas]
+        if not options:
+            continue
+        source = int(rng.choice(options))
+        replicas.add(int(row))
+        sources.add(source)
+        pairs.append((int(row), source))
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def _add_sub_lineages(

@@ -11,9 +11,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from data_pipeline.dataset import PreparedDataset
+from models.fidelity import TORCH_FIDELITY_CHOICES, TORCH_FIDELITY_DEFAULTS
 from models.networks import ACTIVATIONS, AutoencoderNet, layer_sizes
-from models.torch_model import EVAL_BATCH_SIZE, TorchModel
 from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, Range
+from models.torch_model import EVAL_BATCH_SIZE, TorchModel
 from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS, TRAINING_RANGES
 
 ENCODER_DEFAULTS: dict[str, Any] = {
@@ -37,6 +38,8 @@ ENCODER_RANGES: dict[str, Range] = {
     "input_noise": AT_LEAST_0,
 }
 ENCODER_KEYS = tuple(ENCODER_DEFAULTS)
+FOLD_RANGES: dict[str, Range] = {"fidelity_steps": Range(2)}
+"""A PyTorch model cross-validates over at least two folds."""
 
 
 def encoder_sizes(params: Mapping[str, Any]) -> list[int]:
@@ -58,9 +61,9 @@ class AutoencoderModel(TorchModel):
     name = "autoencoder"
     task = "reconstruction"
     has_embedding = True
-    DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "weight_decay": 0.0}
-    CHOICES = {**ENCODER_CHOICES, **TRAINING_CHOICES}
-    RANGES = {**ENCODER_RANGES, **TRAINING_RANGES}
+    DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "weight_decay": 0.0, **TORCH_FIDELITY_DEFAULTS}
+    CHOICES = {**ENCODER_CHOICES, **TRAINING_CHOICES, **TORCH_FIDELITY_CHOICES}
+    RANGES = {**ENCODER_RANGES, **TRAINING_RANGES, **FOLD_RANGES}
 
     @classmethod
     def build_network(cls, params: Mapping[str, Any], n_features: int, n_classes: int) -> nn.Module:
@@ -98,3 +101,22 @@ class AutoencoderModel(TorchModel):
     def embed_split(self, data: PreparedDataset, split: str) -> np.ndarray:
         """Latent codes of every row of ``split`` (``train``, ``val``, ``test`` or ``train+val``)."""
         return self.embed(data.split(split)[0])
+
+
+def pca_baseline(data: PreparedDataset, n_components: int) -> dict[str, float]:
+    """PCA's reconstruction MSE, the linear baseline of an autoencoder with a ``n_components``-dim latent code.
+
+    Fitted on the training split (capped at its rows and genes), scored on the validation and test splits in
+    the same units as an autoencoder's ``*_reconstruction_mse`` (mean squared error over every value).
+    """
+    from sklearn.decomposition import PCA
+
+    X_train = np.asarray(data.X_train, dtype=np.float64)
+    components = max(1, min(int(n_components), X_train.shape[0] - 1, X_train.shape[1]))
+    pca = PCA(n_components=components, svd_solver="full").fit(X_train)
+    result: dict[str, float] = {"n_components": float(components)}
+    for split in ("val", "test"):
+        X = np.asarray(data.split(split)[0], dtype=np.float64)
+        if len(X):
+            result[f"{split}_reconstruction_mse"] = float(np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2))
+    return result

@@ -23,15 +23,17 @@ from models.autoencoder import (
     ENCODER_DEFAULTS,
     ENCODER_KEYS,
     ENCODER_RANGES,
+    FOLD_RANGES,
     AutoencoderModel,
     check_regularisation,
     encoder_sizes,
 )
+from models.fidelity import TORCH_FIDELITY_CHOICES, TORCH_FIDELITY_DEFAULTS
 from models.metrics import classification_metrics
 from models.networks import ACTIVATIONS, ClassifierNet, ConvClassifierNet
+from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE
 from models.persistence import read_metadata
 from models.torch_model import EVAL_BATCH_SIZE, TorchModel
-from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE
 from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS, TRAINING_RANGES
 
 MONITORS = ("val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1")
@@ -72,9 +74,10 @@ class ClassifierModel(TorchModel):
         "freeze_encoder": False,
         **TRAINING_DEFAULTS,
         "lr": 3e-3,
+        **TORCH_FIDELITY_DEFAULTS,
     }
-    CHOICES = {**ENCODER_CHOICES, **LOSS_CHOICES, **TRAINING_CHOICES}
-    RANGES = {**ENCODER_RANGES, **HEAD_RANGES, "pretrain_epochs": AT_LEAST_0, **TRAINING_RANGES}
+    CHOICES = {**ENCODER_CHOICES, **LOSS_CHOICES, **TRAINING_CHOICES, **TORCH_FIDELITY_CHOICES}
+    RANGES = {**ENCODER_RANGES, **HEAD_RANGES, "pretrain_epochs": AT_LEAST_0, **TRAINING_RANGES, **FOLD_RANGES}
 
     class_weights_: torch.Tensor | None = None
     """Per-class loss weights (``class_weight = "balanced"``), from the training rows."""
@@ -195,8 +198,9 @@ class ConvClassifierModel(ClassifierModel):
         **LOSS_DEFAULTS,
         **TRAINING_DEFAULTS,
         "lr": 3e-3,
+        **TORCH_FIDELITY_DEFAULTS,
     }
-    CHOICES = {"activation": tuple(ACTIVATIONS), **LOSS_CHOICES, **TRAINING_CHOICES}
+    CHOICES = {"activation": tuple(ACTIVATIONS), **LOSS_CHOICES, **TRAINING_CHOICES, **TORCH_FIDELITY_CHOICES}
     RANGES = {
         "conv_layers": AT_LEAST_1,
         "conv_channels": AT_LEAST_1,
@@ -208,6 +212,7 @@ class ConvClassifierModel(ClassifierModel):
         "input_noise": AT_LEAST_0,
         **HEAD_RANGES,
         **TRAINING_RANGES,
+        **FOLD_RANGES,
     }
 
     @classmethod

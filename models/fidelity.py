@@ -1,4 +1,8 @@
-"""Training-set fidelities for scikit-learn models: growing stratified subsets and CV folds."""
+"""Training-set fidelities: growing stratified subsets, CV folds (patient-grouped), and the automatic choice.
+
+Folds keep every model of a patient (``PatientID`` in Model.csv) on one side: a replicate line in the
+held-out fold while its twin trains would score memorisation, not generalisation.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 FOLD_SEED = 0
 """Folds do not depend on a trial's seed, so every trial of a study scores the same folds."""
@@ -16,10 +20,60 @@ FOLD_SEED = 0
 FOLDS = "folds"
 """The ``fidelity`` value of cross-validated models: their objective value is the mean fold score."""
 
+AUTO = "auto"
+"""The ``fidelity`` value that picks :data:`FOLDS` on a small training split, else one validation split."""
+
+AUTO_MIN_TRAIN_ROWS = 200
+"""``fidelity = "auto"`` cross-validates below this many training rows ..."""
+
+AUTO_MIN_VAL_PER_TISSUE = 5.0
+"""... or below this many validation samples per tissue (on average): a split that small ranks by chance."""
+
+TORCH_FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 5}
+TORCH_FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", FOLDS, AUTO)}
+"""PyTorch models: one validation split (``none``), k-fold CV on the training split, or the automatic choice."""
+
+GROUP_COLUMN = "PatientID"
+"""The sample_info column whose equal values must stay on one side of every split and fold."""
+
 
 def cross_validates(params: Mapping[str, Any]) -> bool:
     """Whether a model with ``params`` scores itself by k-fold CV on the training split (``fidelity = "folds"``)."""
     return params.get("fidelity") == FOLDS
+
+
+def choose_fidelity(n_train: int, n_val: int, n_tissues: int) -> tuple[str, str]:
+    """``(fidelity, reason)`` for ``fidelity = "auto"``: :data:`FOLDS` on a small training split, else ``none``.
+
+    Small: fewer than :data:`AUTO_MIN_TRAIN_ROWS` training rows, or fewer than
+    :data:`AUTO_MIN_VAL_PER_TISSUE` validation samples per tissue. ``reason`` is one sentence.
+    """
+    per_tissue = n_val / max(n_tissues, 1)
+    sizes = f"{n_train} training rows, {n_val} validation samples over {n_tissues} tissues ({per_tissue:.1f} per tissue)"
+    rule = f"{AUTO_MIN_TRAIN_ROWS} training rows or {AUTO_MIN_VAL_PER_TISSUE:g} validation samples per tissue"
+    if n_train < AUTO_MIN_TRAIN_ROWS or per_tissue < AUTO_MIN_VAL_PER_TISSUE:
+        return FOLDS, f"{sizes}; fewer than {rule}"
+    return "none", f"{sizes}; at least {rule}"
+
+
+def resolved_fidelity(params: Mapping[str, Any], n_train: int, n_val: int, n_tissues: int) -> str:
+    """``params["fidelity"]``, with ``auto`` replaced by :func:`choose_fidelity`'s choice."""
+    fidelity = params.get("fidelity", "none")
+    return choose_fidelity(n_train, n_val, n_tissues)[0] if fidelity == AUTO else fidelity
+
+
+def split_groups(sample_info: Mapping[str, Mapping[str, Any]], split: str) -> np.ndarray | None:
+    """The patient of each row of ``split`` (``train+val`` concatenates), or None when no patient has two rows.
+
+    Rows without a patient form a group of their own.
+    """
+    names = ("train", "val") if split == "train+val" else (split,)
+    columns = [sample_info.get(name, {}).get(GROUP_COLUMN) for name in names]
+    if any(column is None for column in columns):
+        return None
+    values = [str(v) if v not in (None, "") else "" for column in columns for v in column]
+    groups = np.array([v if v else f"<row {i}>" for i, v in enumerate(values)], dtype=object)
+    return groups if len(set(groups)) < len(groups) else None
 
 
 def nested_stratified_subsets(y: np.ndarray, n_steps: int, seed: int) -> list[np.ndarray]:
@@ -40,15 +94,28 @@ def nested_stratified_subsets(y: np.ndarray, n_steps: int, seed: int) -> list[np
     return subsets
 
 
-def stratified_folds(y: np.ndarray, n_folds: int, folds: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(fit_rows, held_out_rows)`` per fold: the data set's own assignment when given, else StratifiedKFold."""
+def stratified_folds(
+    y: np.ndarray, n_folds: int, folds: np.ndarray | None = None, groups: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(fit_rows, held_out_rows)`` per fold: the data set's own assignment when given, else StratifiedKFold.
+
+    With ``groups`` (a patient per row), StratifiedGroupKFold: no group spans two folds.
+    """
     if folds is not None:
         if len(folds) != len(y):
             raise ValueError(f"fold assignment has {len(folds)} rows, the split has {len(y)}")
         return [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in np.unique(folds)]
     if n_folds < 2:
         raise ValueError(f"fidelity='folds' needs fidelity_steps >= 2, got {n_folds}")
-    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=FOLD_SEED)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        if groups is not None:
+            if len(groups) != len(y):
+                raise ValueError(f"groups have {len(groups)} rows, the split has {len(y)}")
+            n_groups = len(set(groups))
+            if n_groups < n_folds:
+                raise ValueError(f"fidelity='folds' with {n_folds} folds needs as many patients; the split has {n_groups}")
+            grouped = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=FOLD_SEED)
+            return list(grouped.split(np.zeros(len(y)), y, groups))
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=FOLD_SEED)
         return list(splitter.split(np.zeros(len(y)), y))

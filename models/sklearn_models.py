@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 from data_pipeline.dataset import PreparedDataset
 from data_pipeline.gene_filter import gene_filter_of
 from models.base import StepCallback, TissueModel
-from models.fidelity import FOLDS, cross_validates, nested_stratified_subsets, stratified_folds
+from models.fidelity import FOLDS, cross_validates, nested_stratified_subsets, split_groups, stratified_folds
 from models.metrics import TIE_BREAK_KEY, classification_metrics, estimator_tie_break_loss
 from models.params import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range
 
@@ -143,7 +143,8 @@ class SklearnModel(TissueModel):
                 if fidelity == FOLDS:
                     folds = data.folds if train_split == "train" else None
                     X_folds = self.fold_features(data, train_split, X)
-                    for step, (fit_rows, held_rows) in enumerate(stratified_folds(y, steps, folds), start=1):
+                    groups = split_groups(data.sample_info, train_split)  # a patient's models in one fold
+                    for step, (fit_rows, held_rows) in enumerate(stratified_folds(y, steps, folds, groups), start=1):
                         estimator = self.fold_estimator(len(fit_rows), data, train_split)
                         estimator.fit(X_folds[fit_rows], y[fit_rows])
                         report(step, estimator, X_folds[held_rows], y[held_rows], fold=float(step - 1))

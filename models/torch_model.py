@@ -6,7 +6,7 @@ import abc
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -19,6 +19,7 @@ from data_pipeline.dataset import PreparedDataset
 from models.base import StepCallback, TissueModel
 from models.device import release_memory, resolve_device
 from models.errors import DeviceOutOfMemory
+from models.fidelity import FOLDS, resolved_fidelity
 from models.networks import count_parameters
 from models.training import TrainingSettings, retrain_epoch_count, tied_best_epochs, train_epochs
 
@@ -53,6 +54,10 @@ class TorchModel(TissueModel):
     """The parameters the network was built from (a classifier's encoder may come from a saved autoencoder)."""
     n_features_in_: int = 0
     n_classes_: int = 0
+    fold_results_: Sequence[Mapping[str, float]] = ()
+    """``fidelity = "folds"``: each finished fold's held-out metrics at its best epoch (:mod:`models.torch_folds`)."""
+    cv_curve_: Sequence[Mapping[str, float]] = ()
+    """``fidelity = "folds"``: the mean over folds of each metric, epoch by epoch."""
 
     # -- what subclasses define -------------------------------------------------------------
     @classmethod
@@ -86,6 +91,8 @@ class TorchModel(TissueModel):
         (NaN loss, out of memory, or one raised by ``on_step``) the network and its
         device tensors are released before the exception propagates.
         """
+        if self.cross_validates_on(data, train_split):
+            return self._fit_folds(data, on_step)
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         device = resolve_device(self.device)
@@ -151,6 +158,20 @@ class TorchModel(TissueModel):
             self.retrain_epochs_ = retrain_epoch_count(tied or outcome.best_epoch, settings.max_epochs)
         self.train_seconds_ = time.perf_counter() - started
         logger.debug("%s: %d epochs in %.2fs on %s", self.name, self.n_steps_, self.train_seconds_, device)
+        return self
+
+    # -- cross-validation (fidelity = "folds"): models.torch_folds ----------------------------------
+    def cross_validates_on(self, data: PreparedDataset, train_split: str) -> bool:
+        """Whether :meth:`fit` cross-validates: ``fidelity`` is ``folds`` (or ``auto`` choosing it) on ``train``."""
+        if train_split != "train" or "fidelity" not in self.params:
+            return False
+        return resolved_fidelity(self.params, len(data.y_train), len(data.y_val), data.n_classes) == FOLDS
+
+    def _fit_folds(self, data: PreparedDataset, on_step: StepCallback | None) -> TorchModel:
+        """k-fold CV on the training split, then one fit on all of it (:func:`models.torch_folds.fit_folds`)."""
+        from models.torch_folds import fit_folds
+
+        fit_folds(self, data, on_step)
         return self
 
     def _release(self, tensors: dict[str, torch.Tensor], device: torch.device, error: BaseException) -> None:

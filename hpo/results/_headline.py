@@ -79,6 +79,8 @@ class Headline:
     final: FinalModel | None
     storage: str | None = None
     """The storage URL the commands name (``--storage``), or None for the default storage."""
+    baseline: Mapping[str, Any] | None = None
+    """An autoencoder study's PCA baseline (its ``pca_baseline`` user attribute), or None."""
 
     # -- the numbers ----------------------------------------------------------------------------
     def gain_over(self, other: Contender | None) -> float | None:
@@ -155,12 +157,22 @@ class Headline:
                 if name in self.final.reference_metrics and name != "test_loss")
         return f"{shown} (final model of {whose}, trained on {self.final.train_split}{reference}{stale})"
 
+    def baseline_text(self) -> str:
+        """``PCA with 48 components (fitted on the training split): val_reconstruction_mse 0.6520, ...``; "" when none."""
+        if not isinstance(self.baseline, Mapping) or "n_components" not in self.baseline:
+            return ""
+        scores = ", ".join(f"{name} {fmt(value)}" for name, value in self.baseline.items()
+                           if name.endswith("_reconstruction_mse") and isinstance(value, (int, float)))
+        return f"PCA with {self.baseline['n_components']} components (fitted on the training split): {scores}"
+
     def lines(self) -> list[str]:
         """The terminal's headline: ``winner:``, ``gain:``, ``test:`` (if retrained), ``export:``, ``retrain:``."""
         lines = [f"winner:  {self.winner_text()}"]
         if self.winner is None:
             return lines
         lines.append(f"gain:    {self.gains_text()}")
+        if self.baseline_text():
+            lines.append(f"baseline: {self.baseline_text()}")
         if self.test_text():
             lines.append(f"test:    {self.test_text()}")
         lines.append(f"export:  {self.export_command()}")
@@ -179,6 +191,8 @@ class Headline:
         if self.reference_won:
             title += " (the defaults)"
         lines = [title, "", _bold_gains(self.gains_text()) + "."]
+        if self.baseline_text():
+            lines += ["", f"**Baseline:** {self.baseline_text()}."]
         if self.test_text():
             lines += ["", f"**Test:** {self.test_text()}."]
         c = self.counts
@@ -248,6 +262,7 @@ def compute_headline(
         reference=_contender(reference) if reference is not None else None,
         final=FinalModel.from_attr(user_attrs.get(FINAL_MODEL_ATTR)),
         storage=storage,
+        baseline=user_attrs.get("pca_baseline"),
     )
 
 

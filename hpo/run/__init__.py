@@ -6,6 +6,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_abandon": ["abandon_trials"],
     "_admission": ["AdmissionLock", "TrialBudget"],
     "_demo": ["DemoObserver", "DemoResult", "run_demo"],
+    "_fidelity": ["announce_fidelity", "fidelity_choice"],
     "_finished": ["Finished", "finished_study"],
     "_launcher": ["LaunchResult", "Progress", "launch"],
     "_objective": ["build_objective"],

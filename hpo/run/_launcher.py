@@ -30,6 +30,7 @@ import optuna
 
 from hpo.results import Counts, failure_stop_message, ranked_trials
 from hpo.run._admission import TrialBudget
+from hpo.run._fidelity import announce_fidelity
 from hpo.run._parent import parent_environment
 from hpo.run._setup import open_study
 from hpo.samplers import trials_in_study
@@ -262,6 +263,7 @@ def _prepare(
     data = prepare_dataset(spec.data)
     open_study(spec, storage, study_name=name, data_fingerprint=data.fingerprint)
     study = optuna.load_study(study_name=name, storage=storage)
+    announce_fidelity(study, spec, data)  # fidelity = "auto": one line, and the study keeps the choice
     # counted once for all workers, before any starts: their sampler seeds do not depend on who opened first
     return _Prepared(spec, url, name, study, trials_in_study(storage, name))
 

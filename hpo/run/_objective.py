@@ -5,7 +5,10 @@ registry, trains it with a step callback that reports the metric to Optuna (writ
 the storage in batches, :mod:`hpo.trial_writes`) and may raise :class:`optuna.TrialPruned`,
 and returns the validation metric, or, for a cross-validated model (``fidelity = "folds"``),
 the mean of its fold scores (what ``WilcoxonPruner`` assumes), stored with the scores as
-``fold_scores``/``cv_mean``/``cv_std`` for pruned and complete trials alike. A NaN loss
+``fold_scores``/``cv_mean``/``cv_std`` for pruned and complete trials alike. A PyTorch model's folds
+(:mod:`models.torch_folds`) report every epoch as step ``fold * max_epochs + epoch`` to the
+learning-curve pruners, and only the fold scores (step = fold index) to ``WilcoxonPruner``;
+``fidelity = "auto"`` is resolved once per worker from the data's size (:func:`models.fidelity.choose_fidelity`). A NaN loss
 prunes the trial with its reason; out-of-memory fails it with its reason (the
 worker goes on). Every trial stores its metrics, steps, time, size and device as
 user attributes so that the dashboard describes itself; a validation split too small to
@@ -44,29 +47,41 @@ def build_objective(
     ``device`` overrides the study file's device; ``num_threads`` caps torch's CPU threads. With
     ``retry``, the trial's storage writes wait out a storage outage (:mod:`hpo.outage`) while it trains.
     """
-    from hpo.study import small_val_split_warning
+    from hpo.study import small_cv_warning, small_val_split_warning
     from models.errors import DeviceOutOfMemory, TrainingDiverged
-    from models.fidelity import cross_validates
+    from models.fidelity import AUTO, choose_fidelity, cross_validates
     from models.registry import build_model, get_spec
 
     model_spec = get_spec(spec.model)
     device = device or spec.device
-    val_warning = small_val_split_warning(
-        len(data.y_val), data.n_classes, can_cross_validate=model_spec.family == "sklearn"
-    )
-    if val_warning and not cross_validates(spec.fixed):
-        logger.warning("%s", val_warning)
-    warned_study: list[bool] = []  # whether this worker has put val_warning on the study yet
+    auto_fidelity = choose_fidelity(len(data.y_train), len(data.y_val), data.n_classes)[0]
+    study_fixed = {**spec.fixed, "fidelity": auto_fidelity} if spec.fixed.get("fidelity") == AUTO else spec.fixed
+    val_warning = small_val_split_warning(len(data.y_val), data.n_classes, can_cross_validate=True)
+    cv_warning = None
+    if cross_validates(study_fixed):  # ranked by CV: the folds' own sizes matter, not the validation split's
+        val_warning = None
+        n_folds = len(np.unique(data.folds)) if data.folds is not None else int(study_fixed.get("fidelity_steps", 5))
+        cv_warning = small_cv_warning(np.asarray(data.y_train), n_folds, data.n_classes)
+    for warning in (val_warning, cv_warning):
+        if warning:
+            logger.warning("%s", warning)  # once per worker, not once per trial
+    pca = _pca_baseline(spec, data) if model_spec.task == "reconstruction" else None
+    study_notes = {key: value for key, value in (("val_split_warning", val_warning), ("cv_split_warning", cv_warning),
+                                                 (PCA_BASELINE_ATTR, pca)) if value}
+    noted: list[bool] = []  # whether this worker has put its study notes on the study yet
     warned_convergence: list[bool] = []  # whether this worker has said how convergence warnings are kept
     stored = retry.call if retry is not None else _call  # a storage write that waits out an outage
 
     def objective(trial: optuna.Trial) -> float:
         params = {**spec.fixed, **stored(spec.space.suggest, trial, spec.fixed)}  # again: suggested ones stay
+        if params.get("fidelity") == AUTO:
+            params["fidelity"] = auto_fidelity
         cross_validated = cross_validates(params)
-        if val_warning and not cross_validated and not warned_study:  # ranked by its validation split
-            # a study attribute, once per worker: the same sentence on every trial page widened it past the screen
-            stored(trial.study.set_user_attr, "val_split_warning", val_warning)
-            warned_study.append(True)
+        torch_folds = cross_validated and model_spec.family == "torch"
+        if study_notes and not noted:  # study attributes, once per worker: the same sentence on every trial
+            for key, value in study_notes.items():  # page widened it past the screen
+                stored(trial.study.set_user_attr, key, value)
+            noted.append(True)
         # no "model_params": the sampled ones are the trial's params, the fixed ones the study's fixed_params
         stored(set_user_attrs, trial, {"threads": _threads(num_threads)})
         progress = _Progress()
@@ -75,10 +90,14 @@ def build_objective(
         model = None
         try:
             model = build_model(spec.model, params, device=device, seed=spec.seed, num_threads=num_threads)
+            on_step = _reporter(trial, reports, spec.metric, progress, outcome, retry)
+            wilcoxon = torch_folds and isinstance(trial.study.pruner, optuna.pruners.WilcoxonPruner)
+            if wilcoxon:
+                on_step = _fold_score_reporter(on_step, model, progress)
             try:
-                model.fit(
-                    data, train_split="train", on_step=_reporter(trial, reports, spec.metric, progress, outcome, retry)
-                )
+                model.fit(data, train_split="train", on_step=on_step)
+                if wilcoxon:  # the last fold's score: no fold follows to report it
+                    _report_last_fold(reports, model, spec.metric)
             except TrainingDiverged as error:
                 reason = f"training diverged (NaN/inf loss) at step {progress.steps + 1}: {error}"
                 outcome["prune_reason"] = reason
@@ -89,14 +108,17 @@ def build_objective(
             metrics = model.evaluate(data, "val")
             outcome.update(_final_metrics(model, metrics, progress, cross_validated))
             if cross_validated:  # the mean fold score, as WilcoxonPruner assumes
-                value = _cv_summary(progress.history, spec.metric).get("cv_mean")
+                value = _cv_summary(_fold_rows(model, progress, torch_folds), spec.metric).get("cv_mean")
             else:
                 value = metrics.get(spec.metric)
             if value is None or not math.isfinite(value):
                 reason = f"{spec.metric} is {value!r} after training" + (" on the CV folds" if cross_validated else "")
                 outcome["prune_reason"] = reason
                 raise optuna.TrialPruned(reason)
-            tie_break = _tie_break(metrics, model.history_ or progress.history, cross_validated)
+            if torch_folds:  # the CV mean of the folds' validation loss
+                tie_break = _cv_loss(_fold_rows(model, progress, torch_folds)).get(TIE_BREAK_ATTR)
+            else:
+                tie_break = _tie_break(metrics, model.history_ or progress.history, cross_validated)
             if tie_break is not None:
                 outcome[TIE_BREAK_ATTR] = tie_break
             outcome.update(_chance_flag(trial.number, spec.metric, float(value), data.n_classes))
@@ -107,13 +129,40 @@ def build_objective(
             stored(reports.flush)  # before the worker tells the trial: a pruned trial's value is its last report
             outcome.update(_progress_attrs(model, progress))
             if cross_validated:  # the folds run so far, pruned or complete
-                outcome.update(_cv_summary(progress.history, spec.metric))
+                outcome.update(_cv_summary(_fold_rows(model, progress, torch_folds), spec.metric))
+            if torch_folds:  # the smooth secondary: the CV mean of the folds' validation loss
+                outcome.update(_cv_loss(_fold_rows(model, progress, torch_folds)))
             _note_convergence_warnings(trial.number, outcome, warned_convergence)
             stored(set_user_attrs, trial, outcome)
             if model is not None and model.family == "torch":
                 stored(_upload_learning_curves, trial, model.history_ or progress.history)
 
     return objective
+
+
+PCA_BASELINE_ATTR = "pca_baseline"
+"""Study user attribute of an autoencoder study: PCA's reconstruction MSE on val and test (:func:`_pca_baseline`)."""
+
+
+def _pca_baseline(spec: StudySpec, data: Any) -> dict[str, Any] | None:
+    """PCA with the study's largest latent size (capped by the training rows), fitted on train; never raises."""
+    from optuna.distributions import CategoricalDistribution
+
+    from models.autoencoder import pca_baseline
+    from models.registry import get_spec
+
+    latent = spec.fixed.get("latent_dim", get_spec(spec.model).defaults.get("latent_dim", 0))
+    distribution = spec.space.distributions().get("latent_dim")
+    if isinstance(distribution, CategoricalDistribution):
+        latent = max(int(choice) for choice in distribution.choices)
+    elif distribution is not None:
+        latent = int(distribution.high)
+    try:
+        baseline = pca_baseline(data, int(latent))
+    except (ValueError, MemoryError, np.linalg.LinAlgError) as error:  # a baseline must never cost the study
+        logger.warning("PCA baseline not computed: %s", error)
+        return None
+    return {"model": "PCA (fitted on the training split)", "n_components": int(baseline.pop("n_components")), **baseline}
 
 
 class _Progress:
@@ -144,10 +193,53 @@ def _reporter(
             from hpo.run._prune_reason import prune_reason
 
             reason = prune_reason(trial, step, metric, float(value))  # with the threshold it lost to
+            if "fold" in metrics and "epoch" in metrics:  # a PyTorch model's folds: which fold, which epoch
+                reason += f" (CV fold {int(metrics['fold']) + 1}, epoch {int(metrics['epoch'])})"
             outcome["prune_reason"] = reason
             raise optuna.TrialPruned(reason)
 
     return on_step
+
+
+def _fold_score_reporter(
+    report: Callable[[int, Mapping[str, float]], None], model: TissueModel, progress: _Progress
+) -> Callable[[int, Mapping[str, float]], None]:
+    """For ``WilcoxonPruner``: a PyTorch model's folds report their fold scores only, at step = fold index (1-based).
+
+    Wilcoxon pairs the values of two trials by step (the fold) and assumes the objective value is their mean.
+    Fold ``k``'s score is known once its training stopped: it is reported (and pruning asked) at the first
+    epoch of fold ``k + 1``; the last fold's by :func:`_report_last_fold`.
+    """
+
+    def on_step(step: int, metrics: Mapping[str, float]) -> None:
+        fold = int(metrics.get("fold", 0))
+        results = getattr(model, "fold_results_", ())
+        if metrics.get("epoch") == 1 and fold >= 1 and len(results) >= fold:
+            report(fold, {**metrics, **results[fold - 1]})
+        else:
+            progress.steps = step
+            progress.history.append({"step": step, **{k: float(v) for k, v in metrics.items()}})
+
+    return on_step
+
+
+def _report_last_fold(reports: BufferedReports, model: TissueModel, metric: str) -> None:
+    results = getattr(model, "fold_results_", ())
+    if results and math.isfinite(float(results[-1].get(metric, math.nan))):
+        reports.report(float(results[-1][metric]), len(results))
+
+
+def _fold_rows(model: TissueModel | None, progress: _Progress, torch_folds: bool) -> list[Mapping[str, float]]:
+    """One row per finished fold: a PyTorch model's fold results, or the scikit-learn folds' reports."""
+    if torch_folds:
+        return [{**row, "fold": row.get("fold", index)} for index, row in enumerate(getattr(model, "fold_results_", ()))]
+    return progress.history
+
+
+def _cv_loss(rows: list[Mapping[str, float]]) -> dict[str, float]:
+    """``tie_break_loss``: the mean over finished folds of their validation loss (lower is better)."""
+    losses = [float(row["val_loss"]) for row in rows if math.isfinite(row.get("val_loss", math.nan))]
+    return {TIE_BREAK_ATTR: float(np.mean(losses))} if losses else {}
 
 
 def _should_prune(trial: optuna.Trial, retry: StorageRetry | None) -> bool:

@@ -7,5 +7,5 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_space": ["SearchSpace", "decode_trial_params", "parse_space"],
     "_studyfile": ["StudyFileError", "StudySpec", "apply_overrides", "check_study_name", "deep_nesting",
         "load_study_file", "parse_study"],
-    "_val_split": ["small_val_split_warning"],
+    "_val_split": ["small_cv_warning", "small_val_split_warning"],
 })

@@ -278,7 +278,7 @@ def parse_study(content: Mapping[str, Any], *, path: str | Path = "<study>", tex
     reference = _typed(content, "reference", bool, problems, default=True)
     fixed, space = _search(content, model, model_spec, problems)
     sampler = _sampler_spec(content.get("sampler", {}), problems)
-    pruner = _pruner_spec(content.get("pruner", {}), model_spec, problems)
+    pruner = _pruner_spec(content.get("pruner", {}), model_spec, problems, fixed.get("fidelity"))
     heartbeat = _heartbeat_spec(content.get("heartbeat", {}), problems)
     storage = _storage_spec(content.get("storage", {}), problems)
     data_settings = _typed(content, "data", dict, problems, default={})
@@ -531,7 +531,7 @@ def _sampler_spec(table: Any, problems: list[str]) -> SamplerSpec:
     return SamplerSpec(name=name, seed=seed, options=options)
 
 
-def _pruner_spec(table: Any, model_spec: Any, problems: list[str]) -> PrunerSpec:
+def _pruner_spec(table: Any, model_spec: Any, problems: list[str], fidelity: Any = None) -> PrunerSpec:
     from hpo.samplers import PRUNERS, build_pruner, canonical_pruner_name
 
     if not isinstance(table, Mapping):
@@ -546,10 +546,10 @@ def _pruner_spec(table: Any, model_spec: Any, problems: list[str]) -> PrunerSpec
         message = str(error)
         problems.append(f"pruner.name: {message}" if "unknown pruner" in message else message)
         return PrunerSpec()
-    if name == "wilcoxon" and model_spec is not None and model_spec.family != "sklearn":
+    if name == "wilcoxon" and model_spec is not None and model_spec.family != "sklearn" and fidelity != "folds":
         problems.append(
-            "pruner.name: 'wilcoxon' compares fold-wise values; use it with a scikit-learn model "
-            "and fixed.fidelity = \"folds\", not with a learning curve"
+            "pruner.name: 'wilcoxon' compares fold-wise values; use it with fixed.fidelity = \"folds\" "
+            "(a PyTorch model then reports its fold scores), not with a learning curve"
         )
     assert name in PRUNERS
     return PrunerSpec(name=name, options=options)

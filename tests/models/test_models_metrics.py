@@ -34,3 +34,20 @@ def test_report_lists_every_tissue_and_the_confusion_matrix() -> None:
     assert report["per_tissue"]["Lung"] == {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1": pytest.approx(0.8), "support": 2}
     assert report["per_tissue"]["Skin"]["support"] == 0  # absent from the split, still listed
     assert report["overall_accuracy"] == 0.75
+
+
+def test_integer_label_metrics_equal_scikit_learns_on_random_labellings() -> None:
+    import warnings
+
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n, k = int(rng.integers(1, 30)), int(rng.integers(1, 7))
+        y_true = rng.integers(0, k, n)
+        y_pred = np.where(rng.random(n) < 0.6, y_true, rng.integers(0, k + 2, n))  # classes absent from y_true too
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = [accuracy_score(y_true, y_pred), balanced_accuracy_score(y_true, y_pred),
+                        f1_score(y_true, y_pred, average="macro", zero_division=0)]
+        assert list(classification_metrics(y_true, y_pred, "val").values()) == pytest.approx(expected, abs=1e-12)

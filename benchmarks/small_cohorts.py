@@ -1,0 +1,275 @@
+"""Does tuning beat the defaults on small cohorts? The shipped studies on two small synthetic cohorts.
+
+Run from the repository root (the venv active; slow: start it in the background):
+
+    nohup nice python benchmarks/small_cohorts.py --out hpo-runs/small-cohorts > small_cohorts.log 2>&1 &
+    python benchmarks/small_cohorts.py --quick                    # one cohort, two split seeds, 6 trials
+
+Two DepMap-like cohorts are generated (data_pipeline.synthetic, the ``full`` preset's structure), shaped
+like the real ones of issue 19: ``8 tissues`` (~60 samples, 3-12 per tissue) and ``4 tissues`` (~80
+samples), a share of the lines being replicates that share a ``PatientID`` (kept in one split and one
+fold). For each cohort and split seed (``data.split_seed`` 0-4), the shipped classifier, SVC,
+logistic-regression and autoencoder studies run ``--trials`` trials in this process (the objective
+``hpo run``'s workers use, one SQLite file per study). The registry defaults, clipped into the study's
+space, are enqueued as trial 0 with ``reference = True`` (unless the study already has a reference
+trial). The winner and the reference are then exported and retrained on train+val (``hpo export`` +
+``hpo train --config``) and scored once on test. Beside them: scikit-learn's LogisticRegression and
+default RBF SVC fitted on train+val, and, for the autoencoder, PCA with the winner's latent size (capped
+by the rows) fitted on train+val.
+
+Prints one line per study as it finishes, then per cohort and model the mean test score over the split
+seeds of tuned / reference / logistic regression / SVC (/ PCA), the per-split values, and the bars of
+issue 19: the tuned classifier's mean at least the reference's and never more than one test sample
+behind on a split; the tuned autoencoder's MSE at most the reference's. Results are appended to
+``OUT/results.jsonl`` as they come (a rerun skips the finished studies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._perf import STUDIES, conditions, machine
+
+COHORTS: dict[str, dict[str, Any]] = {
+    "8 tissues": {"n_samples": 62, "n_tissues": 8, "imbalance": 0.9, "replicate_share": 0.15, "seed": 19},
+    "4 tissues": {"n_samples": 80, "n_tissues": 4, "imbalance": 0.5, "replicate_share": 0.15, "seed": 23},
+}
+N_GENES = 1000
+MODELS = ("classifier", "svc", "logistic_regression", "autoencoder")
+CLASSIFICATION_METRIC = "test_accuracy"
+RECONSTRUCTION_METRIC = "test_reconstruction_mse"
+
+
+def cohort_files(name: str, out: Path) -> tuple[Path, Path]:
+    """The cohort's two DepMap-layout files (made once under ``out/cohorts``)."""
+    from data_pipeline import synthetic
+
+    shape = dict(COHORTS[name])
+    replicate_share, imbalance, seed = shape.pop("replicate_share"), shape.pop("imbalance"), shape.pop("seed")
+    spec = synthetic.spec_for("full", seed=seed, n_genes=N_GENES, **shape)
+    spec = dataclasses.replace(spec, imbalance=imbalance, replicate_share=replicate_share)
+    folder = out / "cohorts" / name.replace(" ", "-")
+    expression = folder / synthetic.CLASSIC_EXPRESSION_FILE
+    if not expression.is_file():
+        synthetic.generate_files(spec, folder)
+    return expression, folder / synthetic.MODEL_FILE
+
+
+def data_overrides(files: tuple[Path, Path], split_seed: int, out: Path) -> dict[str, Any]:
+    return {
+        "data.source": "depmap", "data.expression_path": str(files[0]), "data.model_path": str(files[1]),
+        "data.min_samples_per_tissue": 3, "data.split_seed": split_seed, "data.cache_dir": str(out / "cache"),
+    }
+
+
+def reference_params(spec: Any) -> dict[str, Any]:
+    """The registry defaults the study's space would take untuned, clipped into the space (raw Optuna values)."""
+    from optuna.distributions import CategoricalDistribution
+
+    from models.registry import resolve_model_params
+
+    defaults = resolve_model_params(spec.model, spec.fixed)
+    known, chosen = dict(spec.fixed), {}
+    for parameter in spec.space:
+        if not parameter.active(known):
+            continue
+        value, distribution = defaults.get(parameter.name), parameter.distribution
+        if isinstance(distribution, CategoricalDistribution):
+            value = value if value in distribution.choices else distribution.choices[0]
+        else:
+            value = min(max(value, distribution.low), distribution.high)
+            if getattr(distribution, "step", None):
+                value = distribution.low + round((value - distribution.low) / distribution.step) * distribution.step
+            value = type(distribution.low)(value)
+        known[parameter.name] = chosen[parameter.name] = value
+    return chosen
+
+
+def run_study(model: str, overrides: dict[str, Any], folder: Path, trials: int, threads: int) -> tuple[Any, Any]:
+    """Run the shipped study ``model`` in this process; the study and its spec."""
+    import optuna
+
+    from data_pipeline import prepare_dataset
+    from hpo.run import build_objective
+    from hpo.run._setup import open_study
+    from hpo.study import load_study_file
+
+    spec = load_study_file(STUDIES / f"{model}.toml", {**overrides, "n_trials": trials})
+    data = prepare_dataset(spec.data)
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    study = open_study(spec, storage, data_fingerprint=data.fingerprint)
+    if not any(t.user_attrs.get("reference") for t in study.get_trials(deepcopy=False)):
+        study.enqueue_trial(reference_params(spec), user_attrs={"reference": True})
+    left = trials - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                               optuna.trial.TrialState.PRUNED)))
+    if left > 0:
+        study.optimize(build_objective(spec, data, num_threads=threads), n_trials=left)
+    return study, spec
+
+
+def retrained_test(study: Any, number: int | None, folder: Path, threads: int) -> dict[str, float]:
+    """Export trial ``number`` (None: the best) and retrain it on train+val, as the README says; its test metrics."""
+    from hpo.results import export_trial, retrain
+
+    config = export_trial(study, number)
+    result = retrain(config, folder / f"retrain-{'best' if number is None else number}", num_threads=threads)
+    return {k: float(v) for k, v in result.metrics.items() if k.startswith("test_")}
+
+
+def baselines(spec: Any, latent_dim: int | None) -> dict[str, float]:
+    """LogisticRegression and default RBF SVC (classification) or PCA (reconstruction) fitted on train+val."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.svm import SVC
+
+    from data_pipeline import prepare_dataset
+
+    data = prepare_dataset(spec.data)
+    X, y = data.split("train+val")
+    X_test, y_test = np.asarray(data.X_test), np.asarray(data.y_test)
+    if latent_dim is not None:
+        pca = PCA(n_components=min(latent_dim, len(X) - 1, X.shape[1])).fit(X)
+        mse = float(np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2))
+        return {"pca": mse}
+    out = {}
+    for name, estimator in (("logreg", LogisticRegression(max_iter=2000)), ("svc_rbf", SVC())):
+        predicted = estimator.fit(np.asarray(X), np.asarray(y)).predict(X_test)
+        out[name] = float(accuracy_score(y_test, predicted))
+        out[f"{name}_balanced"] = float(balanced_accuracy_score(y_test, predicted))
+    return out
+
+
+def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    out: Path = args.out
+    folder = out / "studies" / cohort.replace(" ", "-") / f"seed-{seed}" / model
+    started = time.perf_counter()
+    study, spec = run_study(model, data_overrides(cohort_files(cohort, out), seed, out), folder, args.trials, args.threads)
+    trials = study.get_trials(deepcopy=False)
+    reference = next(t for t in trials if t.user_attrs.get("reference"))
+    tuned = retrained_test(study, None, folder, args.threads)
+    if reference.state == TrialState.COMPLETE:
+        defaults = retrained_test(study, reference.number, folder, args.threads)
+    else:
+        defaults = {}
+    from hpo.results import best_trial
+
+    best = best_trial(study)
+    reconstruction = spec.metric == "val_reconstruction_mse"
+    latent = int(best.params.get("latent_dim", spec.fixed.get("latent_dim", 512))) if reconstruction else None
+    metric = RECONSTRUCTION_METRIC if reconstruction else CLASSIFICATION_METRIC
+    from data_pipeline import prepare_dataset
+
+    n_test = len(prepare_dataset(spec.data).y_test)
+    return {
+        "cohort": cohort, "seed": seed, "model": model, "metric": metric, "n_test": n_test,
+        "tuned": tuned.get(metric), "reference": defaults.get(metric),
+        "tuned_balanced": tuned.get("test_balanced_accuracy"), "reference_balanced": defaults.get("test_balanced_accuracy"),
+        "winner": best.number, "winner_is_reference": best.number == reference.number,
+        "fidelity": "folds" if "fold_scores" in best.user_attrs else "validation split",
+        "complete": sum(t.state == TrialState.COMPLETE for t in trials),
+        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "seconds": round(time.perf_counter() - started, 1),
+        **baselines(spec, latent),
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """A Markdown table per cohort and model, and the bars that failed."""
+    lines, failures = [], []
+    header = "| cohort | model | metric | tuned | reference | logistic regression | RBF SVC | PCA | tuned per split | reference per split |"
+    lines += [header, "|---" * (header.count("|") - 1) + "|"]
+    for cohort in COHORTS:
+        for model in MODELS:
+            group = sorted((r for r in rows if r["cohort"] == cohort and r["model"] == model), key=lambda r: r["seed"])
+            if not group:
+                continue
+            base = [r for r in rows if r["cohort"] == cohort and r["model"] == "svc" and r["seed"] in {g["seed"] for g in group}]
+
+            def mean(key: str, among: list[dict[str, Any]] = group) -> str:
+                values = [r[key] for r in among if r.get(key) is not None]
+                return f"{np.mean(values):.3f}" if values else "-"
+
+            tuned = [r["tuned"] for r in group]
+            reference = [r["reference"] for r in group]
+            per_split = lambda values: " ".join("-" if v is None else f"{v:.3f}" for v in values)
+            classification = model != "autoencoder"
+            lines.append(
+                f"| {cohort} | {model} | {group[0]['metric']} | {mean('tuned')} | {mean('reference')} | "
+                f"{mean('logreg', base) if classification else '-'} | {mean('svc_rbf', base) if classification else '-'} | "
+                f"{mean('pca')} | {per_split(tuned)} | {per_split(reference)} |"
+            )
+            if any(v is None for v in tuned + reference):
+                failures.append(f"{cohort} {model}: a split has no tuned or reference result")
+                continue
+            if model == "classifier":
+                if np.mean(tuned) < np.mean(reference) - 1e-9:
+                    failures.append(f"{cohort} classifier: tuned mean {np.mean(tuned):.3f} < reference {np.mean(reference):.3f}")
+                for r in group:
+                    if r["reference"] - r["tuned"] > 1.0 / r["n_test"] + 1e-9:
+                        failures.append(f"{cohort} classifier seed {r['seed']}: tuned {r['tuned']:.3f} more than one "
+                                        f"test sample (1/{r['n_test']}) behind the reference {r['reference']:.3f}")
+            if model == "autoencoder" and np.mean(tuned) > np.mean(reference) + 1e-9:
+                failures.append(f"{cohort} autoencoder: tuned MSE {np.mean(tuned):.4f} > reference {np.mean(reference):.4f}")
+    return "\n".join(lines), failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("hpo-runs/small-cohorts"))
+    parser.add_argument("--seeds", type=int, default=5, help="split seeds 0..N-1 (default 5)")
+    parser.add_argument("--trials", type=int, default=12, help="trials per study, the reference included (default 12)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--cohorts", nargs="+", default=list(COHORTS), choices=list(COHORTS))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="one cohort, two split seeds, 6 trials")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.trials, args.cohorts = 2, 6, args.cohorts[:1]
+        args.out = args.out.with_name(args.out.name + "-quick")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    warnings.filterwarnings("ignore")
+    import optuna
+    import torch
+
+    torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_path = args.out / "results.jsonl"
+    done = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.is_file() else []
+    rows = [r for r in done if r["cohort"] in args.cohorts and r["model"] in args.models and r["seed"] < args.seeds]
+    print(f"# small cohorts: {args.seeds} split seeds x {args.trials} trials; {machine()}; {conditions()}", flush=True)
+    for seed in range(args.seeds):  # seed by seed: an interrupted run has every cohort and model on its first seeds
+        for cohort in args.cohorts:
+            for model in args.models:
+                if any(r["cohort"] == cohort and r["seed"] == seed and r["model"] == model for r in rows):
+                    continue
+                row = one(cohort, seed, model, args)
+                rows.append(row)
+                with log_path.open("a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                print(json.dumps(row), flush=True)
+    table, failures = summarise(rows)
+    print(f"\n{time.strftime('%Y-%m-%d')}: {args.seeds} split seeds, {args.trials} trials per study\n")
+    print(table)
+    print("\nbars: " + ("all met" if not failures else "NOT MET:\n- " + "\n- ".join(failures)))
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
