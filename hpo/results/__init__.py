@@ -17,5 +17,5 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REPRODUCTION_TOLERANCE", "RetrainResult",
         "TrainReport", "copy_config", "retrain", "train_and_report"],
     "_trials": ["Counts", "best_trial", "failure_stop_message", "find_studies", "is_new_best",
-        "list_studies", "load_study", "ranked_trials", "study_row", "top_trials"],
+        "list_studies", "load_study", "mean_trial_seconds", "ranked_trials", "study_row", "top_trials"],
 })

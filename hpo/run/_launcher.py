@@ -28,7 +28,7 @@ from typing import Any
 
 import optuna
 
-from hpo.results import Counts, failure_stop_message, ranked_trials
+from hpo.results import Counts, failure_stop_message, mean_trial_seconds, top_trials
 from hpo.run._admission import TrialBudget
 from hpo.run._setup import open_study
 from hpo.samplers import trials_in_study
@@ -289,16 +289,9 @@ def _terminate_raises() -> Iterator[None]:
 
 
 def _snapshot(study: optuna.Study, spec: StudySpec, name: str, started: float, alive: int) -> Progress:
-    trials = study.get_trials(deepcopy=False)  # one read for the counts and the durations
-    counts = Counts.of_trials(trials)
-    ranked = ranked_trials(trials, study.directions)
-    best_value, best_number = (ranked[0].value, ranked[0].number) if ranked else (None, None)
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    durations = [
-        (t.datetime_complete - t.datetime_start).total_seconds()
-        for t in trials
-        if t.state in finished and t.datetime_start is not None and t.datetime_complete is not None
-    ]
-    mean = sum(durations) / len(durations) if durations else None
+    """Counts, best and mean duration from small queries: no poll loads every trial (RDB storages)."""
+    counts = Counts.of(study)
+    top = top_trials(study, 1)  # by the first objective, like every surface
+    best_value, best_number = (top[0].values[0], top[0].number) if top else (None, None)
+    mean = mean_trial_seconds(study)
     return Progress(name, time.monotonic() - started, counts, spec.n_trials, best_value, best_number, alive, mean)
-

@@ -10,8 +10,10 @@ version the tests run on.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -251,3 +253,129 @@ def storage_url_of(storage: BaseStorage) -> str | None:
 def pruner_setting(pruner: Any, name: str) -> Any:
     """An Optuna pruner's constructor argument ``name`` (kept privately as ``_name``), or ``None``."""
     return getattr(pruner, f"_{name}", None)
+
+
+# -- small queries: counts, the best trials and durations without loading every trial ----------------
+
+
+def rdb_queries_supported(storage: BaseStorage) -> bool:
+    """Whether the small queries below work on ``storage`` (an RDB storage, perhaps inside Optuna's cache)."""
+    return _rdb_of(storage) is not None
+
+
+def count_trials_by_state(storage: BaseStorage, study_id_: int, excused_fail_reasons: Collection[str]) -> dict[str, int]:
+    """Trials per state name (``"COMPLETE"``, ...) counted in the database, plus ``"FAIL_EXCUSED"``: FAIL
+    trials whose ``fail_reason`` user attribute is one of ``excused_fail_reasons``. Two small queries.
+
+    Only on an RDB storage (:func:`rdb_queries_supported`).
+    """
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = _rdb_of(storage)
+    assert backend is not None, "count_trials_by_state needs an RDB storage"
+    trial, attr = models.TrialModel, models.TrialUserAttributeModel
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (session.query(trial.state, sqlalchemy.func.count(trial.trial_id))
+                .filter(trial.study_id == study_id_).group_by(trial.state).all())
+        counts = {state.name: int(n) for state, n in rows}
+        excused = 0
+        if counts.get("FAIL") and excused_fail_reasons:
+            excused = (session.query(sqlalchemy.func.count(attr.trial_user_attribute_id))
+                       .join(trial, trial.trial_id == attr.trial_id)
+                       .filter(trial.study_id == study_id_, trial.state == optuna.trial.TrialState.FAIL,
+                               attr.key == "fail_reason",
+                               attr.value_json.in_([json.dumps(r) for r in excused_fail_reasons]))
+                       .scalar())
+    counts["FAIL_EXCUSED"] = int(excused or 0)
+    return counts
+
+
+def best_trial_ids(storage: BaseStorage, study_id_: int, *, maximize: bool, limit: int) -> list[int]:
+    """Ids of the ``limit`` complete trials with the best finite first value, best first (ties: the
+    smaller number), from one query that reads only those rows. Only on an RDB storage."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = _rdb_of(storage)
+    assert backend is not None, "best_trial_ids needs an RDB storage"
+    trial, value = models.TrialModel, models.TrialValueModel
+    order = value.value.desc() if maximize else value.value.asc()
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (session.query(trial.trial_id).join(value, value.trial_id == trial.trial_id)
+                .filter(trial.study_id == study_id_, trial.state == optuna.trial.TrialState.COMPLETE,
+                        value.objective == 0, value.value_type == value.TrialValueType.FINITE)
+                .order_by(order, trial.number.asc()).limit(limit).all())
+    return [int(row[0]) for row in rows]
+
+
+def mean_finished_seconds(storage: BaseStorage, study_id_: int) -> float | None:
+    """The mean duration of the study's complete and pruned trials, computed in the database (SQLite and
+    PostgreSQL; ``None`` when no trial finished). Raises :class:`NotImplementedError` for other databases."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = _rdb_of(storage)
+    assert backend is not None, "mean_finished_seconds needs an RDB storage"
+    trial = models.TrialModel
+    start, end = trial.__table__.c.datetime_start, trial.__table__.c.datetime_complete
+    with _create_scoped_session(backend.scoped_session) as session:
+        dialect = session.get_bind().dialect.name
+        if dialect == "sqlite":
+            seconds = (sqlalchemy.func.julianday(end) - sqlalchemy.func.julianday(start)) * 86400.0
+        elif dialect == "postgresql":
+            seconds = sqlalchemy.extract("epoch", end - start)
+        else:
+            raise NotImplementedError(dialect)
+        mean = (session.query(sqlalchemy.func.avg(seconds))
+                .filter(trial.study_id == study_id_,
+                        trial.state.in_([optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]),
+                        start.isnot(None), end.isnot(None))
+                .scalar())
+    return None if mean is None else float(mean)
+
+
+@dataclass(frozen=True)
+class StudyListing:
+    """What ``hpo studies`` needs of a study, without its trials or its system attributes."""
+
+    study_id: int
+    name: str
+    user_attrs: dict[str, Any]
+    started: datetime.datetime | None
+
+
+def list_study_summaries(storage: BaseStorage) -> list[StudyListing]:
+    """Every study in ``storage``, oldest first: names, user attributes and first trial start.
+
+    On an RDB storage four small queries (Optuna's ``get_all_study_summaries`` loads every trial of every
+    study, and its ``get_all_studies`` every study system attribute: optuna-dashboard's notes and figures);
+    elsewhere through Optuna's ``get_all_studies`` and each study's trials.
+    """
+    backend = _rdb_of(storage)
+    if backend is None:
+        listed = []
+        for study in storage.get_all_studies():
+            trials = storage.get_all_trials(study._study_id, deepcopy=False)
+            started = min((t.datetime_start for t in trials if t.datetime_start is not None), default=None)
+            listed.append(StudyListing(study._study_id, study.study_name, dict(study.user_attrs), started))
+        return listed
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    study, attr, trial = models.StudyModel, models.StudyUserAttributeModel, models.TrialModel
+    with _create_scoped_session(backend.scoped_session) as session:
+        studies = session.query(study.study_id, study.study_name).order_by(study.study_id).all()
+        attrs: dict[int, dict[str, Any]] = {}
+        for study_id_, key, value in session.query(attr.study_id, attr.key, attr.value_json).all():
+            attrs.setdefault(study_id_, {})[key] = json.loads(value)
+        start = trial.__table__.c.datetime_start
+        starts = dict(session.query(trial.study_id, sqlalchemy.func.min(start)).group_by(trial.study_id).all())
+    return [StudyListing(int(i), name, attrs.get(i, {}), _as_datetime(starts.get(i))) for i, name in studies]
+
+
+def _as_datetime(value: Any) -> datetime.datetime | None:
+    """SQLite hands back MIN() of a DATETIME column as text."""
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    return datetime.datetime.fromisoformat(str(value))
