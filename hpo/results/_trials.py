@@ -19,6 +19,7 @@ from hpo.storage import (
     rdb_queries_supported,
     study_id,
     study_storage,
+    trial_ids_with_user_attr,
 )
 
 NOT_FAILURES = ("interrupted", "abandoned", "storage outage")
@@ -128,6 +129,15 @@ def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
         return ranked_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), study.directions)[:k]
     maximize = study.directions[0] == StudyDirection.MAXIMIZE
     return [storage.get_trial(i) for i in best_trial_ids(storage, study_id(study), maximize=maximize, limit=k)]
+
+
+def trials_with_user_attr(study: optuna.Study, key: str, value: Any) -> list[FrozenTrial]:
+    """The study's trials whose user attribute ``key`` equals ``value``, oldest first; on an RDB storage
+    only those trials are loaded."""
+    storage = study_storage(study)
+    if not rdb_queries_supported(storage):
+        return [t for t in study.get_trials(deepcopy=False) if key in t.user_attrs and t.user_attrs[key] == value]
+    return [storage.get_trial(i) for i in trial_ids_with_user_attr(storage, study_id(study), key, value)]
 
 
 def mean_trial_seconds(study: optuna.Study) -> float | None:

@@ -379,3 +379,19 @@ def _as_datetime(value: Any) -> datetime.datetime | None:
     if value is None or isinstance(value, datetime.datetime):
         return value
     return datetime.datetime.fromisoformat(str(value))
+
+
+def trial_ids_with_user_attr(storage: BaseStorage, study_id_: int, key: str, value: Any) -> list[int]:
+    """Ids of the study's trials whose user attribute ``key`` is ``value`` (JSON-equal), by trial id;
+    one query on the attribute rows. Only on an RDB storage."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = _rdb_of(storage)
+    assert backend is not None, "trial_ids_with_user_attr needs an RDB storage"
+    trial, attr = models.TrialModel, models.TrialUserAttributeModel
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (session.query(trial.trial_id).join(attr, attr.trial_id == trial.trial_id)
+                .filter(trial.study_id == study_id_, attr.key == key, attr.value_json == json.dumps(value))
+                .order_by(trial.trial_id).all())
+    return [int(row[0]) for row in rows]

@@ -108,3 +108,20 @@ def test_an_in_memory_study_counts_from_its_trials() -> None:
     assert Counts.of(study) == Counts(complete=3)
     assert best_trial(study).value == study.best_value
     assert mean_trial_seconds(study) is not None
+
+
+def test_hpo_show_prints_the_headline_of_the_full_read(tmp_path, unique_name, capsys) -> None:
+    from hpo.cli import main
+    from hpo.results import REFERENCE_ATTR, compute_headline
+
+    url = f"sqlite:///{tmp_path / 'show.db'}"
+    study = _mixed_study(url, unique_name, "maximize")
+    study.set_user_attr("metric", "accuracy")
+    reference = study.ask()
+    reference.set_user_attr(REFERENCE_ATTR, True)
+    study.tell(reference, 0.3)
+    expected = compute_headline(study, storage=url).lines()
+    assert main(["show", unique_name, "--storage", url, "-k", "1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1 : 1 + len(expected)] == expected
+    assert any("reference" in line for line in expected)
