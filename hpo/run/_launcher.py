@@ -106,10 +106,25 @@ def visible_gpus(device: str) -> list[str]:
         return []
 
 
+THREADS_ENV = "HPO_NUM_THREADS"
+
+
+def default_threads(environ: Mapping[str, str] | None = None) -> int:
+    """CPU threads per worker: ``$HPO_NUM_THREADS`` when set to a positive integer, else 1.
+
+    Measured (benchmarks/threads.py, docs/performance.md): on a 2-core machine under load a worker with
+    2 threads ran small trials 7x slower than with 1 (OpenMP threads wait for each other's cores), and
+    2 one-thread workers gave at least the throughput of one two-thread worker. More throughput comes
+    from more workers; a quiet machine with large trials may set HPO_NUM_THREADS.
+    """
+    value = (os.environ if environ is None else environ).get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
 def worker_environment(index: int, workers: int, gpus: Sequence[str], cores: int) -> dict[str, str]:
-    """The environment of worker ``index``: its share of the CPU threads and its GPU, if any."""
+    """The environment of worker ``index``: its CPU threads (:func:`default_threads`) and its GPU, if any."""
     env = dict(os.environ)
-    threads = str(max(1, cores // max(1, workers)))
+    threads = str(default_threads(env))
     for variable in THREAD_VARIABLES:
         env[variable] = threads
     if gpus:
@@ -137,7 +152,7 @@ def launch(
     spec, url, name = prepared.spec, prepared.url, prepared.name
     cores, gpus = cpu_count(), visible_gpus(spec.device)
     logger.info(
-        "study %r: %d worker(s), %d thread(s) each%s", name, workers, max(1, cores // workers),
+        "study %r: %d worker(s), %d thread(s) each%s", name, workers, default_threads(),
         f", GPUs {', '.join(gpus)} round-robin" if gpus else "",
     )
     command = _worker_command(study_file, prepared, overrides)
