@@ -27,15 +27,15 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import datetime
+import os
+import statistics
+import subprocess
+import tempfile
+import time
 
-from benchmarks._perf import ROOT, conditions, machine  # noqa: E402
+from benchmarks._perf import ROOT, conditions, machine
 
 LAYOUTS = {"1 worker x 1 thread": (1, 1), "1 worker x 2 threads": (1, 2), "2 workers x 1 thread": (2, 1)}
 

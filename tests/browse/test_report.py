@@ -212,3 +212,21 @@ def test_every_sampler_of_the_project(storage_url):
             else:
                 assert f'id="sampler-{name}-{key}"' in page, (name, title)
 
+
+
+def test_importances_of_a_large_study_come_from_a_bounded_sample_and_the_page_says_so(storage_url, monkeypatch):
+    from hpo.browse import _report
+
+    monkeypatch.setattr(_report, "IMPORTANCE_SAMPLE", 12)
+    study = optuna.create_study(storage=open_storage(storage_url), study_name="large",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + 0.01 * t.suggest_float("y", 0, 1), n_trials=30)
+    study.optimize(lambda t: 1 / 0, n_trials=1, catch=(ZeroDivisionError,))  # not a completed trial
+    assert [t.number for t in _report.importance_sample(study.trials[:30])] == list(range(18, 30))
+    importances = next(figure for figure in _report.study_figures(study) if figure.key == "importances")
+    assert importances.figure is not None
+    assert importances.caption == "fANOVA on the 12 most recent of 30 completed trials (a bounded sample, seed 0)"
+    assert "id='large-importances-caption'" in _report.study_section(study)
+    small = optuna.create_study(storage=open_storage(storage_url), study_name="small")
+    small.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+    assert next(f for f in _report.study_figures(small) if f.key == "importances").caption is None
