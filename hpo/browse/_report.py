@@ -58,7 +58,7 @@ from hpo.results import (
     standings_of,
     top_confusions,
 )
-from hpo.storage import redact, resolve_storage_url, storage_url_of, study_storage
+from hpo.storage import read_only_view, redact, resolve_storage_url, storage_url_of, study_storage
 
 logger = logging.getLogger(__package__)
 
@@ -128,20 +128,14 @@ SAMPLED_FOREST = {"n_trees": 16, "max_depth": 8}
 """The forest fitted on a sample (Optuna's default: 64 trees, depth 64): 500 trials and 8 parameters in
 about 1 s instead of 10-40 s, with importances within a few hundredths of the default forest's."""
 CURVES_SHOWN = 500
-"""The intermediate-values figure draws one line per trial: at most this many, the most recent."""
+"""The intermediate-values and parallel-coordinates figures draw one line per trial: at most this many,
+the most recent (10,000 lines took 45 s to build and make a page no browser draws well)."""
 
 
 def importance_sample(completed: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """The completed trials fANOVA is fitted on: all of them, or the :data:`IMPORTANCE_SAMPLE` most recent."""
     ordered = sorted(completed, key=lambda trial: trial.number)
     return ordered[-IMPORTANCE_SAMPLE:]
-
-
-def _study_of(trials: Sequence[FrozenTrial], study: optuna.Study) -> optuna.Study:
-    """An in-memory study holding ``trials`` (Optuna's importance functions take a study)."""
-    view = optuna.create_study(directions=study.directions)
-    view.add_trials(trials)
-    return view
 
 
 def importance_warning(completed: int) -> str | None:
@@ -200,24 +194,33 @@ def study_figures(study: optuna.Study) -> list[Figure]:
     reporting = [trial for trial in trials if trial.intermediate_values]
     curves_caption = (f"the {CURVES_SHOWN} most recent of {len(reporting)} trials with intermediate values"
                       if len(reporting) > CURVES_SHOWN else None)
-    captions = {"importances": sample_caption, "intermediate": curves_caption}
+    lines = sorted(completed, key=lambda trial: trial.number)[-CURVES_SHOWN:]
+    lines_caption = (f"the {len(lines)} most recent of {len(completed)} completed trials"
+                     if len(lines) < len(completed) else None)
+    captions = {"importances": sample_caption, "intermediate": curves_caption, "parallel": lines_caption}
+
+    views: dict[str, optuna.Study] = {}
+
+    def every() -> optuna.Study:
+        """The study's trials, read once, in a view Optuna's figures read without deep copies."""
+        if "every" not in views:
+            views["every"] = read_only_view(trials, study.directions)
+        return views["every"]
 
     def importances() -> Any:
         if not sampled:
-            return vis.plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=common,
+            return vis.plot_param_importances(every(), evaluator=FanovaImportanceEvaluator(seed=0), params=common,
                                               **targeted)
-        evaluator = FanovaImportanceEvaluator(seed=0, **SAMPLED_FOREST)
-        return vis.plot_param_importances(_study_of(sample, study), evaluator=evaluator, params=sample_common,
-                                          **targeted)
+        return vis.plot_param_importances(read_only_view(sample, study.directions), params=sample_common,
+                                          evaluator=FanovaImportanceEvaluator(seed=0, **SAMPLED_FOREST), **targeted)
 
     def intermediate() -> Any:
-        if curves_caption is None:
-            return vis.plot_intermediate_values(study)
-        return vis.plot_intermediate_values(_study_of(reporting[-CURVES_SHOWN:], study))
+        shown = every() if curves_caption is None else read_only_view(reporting[-CURVES_SHOWN:], study.directions)
+        return vis.plot_intermediate_values(shown)
 
     builders: dict[str, tuple[str | None, Callable[[], Any]]] = {
         "history": (no_completed if not completed else None,
-                    lambda: vis.plot_optimization_history(study, **targeted)),
+                    lambda: vis.plot_optimization_history(every(), **targeted)),
         "importances": (
             no_completed if not completed
             else "parameter importances need at least 2 completed trials" if len(completed) < 2
@@ -228,17 +231,18 @@ def study_figures(study: optuna.Study) -> list[Figure]:
         "parallel": (
             no_completed if not completed
             else "no parameter that every completed trial has took more than one value" if not common else None,
-            lambda: vis.plot_parallel_coordinate(study, params=common, **targeted),
+            lambda: vis.plot_parallel_coordinate(every() if lines_caption is None else
+                                                 read_only_view(lines, study.directions), params=common, **targeted),
         ),
         "slice": (no_completed if not completed else "the study has no parameters" if not varying else None,
-                  lambda: wrap_subplots(vis.plot_slice(study, params=varying, **targeted))),
+                  lambda: wrap_subplots(vis.plot_slice(every(), params=varying, **targeted))),
         "intermediate": (
             "several objectives: Optuna records no intermediate values" if len(study.directions) > 1
             else "no trial reported intermediate values (this model has no per-step reports)"
             if not reporting else None,
             intermediate,
         ),
-        "timeline": ("no trial yet" if not trials else None, lambda: vis.plot_timeline(study)),
+        "timeline": ("no trial yet" if not trials else None, lambda: vis.plot_timeline(every())),
     }
     figures = []
     for key, title in FIGURES:

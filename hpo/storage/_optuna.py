@@ -18,7 +18,7 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat  # noqa: F401  (re-exported for hpo.storage._liveness)
 from optuna.trial import FrozenTrial
 
@@ -395,3 +395,46 @@ def trial_ids_with_user_attr(storage: BaseStorage, study_id_: int, key: str, val
                 .filter(trial.study_id == study_id_, attr.key == key, attr.value_json == json.dumps(value))
                 .order_by(trial.trial_id).all())
     return [int(row[0]) for row in rows]
+
+
+class _TrialsView(InMemoryStorage):
+    """A read-only in-memory storage of one study whose trials are the given frozen trials, kept as they are."""
+
+    def __init__(self, trials: Collection[FrozenTrial], directions: Collection[Any]) -> None:
+        super().__init__()
+        self.view_study_id = self.create_new_study(list(directions), "view")
+        self._trials = sorted(trials, key=lambda t: t.number)
+        self._by_id = {t._trial_id: t for t in self._trials}
+        self._by_number = {t.number: t for t in self._trials}
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list[FrozenTrial]:
+        return [t for t in self._trials if states is None or t.state in states]
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return self._by_id[trial_id]
+
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        return self._by_number[trial_number]._trial_id
+
+    def get_trial_number_from_id(self, trial_id: int) -> int:
+        return self._by_id[trial_id].number
+
+    def get_best_trial(self, study_id: int) -> FrozenTrial:
+        directions = self.get_study_directions(study_id)
+        if len(directions) > 1:
+            raise RuntimeError("Best trial can be obtained only for single-objective optimization.")
+        complete = [t for t in self._trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            raise ValueError("No trials are completed yet.")
+        pick = max if directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+        return pick(complete, key=lambda t: t.values[0])
+
+
+def read_only_view(trials: Collection[FrozenTrial], directions: Collection[Any]) -> optuna.Study:
+    """A study holding ``trials`` (their numbers and ids kept) whose reads hand out the trials, never copies.
+
+    For Optuna's plotting and importance functions, which read ``study.trials`` (a deep copy of every
+    trial: 47 s of a 10,000-trial report) and change no trial. Nothing may be written into it.
+    """
+    storage = _TrialsView(trials, directions)
+    return optuna.load_study(study_name="view", storage=storage)

@@ -238,6 +238,8 @@ def test_importances_of_a_large_study_come_from_a_bounded_sample_and_the_page_sa
     curves = next(figure for figure in _report.study_figures(study) if figure.key == "intermediate")
     assert curves.caption == "the 5 most recent of 10 trials with intermediate values"
     assert len(curves.figure.data) == 5
+    parallel = next(figure for figure in _report.study_figures(study) if figure.key == "parallel")
+    assert parallel.caption == "the 5 most recent of 30 completed trials"
     page = _report.study_section(study)
     assert "id='large-importances-caption'" in page and "id='large-intermediate-caption'" in page
     small = optuna.create_study(storage=open_storage(storage_url), study_name="small")

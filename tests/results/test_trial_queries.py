@@ -125,3 +125,16 @@ def test_hpo_show_prints_the_headline_of_the_full_read(tmp_path, unique_name, ca
     printed = capsys.readouterr().out.splitlines()
     assert printed[1 : 1 + len(expected)] == expected
     assert any("reference" in line for line in expected)
+
+
+def test_a_read_only_view_hands_out_the_trials_themselves_with_their_numbers() -> None:
+    from hpo.storage import read_only_view
+
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=6)
+    picked = study.trials[3:]
+    view = read_only_view(picked, study.directions)
+    assert [t.number for t in view.trials] == [3, 4, 5]
+    assert view.trials[0] is picked[0] and view.get_trials(deepcopy=True)[1] is picked[1]
+    assert view.best_trial.number == max(picked, key=lambda t: t.value).number
+    assert optuna.visualization.plot_optimization_history(read_only_view(study.trials, study.directions)).data
