@@ -48,6 +48,7 @@ from hpo.results import (
     IMPORTANCE_MIN_TRIALS,
     Counts,
     Headline,
+    all_trials,
     compute_headline,
     confusion_matrix_figure,
     curve_trials,
@@ -96,8 +97,10 @@ class Figure:
     """What the figure was drawn from, when not from every trial (importances of a large study)."""
 
 
-def _completed(study: optuna.Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+def _completed(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> list[FrozenTrial]:
+    if trials is None:
+        return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [trial for trial in trials if trial.state == TrialState.COMPLETE]
 
 
 def _target(study: optuna.Study) -> tuple[Callable[[FrozenTrial], float] | None, str]:
@@ -172,13 +175,13 @@ def wrap_subplots(figure: Any, columns: int = SLICE_COLUMNS, row_height: int = S
     return figure
 
 
-def study_figures(study: optuna.Study) -> list[Figure]:
+def study_figures(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> list[Figure]:
     """Every figure of :data:`FIGURES` for ``study``, or a note saying why it has none."""
     from optuna import visualization as vis
     from optuna.importance import FanovaImportanceEvaluator
 
-    trials = study.get_trials(deepcopy=False)
-    completed = _completed(study)
+    trials = all_trials(study) if trials is None else trials
+    completed = _completed(study, trials)
     target, target_name = _target(study)
     targeted = {"target": target, "target_name": target_name}
     varying = _varying_params(completed)
@@ -265,10 +268,11 @@ def study_figures(study: optuna.Study) -> list[Figure]:
     return figures
 
 
-def top_trials(study: optuna.Study, top: int = TOP_TRIALS_DEFAULT) -> pd.DataFrame:
+def top_trials(study: optuna.Study, top: int = TOP_TRIALS_DEFAULT,
+               trials: Sequence[FrozenTrial] | None = None) -> pd.DataFrame:
     """The ``top`` best completed trials: number, value(s), duration, parameters, recorded metrics."""
     rows = []
-    for trial in ranked_trials(_completed(study), study.directions)[:top]:
+    for trial in ranked_trials(_completed(study, trials), study.directions)[:top]:
         row: dict[str, Any] = {"trial": trial.number}
         if len(trial.values) == 1:
             row["value"] = trial.values[0]
@@ -433,13 +437,13 @@ def study_section(study: optuna.Study, *, top: int = TOP_TRIALS_DEFAULT, level: 
     summary already names it).
     """
     slug = _slug(study.study_name)
-    trials = study.get_trials(deepcopy=False)
+    trials = all_trials(study)  # read once, with plain queries on an RDB storage
     attrs = study.user_attrs
     head = compute_headline(study, trials=trials, user_attrs=attrs, storage=commands_storage(study))
     metric = head.metric
     title = f"<h{level} id='{slug}'>Study {html.escape(study.study_name)}</h{level}>" if heading else ""
     sub = f"h{level + 1}"
-    figures = {figure.key: figure for figure in study_figures(study)}
+    figures = {figure.key: figure for figure in study_figures(study, trials)}
     parts = [title, headline_html(head, slug)]
     parts += [f"<{sub}>Learning curves</{sub}>", learning_curves_html(study, trials, metric, slug)]
     ranked = ranked_trials(trials, study.directions) if len(study.directions) == 1 else []
@@ -450,7 +454,7 @@ def study_section(study: optuna.Study, *, top: int = TOP_TRIALS_DEFAULT, level: 
     parts += [f"<{sub}>Test metrics</{sub}>", test_metrics_html(head, slug)]
     parts += [f"<{sub}>Commands</{sub}>", commands_html(study, head, slug)]
     parts.append(f"<{sub}>Top trials</{sub}>")
-    table = top_trials(study, top)
+    table = top_trials(study, top, trials)
     parts.append(table_html(table) if not table.empty else "<p class='note'>no completed trial yet</p>")
     parts += [_figure_html(figure, slug, sub) for key, figure in figures.items() if key != "importances"]
     parts.append(f"<details id='{slug}-metadata'><summary>Study metadata (its user attributes)</summary>"

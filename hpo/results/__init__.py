@@ -16,7 +16,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_provenance": ["package_versions", "worker_id"],
     "_retrain": ["METRICS_FILE", "MODEL_SUBDIRECTORY", "REPRODUCTION_TOLERANCE", "RetrainResult",
         "TrainReport", "copy_config", "retrain", "train_and_report"],
-    "_trials": ["Counts", "best_trial", "failure_stop_message", "find_studies", "is_new_best",
+    "_trials": ["Counts", "all_trials", "best_trial", "failure_stop_message", "find_studies", "is_new_best",
         "list_studies", "load_study", "mean_trial_seconds", "ranked_trials", "study_row", "top_trials",
         "trials_with_user_attr"],
 })

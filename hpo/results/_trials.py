@@ -17,6 +17,7 @@ from hpo.storage import (
     list_study_summaries,
     mean_finished_seconds,
     rdb_queries_supported,
+    read_trials,
     study_id,
     study_storage,
     trial_ids_with_user_attr,
@@ -129,6 +130,13 @@ def top_trials(study: optuna.Study, k: int = 5) -> list[FrozenTrial]:
         return ranked_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), study.directions)[:k]
     maximize = study.directions[0] == StudyDirection.MAXIMIZE
     return [storage.get_trial(i) for i in best_trial_ids(storage, study_id(study), maximize=maximize, limit=k)]
+
+
+def all_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Every trial of ``study`` by number, for read-only surfaces: on an RDB storage read with plain queries
+    (several times faster than Optuna's ORM read of a large study), else ``study.get_trials``."""
+    trials = read_trials(study_storage(study), study_id(study))
+    return study.get_trials(deepcopy=False) if trials is None else trials
 
 
 def trials_with_user_attr(study: optuna.Study, key: str, value: Any) -> list[FrozenTrial]:

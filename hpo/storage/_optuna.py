@@ -438,3 +438,67 @@ def read_only_view(trials: Collection[FrozenTrial], directions: Collection[Any])
     """
     storage = _TrialsView(trials, directions)
     return optuna.load_study(study_name="view", storage=storage)
+
+
+def read_trials(storage: BaseStorage, study_id_: int) -> list[FrozenTrial] | None:
+    """Every trial of the study, by number, read with six plain queries (no ORM objects), as Optuna's RDB
+    storage builds them; ``None`` when ``storage`` is not an RDB storage.
+
+    Optuna's own read builds an ORM object per row: 10,000 trials of a real study took 20-35 s of a
+    35-60 s ``hpo report`` on a loaded 2-core machine. For read-only surfaces (reports), not workers.
+    """
+    backend = _rdb_of(storage)
+    if backend is None:
+        return None
+    from optuna import distributions as dists
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    def local(value: datetime.datetime | None) -> datetime.datetime | None:
+        if value is None:
+            return None  # stored as naive UTC (see optuna.storages._rdb.models.TrialModel)
+        return value.replace(tzinfo=datetime.timezone.utc).astimezone().replace(tzinfo=None)
+
+    trial_table = models.TrialModel.__table__
+    rows: dict[int, dict[str, Any]] = {}
+    parsed: dict[str, Any] = {}
+    with _create_scoped_session(backend.scoped_session) as session:
+        in_study = sqlalchemy.select(trial_table.c.trial_id).where(trial_table.c.study_id == study_id_)
+
+        def children(model: Any, *columns: str) -> Any:
+            table = model.__table__
+            order = [table.c[c] for c in table.primary_key.columns.keys()]
+            query = sqlalchemy.select(table.c.trial_id, *(table.c[c] for c in columns))
+            return session.execute(query.where(table.c.trial_id.in_(in_study)).order_by(*order))
+
+        for r in session.execute(sqlalchemy.select(trial_table).where(trial_table.c.study_id == study_id_)):
+            rows[r.trial_id] = {"number": r.number, "state": r.state, "start": local(r.datetime_start),
+                                "complete": local(r.datetime_complete), "values": {}, "params": {},
+                                "distributions": {}, "user": {}, "system": {}, "steps": {}}
+        for trial_id_, objective, value, kind in children(models.TrialValueModel, "objective", "value", "value_type"):
+            rows[trial_id_]["values"][objective] = models.TrialValueModel.stored_repr_to_value(value, kind)
+        for trial_id_, name, value, text in children(models.TrialParamModel, "param_name", "param_value",
+                                                      "distribution_json"):
+            if text not in parsed:
+                parsed[text] = dists.json_to_distribution(text)
+            rows[trial_id_]["distributions"][name] = parsed[text]
+            rows[trial_id_]["params"][name] = parsed[text].to_external_repr(value)
+        for trial_id_, key, text in children(models.TrialUserAttributeModel, "key", "value_json"):
+            rows[trial_id_]["user"][key] = json.loads(text)
+        for trial_id_, key, text in children(models.TrialSystemAttributeModel, "key", "value_json"):
+            rows[trial_id_]["system"][key] = json.loads(text)
+        for trial_id_, step, value, kind in children(models.TrialIntermediateValueModel, "step", "intermediate_value",
+                                                     "intermediate_value_type"):
+            rows[trial_id_]["steps"][step] = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
+                value, kind)
+    trials = [
+        FrozenTrial(
+            number=r["number"], state=r["state"], value=None,
+            values=[r["values"][i] for i in sorted(r["values"])] if r["values"] else None,
+            datetime_start=r["start"], datetime_complete=r["complete"], params=r["params"],
+            distributions=r["distributions"], user_attrs=r["user"], system_attrs=r["system"],
+            intermediate_values=r["steps"], trial_id=trial_id_,
+        )
+        for trial_id_, r in rows.items()
+    ]
+    return sorted(trials, key=lambda t: t.number)

@@ -138,3 +138,26 @@ def test_a_read_only_view_hands_out_the_trials_themselves_with_their_numbers() -
     assert view.trials[0] is picked[0] and view.get_trials(deepcopy=True)[1] is picked[1]
     assert view.best_trial.number == max(picked, key=lambda t: t.value).number
     assert optuna.visualization.plot_optimization_history(read_only_view(study.trials, study.directions)).data
+
+
+def _same_trials(url: str, name: str) -> None:
+    from hpo.results import all_trials
+
+    study = _mixed_study(url, name, "minimize")
+    study.set_user_attr("metric", "loss")
+    running = study.ask()
+    running.set_user_attr("nested", {"a": [1, 2.5, None]})
+    running.storage.set_trial_system_attr(running._trial_id, "hpo:history", [{"epoch": 1}])
+    running.report(float("inf"), 3)
+    running.report(0.25, 1)
+    fresh = optuna.load_study(study_name=name, storage=open_storage(url, heartbeat_interval=None))
+    assert all_trials(fresh) == fresh.get_trials(deepcopy=False)
+
+
+def test_the_plain_query_read_equals_optunas_read_on_sqlite(tmp_path, unique_name) -> None:
+    _same_trials(f"sqlite:///{tmp_path / 'read.db'}", unique_name)
+
+
+@pytest.mark.postgres
+def test_the_plain_query_read_equals_optunas_read_on_postgresql(postgres_url, unique_name) -> None:
+    _same_trials(postgres_url, unique_name)
