@@ -375,10 +375,13 @@ def list_study_summaries(storage: BaseStorage) -> list[StudyListing]:
 
 
 def _as_datetime(value: Any) -> datetime.datetime | None:
-    """SQLite hands back MIN() of a DATETIME column as text."""
-    if value is None or isinstance(value, datetime.datetime):
-        return value
-    return datetime.datetime.fromisoformat(str(value))
+    """A stored start time (naive UTC; SQLite hands back MIN() of a DATETIME column as text) in local time,
+    as Optuna shows it."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime.datetime):
+        value = datetime.datetime.fromisoformat(str(value))
+    return value.replace(tzinfo=datetime.timezone.utc).astimezone().replace(tzinfo=None)
 
 
 def trial_ids_with_user_attr(storage: BaseStorage, study_id_: int, key: str, value: Any) -> list[int]:
