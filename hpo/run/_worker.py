@@ -42,6 +42,7 @@ from hpo.storage import (
     set_user_attrs,
     short_reason,
     trial_id,
+    warm_trial_cache,
 )
 from hpo.study import StudySpec, check_study_name
 
@@ -104,7 +105,9 @@ def run_worker(
     objective = _build_objective(spec, data, device, num_threads, retry)
     preload_trial_imports(spec.model)
     # Optuna's cached storage reads every trial of the study at the first ask and keeps them for the worker's
-    # life: read them now, so the freeze covers them too (a 10,000-trial study: else 0.45 s per trial of gc).
+    # life: read them now (with plain queries on an RDB storage), so the freeze covers them too (a 10,000-trial
+    # study: else 0.45 s per trial of gc).
+    retry.call(warm_trial_cache, study)
     retry.call(study.get_trials, deepcopy=False)
     # Everything loaded so far (torch and torch._dynamo, optuna, sqlalchemy, plotly, the data) lives as long
     # as the worker: move it out of the collector's reach, or the gc.collect() after each trial walks

@@ -12,7 +12,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_optuna": ["StudyAttrWriter", "StudyListing", "best_trial_ids", "cached_trial", "count_trials_by_state",
         "insert_study_system_attrs", "list_study_summaries", "mean_finished_seconds", "pruner_setting",
         "rdb_queries_supported", "read_only_view", "read_trials", "storage_url_of", "study_attr_transaction", "study_id", "study_storage",
-        "study_system_attrs_with_prefix", "trial_id", "trial_ids_with_user_attr"],
+        "study_system_attrs_with_prefix", "trial_id", "trial_ids_with_user_attr", "warm_trial_cache"],
     "_outage": ["DEFAULT_OUTAGE_WINDOW_S", "EXIT_CODE", "OUTAGE_WINDOW_ENV", "StorageOutage", "StorageRetry",
         "best_effort", "is_storage_error", "quiet_optuna_disconnect_warnings", "short_reason"],
     "_proxy": ["make_proxy_server", "serve_proxy"],

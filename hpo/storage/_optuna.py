@@ -505,3 +505,32 @@ def read_trials(storage: BaseStorage, study_id_: int) -> list[FrozenTrial] | Non
         for trial_id_, r in rows.items()
     ]
     return sorted(trials, key=lambda t: t.number)
+
+
+def warm_trial_cache(study: optuna.Study) -> bool:
+    """Fill Optuna's cache of a study's trials (an RDB storage's ``_CachedStorage``) with :func:`read_trials`,
+    as its own first read would, with plain queries instead of ORM objects (several times faster).
+
+    Afterwards Optuna reads, as always, only the trials unfinished at this read and those created since.
+    Returns False, reading nothing, when the storage is not such a cache or already holds the study's trials.
+    """
+    from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
+
+    storage = study._storage
+    if not isinstance(storage, _CachedStorage) or _rdb_of(storage) is None:
+        return False
+    if not all(hasattr(storage, name) for name in ("_lock", "_studies", "_add_trials_to_cache")):
+        return False  # pragma: no cover - another Optuna layout
+    with storage._lock:
+        info = storage._studies.get(study._study_id)
+        if info is not None and (info.trials or info.last_finished_trial_id >= 0):
+            return False
+        trials = read_trials(storage, study._study_id) or []
+        info = storage._studies.setdefault(study._study_id, _StudyInfo())
+        storage._add_trials_to_cache(study._study_id, trials)
+        for trial in trials:  # what Optuna's _read_trials_from_remote_storage records
+            if trial.state.is_finished():
+                info.last_finished_trial_id = max(info.last_finished_trial_id, trial._trial_id)
+            else:
+                info.unfinished_trial_ids.add(trial._trial_id)
+    return True

@@ -161,3 +161,18 @@ def test_the_plain_query_read_equals_optunas_read_on_sqlite(tmp_path, unique_nam
 @pytest.mark.postgres
 def test_the_plain_query_read_equals_optunas_read_on_postgresql(postgres_url, unique_name) -> None:
     _same_trials(postgres_url, unique_name)
+
+
+def test_a_warmed_trial_cache_reads_like_optunas_and_follows_later_changes(tmp_path, unique_name) -> None:
+    from hpo.storage import warm_trial_cache
+
+    url = f"sqlite:///{tmp_path / 'warm.db'}"
+    writer = _mixed_study(url, unique_name, "minimize")
+    running = writer.ask()
+    worker = optuna.load_study(study_name=unique_name, storage=open_storage(url, heartbeat_interval=None))
+    assert warm_trial_cache(worker) and not warm_trial_cache(worker)  # once: afterwards Optuna's own reads
+    writer.tell(running, 0.05)  # unfinished when warmed: read again
+    writer.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)  # created since
+    fresh = optuna.load_study(study_name=unique_name, storage=open_storage(url, heartbeat_interval=None))
+    assert worker.get_trials(deepcopy=False) == fresh.get_trials(deepcopy=False)
+    assert worker.get_trials(deepcopy=False)[running.number].value == 0.05
