@@ -48,6 +48,7 @@ from hpo.results import (
     IMPORTANCE_MIN_TRIALS,
     Counts,
     Headline,
+    all_trials,
     compute_headline,
     confusion_matrix_figure,
     curve_trials,
@@ -58,7 +59,7 @@ from hpo.results import (
     standings_of,
     top_confusions,
 )
-from hpo.storage import redact, resolve_storage_url, storage_url_of, study_storage
+from hpo.storage import read_only_view, redact, resolve_storage_url, storage_url_of, study_storage
 
 logger = logging.getLogger(__package__)
 
@@ -92,10 +93,14 @@ class Figure:
     note: str | None = None
     warning: str | None = None
     """Drawn, but read with care (e.g. importances from few trials)."""
+    caption: str | None = None
+    """What the figure was drawn from, when not from every trial (importances of a large study)."""
 
 
-def _completed(study: optuna.Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+def _completed(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> list[FrozenTrial]:
+    if trials is None:
+        return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [trial for trial in trials if trial.state == TrialState.COMPLETE]
 
 
 def _target(study: optuna.Study) -> tuple[Callable[[FrozenTrial], float] | None, str]:
@@ -116,6 +121,24 @@ def _varying_params(trials: Sequence[FrozenTrial], *, in_every_trial: bool = Fal
         name for name in names
         if len({json.dumps(trial.params.get(name), default=str) for trial in trials if name in trial.params}) > 1
     ]
+
+
+IMPORTANCE_SAMPLE = 500
+"""fANOVA fits a random forest whose cost grows faster than the trials (76 s of an 87 s report at 1,000
+trials): importances come from at most this many completed trials, the most recent (the sampler's
+latest view of the space), and the page says so."""
+SAMPLED_FOREST = {"n_trees": 16, "max_depth": 8}
+"""The forest fitted on a sample (Optuna's default: 64 trees, depth 64): 500 trials and 8 parameters in
+about 1 s instead of 10-40 s, with importances within a few hundredths of the default forest's."""
+CURVES_SHOWN = 500
+"""The intermediate-values and parallel-coordinates figures draw one line per trial: at most this many,
+the most recent (10,000 lines took 45 s to build and make a page no browser draws well)."""
+
+
+def importance_sample(completed: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The completed trials fANOVA is fitted on: all of them, or the :data:`IMPORTANCE_SAMPLE` most recent."""
+    ordered = sorted(completed, key=lambda trial: trial.number)
+    return ordered[-IMPORTANCE_SAMPLE:]
 
 
 def importance_warning(completed: int) -> str | None:
@@ -152,50 +175,77 @@ def wrap_subplots(figure: Any, columns: int = SLICE_COLUMNS, row_height: int = S
     return figure
 
 
-def study_figures(study: optuna.Study) -> list[Figure]:
+def study_figures(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> list[Figure]:
     """Every figure of :data:`FIGURES` for ``study``, or a note saying why it has none."""
     from optuna import visualization as vis
     from optuna.importance import FanovaImportanceEvaluator
 
-    trials = study.get_trials(deepcopy=False)
-    completed = _completed(study)
+    trials = all_trials(study) if trials is None else trials
+    completed = _completed(study, trials)
     target, target_name = _target(study)
     targeted = {"target": target, "target_name": target_name}
     varying = _varying_params(completed)
     common = _varying_params(completed, in_every_trial=True)
     no_completed = f"no completed trial yet ({len(trials)} trials in other states)"
 
+    sample = importance_sample(completed)
+    sampled = len(sample) < len(completed)
+    sample_common = _varying_params(sample, in_every_trial=True) if sampled else common
+    sample_caption = (f"fANOVA on the {len(sample)} most recent of {len(completed)} completed trials "
+                      f"(a bounded sample; {SAMPLED_FOREST['n_trees']} trees of depth at most "
+                      f"{SAMPLED_FOREST['max_depth']}, seed 0)") if sampled else None
+    reporting = [trial for trial in trials if trial.intermediate_values]
+    curves_caption = (f"the {CURVES_SHOWN} most recent of {len(reporting)} trials with intermediate values"
+                      if len(reporting) > CURVES_SHOWN else None)
+    lines = sorted(completed, key=lambda trial: trial.number)[-CURVES_SHOWN:]
+    lines_caption = (f"the {len(lines)} most recent of {len(completed)} completed trials"
+                     if len(lines) < len(completed) else None)
+    captions = {"importances": sample_caption, "intermediate": curves_caption, "parallel": lines_caption}
+
+    views: dict[str, optuna.Study] = {}
+
+    def every() -> optuna.Study:
+        """The study's trials, read once, in a view Optuna's figures read without deep copies."""
+        if "every" not in views:
+            views["every"] = read_only_view(trials, study.directions)
+        return views["every"]
+
     def importances() -> Any:
-        evaluator = FanovaImportanceEvaluator(seed=0)
-        return vis.plot_param_importances(study, evaluator=evaluator, params=common, **targeted)
+        if not sampled:
+            return vis.plot_param_importances(every(), evaluator=FanovaImportanceEvaluator(seed=0), params=common,
+                                              **targeted)
+        return vis.plot_param_importances(read_only_view(sample, study.directions), params=sample_common,
+                                          evaluator=FanovaImportanceEvaluator(seed=0, **SAMPLED_FOREST), **targeted)
 
     def intermediate() -> Any:
-        return vis.plot_intermediate_values(study)
+        shown = every() if curves_caption is None else read_only_view(reporting[-CURVES_SHOWN:], study.directions)
+        return vis.plot_intermediate_values(shown)
 
     builders: dict[str, tuple[str | None, Callable[[], Any]]] = {
         "history": (no_completed if not completed else None,
-                    lambda: vis.plot_optimization_history(study, **targeted)),
+                    lambda: vis.plot_optimization_history(every(), **targeted)),
         "importances": (
             no_completed if not completed
             else "parameter importances need at least 2 completed trials" if len(completed) < 2
-            else "no parameter that every completed trial has took more than one value" if not common
+            else "no parameter that every completed trial has took more than one value" if not sample_common
             else None,
             importances,
         ),
         "parallel": (
             no_completed if not completed
             else "no parameter that every completed trial has took more than one value" if not common else None,
-            lambda: vis.plot_parallel_coordinate(study, params=common, **targeted),
+            lambda: vis.plot_parallel_coordinate(every() if lines_caption is None else
+                                                 read_only_view(lines, study.directions), params=common, **targeted),
         ),
         "slice": (no_completed if not completed else "the study has no parameters" if not varying else None,
-                  lambda: wrap_subplots(vis.plot_slice(study, params=varying, **targeted))),
+                  lambda: wrap_subplots(vis.plot_slice(every(), params=varying, **targeted))),
         "intermediate": (
             "several objectives: Optuna records no intermediate values" if len(study.directions) > 1
             else "no trial reported intermediate values (this model has no per-step reports)"
-            if not any(trial.intermediate_values for trial in trials) else None,
+            if not reporting else None,
             intermediate,
         ),
-        "timeline": ("no trial yet" if not trials else None, lambda: vis.plot_timeline(study)),
+        "timeline": ("no trial yet" if not trials else None, lambda: vis.plot_timeline(every())),
     }
     figures = []
     for key, title in FIGURES:
@@ -211,17 +261,18 @@ def study_figures(study: optuna.Study) -> list[Figure]:
             caveat = importance_warning(len(completed)) if key == "importances" else None
             if caveat:
                 logger.warning("%s: %s", study.study_name, caveat)
-            figures.append(Figure(key, title, figure=drawn, warning=caveat))
+            figures.append(Figure(key, title, figure=drawn, warning=caveat, caption=captions.get(key)))
         except Exception as error:  # a figure Optuna cannot draw for this study must not cost the report
             logger.warning("%s: %s not drawn: %s", study.study_name, title, error)
             figures.append(Figure(key, title, note=f"not drawn: {error}"))
     return figures
 
 
-def top_trials(study: optuna.Study, top: int = TOP_TRIALS_DEFAULT) -> pd.DataFrame:
+def top_trials(study: optuna.Study, top: int = TOP_TRIALS_DEFAULT,
+               trials: Sequence[FrozenTrial] | None = None) -> pd.DataFrame:
     """The ``top`` best completed trials: number, value(s), duration, parameters, recorded metrics."""
     rows = []
-    for trial in ranked_trials(_completed(study), study.directions)[:top]:
+    for trial in ranked_trials(_completed(study, trials), study.directions)[:top]:
         row: dict[str, Any] = {"trial": trial.number}
         if len(trial.values) == 1:
             row["value"] = trial.values[0]
@@ -386,13 +437,13 @@ def study_section(study: optuna.Study, *, top: int = TOP_TRIALS_DEFAULT, level: 
     summary already names it).
     """
     slug = _slug(study.study_name)
-    trials = study.get_trials(deepcopy=False)
+    trials = all_trials(study)  # read once, with plain queries on an RDB storage
     attrs = study.user_attrs
     head = compute_headline(study, trials=trials, user_attrs=attrs, storage=commands_storage(study))
     metric = head.metric
     title = f"<h{level} id='{slug}'>Study {html.escape(study.study_name)}</h{level}>" if heading else ""
     sub = f"h{level + 1}"
-    figures = {figure.key: figure for figure in study_figures(study)}
+    figures = {figure.key: figure for figure in study_figures(study, trials)}
     parts = [title, headline_html(head, slug)]
     parts += [f"<{sub}>Learning curves</{sub}>", learning_curves_html(study, trials, metric, slug)]
     ranked = ranked_trials(trials, study.directions) if len(study.directions) == 1 else []
@@ -403,7 +454,7 @@ def study_section(study: optuna.Study, *, top: int = TOP_TRIALS_DEFAULT, level: 
     parts += [f"<{sub}>Test metrics</{sub}>", test_metrics_html(head, slug)]
     parts += [f"<{sub}>Commands</{sub}>", commands_html(study, head, slug)]
     parts.append(f"<{sub}>Top trials</{sub}>")
-    table = top_trials(study, top)
+    table = top_trials(study, top, trials)
     parts.append(table_html(table) if not table.empty else "<p class='note'>no completed trial yet</p>")
     parts += [_figure_html(figure, slug, sub) for key, figure in figures.items() if key != "importances"]
     parts.append(f"<details id='{slug}-metadata'><summary>Study metadata (its user attributes)</summary>"
@@ -415,6 +466,8 @@ def _figure_html(figure: Figure, slug: str, sub: str) -> str:
     parts = [f"<{sub}>{html.escape(figure.title)}</{sub}>"]
     if figure.warning:
         parts.append(f"<p class='note warning' id='{slug}-{figure.key}-warning'>{html.escape(figure.warning)}</p>")
+    if figure.caption:
+        parts.append(f"<p class='note' id='{slug}-{figure.key}-caption'>{html.escape(figure.caption)}</p>")
     if figure.figure is not None:
         parts.append(figure.figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"{slug}-{figure.key}"))
     else:

@@ -16,7 +16,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hpo.results import compute_headline, load_study, study_row, top_trials
+    from hpo.results import (
+        REFERENCE_ATTR,
+        Standings,
+        compute_headline,
+        load_study,
+        study_row,
+        top_trials,
+        trials_with_user_attr,
+    )
     from hpo.storage import open_storage, redact, resolve_storage_url
 
     url = resolve_storage_url(args.storage)
@@ -25,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
     c = row.counts
     attrs = study.user_attrs
     print(f"study {row.name}: model {row.model}, {row.direction} {row.metric}")
-    for line in compute_headline(study, user_attrs=attrs, storage=redact(url) if args.storage else None).lines():
+    top = top_trials(study, max(args.top, 2))  # small queries: no trial but these is loaded (RDB storages)
+    reference = next(iter(trials_with_user_attr(study, REFERENCE_ATTR, True)), None)
+    standings = Standings(ranked=top, reference=reference, counts=c)
+    headline = compute_headline(study, standings=standings, user_attrs=attrs, storage=redact(url) if args.storage else None)
+    for line in headline.lines():
         print(line)
     print()
     print(f"trials: {c.complete} complete, {c.pruned} pruned, {c.failed} failed, {c.running} running, {c.waiting} waiting")
@@ -34,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sampler: {_inline(sampler)}   pruner: {_inline(pruner)}")
     if attrs.get("data_fingerprint"):
         print(f"data: {_inline(attrs.get('data_settings', {}), skip_none=True)} (fingerprint {attrs['data_fingerprint'][:12]})")
-    top = top_trials(study, args.top)
+    top = top[: args.top]
     if not top:
         print("no complete trial yet")
         return 0

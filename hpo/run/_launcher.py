@@ -28,7 +28,7 @@ from typing import Any
 
 import optuna
 
-from hpo.results import Counts, failure_stop_message, ranked_trials
+from hpo.results import Counts, failure_stop_message, mean_trial_seconds, top_trials
 from hpo.run._admission import TrialBudget
 from hpo.run._fidelity import announce_fidelity
 from hpo.run._parent import parent_environment
@@ -110,10 +110,25 @@ def visible_gpus(device: str) -> list[str]:
         return []
 
 
+THREADS_ENV = "HPO_NUM_THREADS"
+
+
+def default_threads(environ: Mapping[str, str] | None = None) -> int:
+    """CPU threads per worker: ``$HPO_NUM_THREADS`` when set to a positive integer, else 1.
+
+    Measured (benchmarks/threads.py, docs/performance.md): on a 2-core machine under load a worker with
+    2 threads ran small trials 7x slower than with 1 (OpenMP threads wait for each other's cores), and
+    2 one-thread workers gave at least the throughput of one two-thread worker. More throughput comes
+    from more workers; a quiet machine with large trials may set HPO_NUM_THREADS.
+    """
+    value = (os.environ if environ is None else environ).get(THREADS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
 def worker_environment(index: int, workers: int, gpus: Sequence[str], cores: int) -> dict[str, str]:
-    """The environment of worker ``index``: its share of the CPU threads and its GPU, if any."""
+    """The environment of worker ``index``: its CPU threads (:func:`default_threads`) and its GPU, if any."""
     env = {**os.environ, **parent_environment()}  # the worker dies with this process (hpo.run._parent)
-    threads = str(max(1, cores // max(1, workers)))
+    threads = str(default_threads(env))
     for variable in THREAD_VARIABLES:
         env[variable] = threads
     if gpus:
@@ -141,7 +156,7 @@ def launch(
     spec, url, name = prepared.spec, prepared.url, prepared.name
     cores, gpus = cpu_count(), visible_gpus(spec.device)
     logger.info(
-        "study %r: %d worker(s), %d thread(s) each%s", name, workers, max(1, cores // workers),
+        "study %r: %d worker(s), %d thread(s) each%s", name, workers, default_threads(),
         f", GPUs {', '.join(gpus)} round-robin" if gpus else "",
     )
     command = _worker_command(study_file, prepared, overrides)
@@ -385,16 +400,9 @@ def _terminate_raises() -> Iterator[None]:
 
 
 def _snapshot(study: optuna.Study, spec: StudySpec, name: str, started: float, alive: int) -> Progress:
-    trials = study.get_trials(deepcopy=False)  # one read for the counts and the durations
-    counts = Counts.of_trials(trials)
-    ranked = ranked_trials(trials, study.directions)
-    best_value, best_number = (ranked[0].value, ranked[0].number) if ranked else (None, None)
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    durations = [
-        (t.datetime_complete - t.datetime_start).total_seconds()
-        for t in trials
-        if t.state in finished and t.datetime_start is not None and t.datetime_complete is not None
-    ]
-    mean = sum(durations) / len(durations) if durations else None
+    """Counts, best and mean duration from small queries: no poll loads every trial (RDB storages)."""
+    counts = Counts.of(study)
+    top = top_trials(study, 1)  # by the first objective, like every surface
+    best_value, best_number = (top[0].values[0], top[0].number) if top else (None, None)
+    mean = mean_trial_seconds(study)
     return Progress(name, time.monotonic() - started, counts, spec.n_trials, best_value, best_number, alive, mean)
-

@@ -44,6 +44,7 @@ from hpo.storage import (
     set_user_attrs,
     short_reason,
     trial_id,
+    warm_trial_cache,
 )
 from hpo.study import StudySpec, check_study_name
 
@@ -102,9 +103,15 @@ def run_worker(
     label = f"worker {worker_index}" if worker_index is not None else f"worker {worker_id()}"
     retry = StorageRetry(spec.storage.outage_window_s, where=f"storage {redact(url)}", label=label)
     objective = _build_objective(spec, data, device, num_threads, retry)
-    # Everything loaded so far (torch, optuna, sqlalchemy, the data) lives as long as the worker: move it
-    # out of the collector's reach, or the gc.collect() after each trial walks ~300k objects
-    # (0.15-0.5 s per trial on 2 cores; benchmarks/overhead.py).
+    preload_trial_imports(spec.model)
+    # Optuna's cached storage reads every trial of the study at the first ask and keeps them for the worker's
+    # life: read them now (with plain queries on an RDB storage), so the freeze covers them too (a 10,000-trial
+    # study: else 0.45 s per trial of gc).
+    retry.call(warm_trial_cache, study)
+    retry.call(study.get_trials, deepcopy=False)
+    # Everything loaded so far (torch and torch._dynamo, optuna, sqlalchemy, plotly, the data) lives as long
+    # as the worker: move it out of the collector's reach, or the gc.collect() after each trial walks
+    # ~150-300k objects (0.05-0.5 s per trial on 2 cores; benchmarks/overhead.py).
     gc.freeze()
     budget = TrialBudget(spec.n_trials, spec.failure_cap, spec.timeout, time.monotonic())
     logger.info("%s: study %r, %s on %s, data %s", label, name, spec.model, device, data.fingerprint[:12])
@@ -467,6 +474,37 @@ def _fail_stale_trials(study: optuna.Study, silent: SilentTrials | None = None, 
             "%s: failed %s of dead worker(s) (no heartbeat within the grace period); queued again",
             label, trial_numbers(numbers, 40),
         )
+
+TORCH_TRIAL_IMPORTS = ("torch._dynamo",)
+"""What a PyTorch trial imports on its first optimizer step (torch._dynamo: ~120k objects, with sympy)."""
+
+
+def preload_trial_imports(model: str) -> list[str]:
+    """Import now what the first trial of ``model`` would import lazily, so that ``gc.freeze()`` covers it:
+    torch._dynamo for a PyTorch model, and plotly's figure classes (loaded on first use) for the
+    classification figures. Returns the modules imported; one that is missing is skipped.
+    """
+    import importlib
+
+    try:
+        from models.registry import get_spec
+
+        model_spec = get_spec(model)
+    except (ImportError, ValueError):
+        return []
+    loaded = []
+    for name in TORCH_TRIAL_IMPORTS if model_spec.family == "torch" else ():
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+            loaded.append(name)
+    if model_spec.task == "classification":
+        with contextlib.suppress(ImportError):
+            from hpo.results import confusion_matrix_figure
+
+            confusion_matrix_figure({"tissues": ["a", "b"], "matrix": [[1, 0], [0, 1]]}, title="")  # loads plotly's classes
+            loaded.append("plotly")
+    return loaded
+
 
 def _resolve_device(device: str) -> str:
     """Resolve ``auto`` once per worker; torch is imported only here, after thread env is set."""

@@ -26,6 +26,7 @@ crowding distance within a front.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,8 @@ from optuna.storages import BaseStorage
 from optuna.study import Study, StudyDirection
 from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
+
+from hpo.storage import study_system_attrs_with_prefix
 
 CROSSOVERS = ("sbx", "blend")
 INDEPENDENT_SAMPLERS = ("random", "tpe")
@@ -124,6 +127,15 @@ class GeneticSampler(BaseGASampler):
         self._pool_cache: dict[int, tuple[list[FrozenTrial], dict[int, tuple[float, float]]]] = {}
         # Generation numbered in before_trial, by trial id: saves a second storage write per trial.
         self._generations: dict[int, int] = {}
+        # The elite kept trial by trial (:meth:`_elite`): every complete trial that fewer than
+        # ``elite_size`` complete trials dominate, its losses, and how many archived trials dominate it.
+        self._elite_lock = threading.Lock()
+        self._archive: dict[int, tuple[FrozenTrial, np.ndarray, int]] = {}
+        self._elite_unfinished: list[int] = []
+        self._elite_seen = 0
+        missing = [name for name in _BASE_CACHE if not hasattr(self, name)]
+        if missing:  # pragma: no cover - another Optuna layout; _use_study could not reset it
+            raise RuntimeError(f"optuna.samplers.BaseGASampler has no {', '.join(missing)}: update GeneticSampler")
 
     # -- BaseSampler ------------------------------------------------------------------------
 
@@ -209,23 +221,89 @@ class GeneticSampler(BaseGASampler):
         Sorted by trial number so the freshly computed and the storage-cached pool agree.
         """
         offspring = self.get_population(study, generation - 1)
-        completed = study._get_trials(deepcopy=False, states=[TrialState.COMPLETE], use_cache=True)
-        ranks = _ranks(completed, study.directions)
-        ranked = sorted(completed, key=lambda t: (ranks[t.number], t.number))
         pool = {t.number: t for t in offspring}
-        pool.update({t.number: t for t in ranked[: self._elite_size]})
+        pool.update({t.number: t for t in self._elite(study)})
         return [pool[number] for number in sorted(pool)]
+
+    def get_parent_population(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """Optuna's, reading only this generation's cached parents, not every study system attribute.
+
+        (optuna-dashboard's notes and figures add study system attributes with every trial.)
+        """
+        if generation == 0:
+            return []
+        key = self._get_parent_cache_key_prefix() + str(generation)
+        cached = study_system_attrs_with_prefix(study._storage, study._study_id, key).get(key)
+        if cached is None:
+            return super().get_parent_population(study, generation)
+        ids = set(cached)
+        return [trial for trial in study._get_trials(deepcopy=False, use_cache=True) if trial._trial_id in ids]
 
     # -- the operators ----------------------------------------------------------------------
 
     def _use_study(self, study: Study) -> None:
-        """Forget the in-process state of another study this sampler served before."""
+        """Forget the in-process state of another study this sampler served before.
+
+        BaseGASampler's own generation cache resets only when the study id changes, and every
+        in-memory study has id 0: it is reset here too, keyed by the storage object and the id.
+        """
         key = (study._storage, study._study_id)
         if self._study_key is None or self._study_key[0] is not key[0] or self._study_key[1] != key[1]:
             self._study_key = key
             self._search_space = IntersectionSearchSpace()
             self._pool_cache.clear()
             self._generations.clear()
+            with self._thread_lock:
+                self._cached_study_id = None
+                self._cached_generation = 0
+                self._cached_generation_numbers = []
+                self._cached_unfinished_numbers = []
+                self._cached_unseen_trial_start = 0
+            with self._elite_lock:
+                self._archive.clear()
+                self._elite_unfinished = []
+                self._elite_seen = 0
+
+    def _elite(self, study: Study) -> list[FrozenTrial]:
+        """The ``elite_size`` best complete trials, best first (ties: the earlier trial), kept trial by trial.
+
+        Only trials that finished since the last call are looked at. The archive holds the complete
+        trials that fewer than ``elite_size`` complete trials dominate (a strictly better value, or
+        Pareto dominance): any other trial has ``elite_size`` trials ranked before it for good. Every
+        trial dominating an archived one is archived too, so non-domination ranks and, on the fronts
+        the elite is drawn from, crowding distances computed on the archive equal those on all trials.
+        """
+        if self._elite_size == 0:
+            return []
+        signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in study.directions])
+        with self._elite_lock:
+            trials = study._get_trials(deepcopy=False, use_cache=True)
+            if len(trials) < self._elite_seen:  # not the trials seen before: start over
+                self._archive.clear()
+                self._elite_unfinished, self._elite_seen = [], 0
+            unfinished = []
+            for number in [*self._elite_unfinished, *range(self._elite_seen, len(trials))]:
+                trial = trials[number]
+                if trial.state == TrialState.COMPLETE:
+                    self._archive_trial(trial, np.asarray(trial.values, dtype=float) * signs)
+                elif not trial.state.is_finished():
+                    unfinished.append(number)
+            self._elite_unfinished, self._elite_seen = unfinished, len(trials)
+            archived = [trial for trial, _, _ in self._archive.values()]
+        ranks = _ranks(archived, study.directions)
+        return sorted(archived, key=lambda t: (ranks[t.number], t.number))[: self._elite_size]
+
+    def _archive_trial(self, trial: FrozenTrial, losses: np.ndarray) -> None:
+        dominators = sum(_dominates(other, losses) for _, other, _ in self._archive.values())
+        if dominators >= self._elite_size:
+            return
+        for number, (member, other, count) in list(self._archive.items()):
+            if _dominates(losses, other):
+                if count + 1 >= self._elite_size:
+                    del self._archive[number]
+                else:
+                    self._archive[number] = (member, other, count + 1)
+        self._archive[trial.number] = (trial, losses, dominators)
 
     def _mating_pool(
         self, study: Study, generation: int
@@ -306,6 +384,17 @@ class GeneticSampler(BaseGASampler):
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+_BASE_CACHE = (
+    "_thread_lock", "_cached_study_id", "_cached_generation", "_cached_generation_numbers",
+    "_cached_unfinished_numbers", "_cached_unseen_trial_start",
+)
+"""BaseGASampler's generation cache, reset by :meth:`GeneticSampler._use_study`."""
+
+
+def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether losses ``a`` are no worse than ``b`` in every objective and better in one."""
+    return bool(np.all(a <= b) and np.any(a < b))
 
 
 def _ranks(

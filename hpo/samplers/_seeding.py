@@ -16,6 +16,8 @@ import os
 
 import optuna
 
+from hpo.storage import count_trials_by_state, rdb_queries_supported
+
 WORKER_SEED_STRIDE = 1000
 RESUME_SEED_STRIDE = 1_000_003
 SEED_MODULUS = 2**32
@@ -39,4 +41,7 @@ def trials_in_study(storage: optuna.storages.BaseStorage, study_name: str) -> in
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
         return 0
+    if rdb_queries_supported(storage):  # counted in the database, no trial loaded
+        counts = count_trials_by_state(storage, study_id, ())
+        return sum(n for state, n in counts.items() if state != "FAIL_EXCUSED")
     return len(storage.get_all_trials(study_id, deepcopy=False))

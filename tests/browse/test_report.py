@@ -212,3 +212,36 @@ def test_every_sampler_of_the_project(storage_url):
             else:
                 assert f'id="sampler-{name}-{key}"' in page, (name, title)
 
+
+
+def test_importances_of_a_large_study_come_from_a_bounded_sample_and_the_page_says_so(storage_url, monkeypatch):
+    from hpo.browse import _report
+
+    monkeypatch.setattr(_report, "IMPORTANCE_SAMPLE", 12)
+    monkeypatch.setattr(_report, "CURVES_SHOWN", 5)
+    study = optuna.create_study(storage=open_storage(storage_url), study_name="large",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        value = trial.suggest_float("x", 0, 1) + 0.01 * trial.suggest_float("y", 0, 1)
+        if trial.number % 3 == 0:
+            trial.report(value, 0)
+        return value
+
+    study.optimize(objective, n_trials=30)
+    study.optimize(lambda t: 1 / 0, n_trials=1, catch=(ZeroDivisionError,))  # not a completed trial
+    assert [t.number for t in _report.importance_sample(study.trials[:30])] == list(range(18, 30))
+    importances = next(figure for figure in _report.study_figures(study) if figure.key == "importances")
+    assert importances.figure is not None
+    assert importances.caption == (
+        "fANOVA on the 12 most recent of 30 completed trials (a bounded sample; 16 trees of depth at most 8, seed 0)")
+    curves = next(figure for figure in _report.study_figures(study) if figure.key == "intermediate")
+    assert curves.caption == "the 5 most recent of 10 trials with intermediate values"
+    assert len(curves.figure.data) == 5
+    parallel = next(figure for figure in _report.study_figures(study) if figure.key == "parallel")
+    assert parallel.caption == "the 5 most recent of 30 completed trials"
+    page = _report.study_section(study)
+    assert "id='large-importances-caption'" in page and "id='large-intermediate-caption'" in page
+    small = optuna.create_study(storage=open_storage(storage_url), study_name="small")
+    small.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+    assert next(f for f in _report.study_figures(small) if f.key == "importances").caption is None

@@ -6,7 +6,15 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
-from hpo.results import StandingsTracker, best_trial, compute_headline, is_new_best, ranked_trials, standings_of
+from hpo.results import (
+    StandingsTracker,
+    best_trial,
+    compute_headline,
+    is_new_best,
+    ranked_trials,
+    standings_of,
+    top_trials,
+)
 
 
 def _study(tmp_path, rows, direction="maximize"):
@@ -25,6 +33,8 @@ def test_equal_values_rank_by_the_tie_break_then_by_number(tmp_path):
     assert order == [3, 2, 0, 4, 1]
     assert best_trial(study).number == 3 and compute_headline(study).winner.number == 3
     assert compute_headline(study).runner_up.number == 2
+    # the small-query path (SQLite) reads the trials tied with the k-th and orders them by the tie-break too
+    assert [t.number for t in top_trials(study, 2)] == [3, 2]
     # a running trial reaching 0.9 is a new best only with a lower loss than the winner's
     assert is_new_best(study, 0.9, 0.1) and not is_new_best(study, 0.9, 0.2) and not is_new_best(study, 0.9, None)
     assert is_new_best(study, 0.95, None) and not is_new_best(study, 0.8, 0.0)

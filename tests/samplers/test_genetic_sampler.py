@@ -318,3 +318,56 @@ def test_study_files_pick_the_ga_by_name_with_its_options() -> None:
     assert sampler.population_size == spec.sampler.options["population_size"]
     with pytest.raises(ValueError, match="tournament_size"):
         build_sampler("ga", {"tournament_size": 0}, 1)
+
+
+def test_one_sampler_alternating_between_two_in_memory_studies_breeds_each_from_its_own() -> None:
+    # Both in-memory studies have id 0, and they are out of step: "high" runs four trials a round and
+    # prunes seven of eight, so it holds more trials than "low" but fewer generations. Breeding from the
+    # other study's trials picks pruned ones (no values) or parents from the other study's range.
+    sampler = GeneticSampler(
+        population_size=4, elite_size=1, crossover="blend", blend_alpha=0.0, mutation_scale=1e-4, seed=0
+    )
+    studies = {"low": optuna.create_study(sampler=sampler), "high": optuna.create_study(sampler=sampler)}
+    assert studies["low"]._study_id == studies["high"]._study_id
+    for name, study in studies.items():
+        for offset in range(4):
+            study.enqueue_trial({"x": (1.0 if name == "low" else 96.0) + offset})
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 100.0)
+        if x > 50.0 and trial.number > 4 and trial.number % 8 != 0:
+            raise optuna.TrialPruned()
+        return x
+
+    for _ in range(32):  # 7 generations of "low", 4 of "high"
+        for name, study in studies.items():
+            study.optimize(objective, n_trials=1 if name == "low" else 4)
+    generation = GeneticSampler._get_generation_key()
+    for name, study in studies.items():
+        assert max(t.system_attrs[generation] for t in study.trials) >= 4, name
+        bounds = (0.9, 4.1) if name == "low" else (95.9, 99.1)
+        assert all(bounds[0] <= t.params["x"] <= bounds[1] for t in study.trials), (
+            name, [t.params["x"] for t in study.trials])
+
+
+@pytest.mark.parametrize("directions", [["minimize"], ["maximize"], ["minimize", "maximize"]])
+def test_the_elite_kept_trial_by_trial_equals_ranking_every_completed_trial(directions) -> None:
+    from hpo.samplers._genetic import _ranks
+
+    sampler = GeneticSampler(population_size=5, elite_size=3, seed=2)
+    study = optuna.create_study(directions=directions, sampler=sampler)
+    rng = np.random.default_rng(0)
+
+    def objective(trial: optuna.Trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if rng.random() < 0.2:
+            raise optuna.TrialPruned()
+        value = round(float(rng.random()), 1)  # ties too
+        return value if len(directions) == 1 else (value, round(x, 1))
+
+    for _ in range(12):
+        study.optimize(objective, n_trials=5)
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        ranks = _ranks(completed, study.directions)
+        expected = sorted(completed, key=lambda t: (ranks[t.number], t.number))[:3]
+        assert [t.number for t in sampler._elite(study)] == [t.number for t in expected]
