@@ -260,9 +260,10 @@ def test_every_shipped_study_runs_two_trials_on_tiny_data(tmp_path, tiny_dataset
     assert study.user_attrs["study_file_text"] and study.user_attrs["versions"]["optuna"] == optuna.__version__
 
 
-def test_worker_environment_splits_threads_and_pins_gpus_round_robin():
+def test_worker_environment_gives_one_thread_each_and_pins_gpus_round_robin(monkeypatch):
+    monkeypatch.delenv("HPO_NUM_THREADS", raising=False)
     env = worker_environment(3, 4, ["0", "1"], 16)
-    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "4"
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"  # benchmarks/threads.py
     assert env["CUDA_VISIBLE_DEVICES"] == "1"
     assert worker_environment(0, 8, [], 2)["OMP_NUM_THREADS"] == "1"
     assert "CUDA_VISIBLE_DEVICES" not in worker_environment(0, 2, [], 2) or os.environ.get("CUDA_VISIBLE_DEVICES")
