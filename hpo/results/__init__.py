@@ -11,6 +11,8 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_final_model": ["record_final_model", "retrain_step_logger"],
     "_headline": ["FINAL_MODEL_ATTR", "IMPORTANCE_MIN_TRIALS", "Headline", "compute_headline", "fmt",
         "study_headline"],
+    "_selection": ["Selection", "VAL_SAMPLES_ATTR", "fold_noise", "select", "selected_trial", "selection_of",
+        "study_selection", "validation_noise"],
     "_standings": ["Standings", "StandingsTracker", "standings_of"],
     "_export": ["ExportError", "export_trial", "read_config", "reference_gain", "reference_gain_text",
         "write_config"],
