@@ -121,11 +121,12 @@ def run_study(model: str, overrides: dict[str, Any], folder: Path, trials: int, 
 
 
 def retrained_test(study: Any, number: int | None, folder: Path, threads: int) -> dict[str, float]:
-    """Export trial ``number`` (None: the best) and retrain it on train+val, as the README says; its test metrics."""
+    """Export trial ``number`` (None: the selected trial, what ``hpo export`` exports) and retrain it on
+    train+val, as the README says; its test metrics."""
     from hpo.results import export_trial, retrain
 
     config = export_trial(study, number)
-    result = retrain(config, folder / f"retrain-{'best' if number is None else number}", num_threads=threads)
+    result = retrain(config, folder / f"retrain-{'selected' if number is None else number}", num_threads=threads)
     return {k: float(v) for k, v in result.metrics.items() if k.startswith("test_")}
 
 
@@ -162,14 +163,17 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
     study, spec = run_study(model, data_overrides(cohort_files(cohort, out), seed, out), folder, args.trials, args.threads)
     trials = study.get_trials(deepcopy=False)
     reference = next(t for t in trials if t.user_attrs.get("reference"))
-    tuned = retrained_test(study, None, folder, args.threads)
+    from hpo.results import best_trial, study_selection
+
+    best, selection = best_trial(study), study_selection(study)
+    tuned = retrained_test(study, None, folder, args.threads)  # what `hpo export` exports: the selected trial
     if reference.state == TrialState.COMPLETE:
-        defaults = retrained_test(study, reference.number, folder, args.threads)
+        defaults = tuned if selection.trial.number == reference.number else retrained_test(
+            study, reference.number, folder, args.threads)
     else:
         defaults = {}
-    from hpo.results import best_trial
-
-    best = best_trial(study)
+    # the raw best too when the rule kept the defaults: what the export gave before the rule
+    raw = retrained_test(study, best.number, folder, args.threads) if best.number != selection.trial.number else tuned
     reconstruction = spec.metric == "val_reconstruction_mse"
     latent = int(best.params.get("latent_dim", spec.fixed.get("latent_dim", 512))) if reconstruction else None
     metric = RECONSTRUCTION_METRIC if reconstruction else CLASSIFICATION_METRIC
@@ -180,6 +184,8 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
         "cohort": cohort, "seed": seed, "model": model, "metric": metric, "n_test": n_test,
         "tuned": tuned.get(metric), "reference": defaults.get(metric),
         "tuned_balanced": tuned.get("test_balanced_accuracy"), "reference_balanced": defaults.get("test_balanced_accuracy"),
+        "best_raw": raw.get(metric), "best_raw_balanced": raw.get("test_balanced_accuracy"),
+        "selected": selection.trial.number, "selection": selection.reason,
         "winner": best.number, "winner_is_reference": best.number == reference.number,
         "fidelity": "folds" if "fold_scores" in best.user_attrs else "validation split",
         "complete": sum(t.state == TrialState.COMPLETE for t in trials),

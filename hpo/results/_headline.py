@@ -152,8 +152,10 @@ class Headline:
         shown = ", ".join(f"{name} {fmt(self.final.metrics[name])}" for name in names if name != "test_loss")
         whose = f"trial {self.final.trial}" if self.final.trial is not None else "the exported trial"
         stale = ""
-        if self.winner is not None and self.final.trial is not None and self.final.trial != self.winner.number:
-            stale = f"; trial {self.winner.number} has won since: retrain it"
+        chosen = self.selection.trial.number if self.selection and self.selection.trial else None
+        chosen = self.winner.number if chosen is None and self.winner is not None else chosen
+        if chosen is not None and self.final.trial is not None and self.final.trial != chosen:
+            stale = f"; trial {chosen} is selected since: retrain it"
         reference = ""
         if self.final.reference_metrics:
             reference = "; the defaults: " + ", ".join(
@@ -172,6 +174,8 @@ class Headline:
     def selected_text(self) -> str:
         """Which trial ``hpo export`` exports and why; "" when there is no winner or no selection."""
         if self.winner is None or self.selection is None or self.selection.trial is None:
+            return ""
+        if self.selection.reference is None or self.selection.gain is None:  # no complete reference, or it won
             return ""
         return self.selection.reason
 

@@ -52,6 +52,15 @@ class Selection:
                 and self.trial.number == self.reference.number != self.best.number)
 
 
+def fmt(value: float) -> str:
+    """A gain or a noise: 4 decimals (the headline's :func:`hpo.results.fmt` for such values)."""
+    return f"{value:.4f}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.4g}"
+
+
+def signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + fmt(abs(value))
+
+
 def fold_noise(best: FrozenTrial, reference: FrozenTrial) -> float | None:
     """One standard error of the paired per-fold differences, when both trials have k >= 2 fold scores."""
     a, b = best.user_attrs.get("fold_scores"), reference.user_attrs.get("fold_scores")
@@ -79,8 +88,6 @@ def select(
     val_samples: int | None = None,
 ) -> Selection:
     """Apply the rule to an already ranked ``best`` trial and the study's ``reference`` trial (if any)."""
-    from hpo.results._headline import fmt, signed
-
     if best is None:
         return Selection(None, "no complete trial")
     if reference is None:
