@@ -12,8 +12,10 @@ fold). For each cohort and split seed (``data.split_seed`` 0-4), the shipped cla
 logistic-regression and autoencoder studies run ``--trials`` trials in this process (the objective
 ``hpo run``'s workers use, one SQLite file per study). The registry defaults, clipped into the study's
 space, are enqueued as trial 0 with ``reference = True`` (unless the study already has a reference
-trial). The winner and the reference are then exported and retrained on train+val (``hpo export`` +
-``hpo train --config``) and scored once on test. Beside them: scikit-learn's LogisticRegression and
+trial). The selected trial (what ``hpo export`` exports: the winner unless its gain over the reference is
+within the noise, :func:`hpo.results.selected_trial`), the reference and, when the rule kept the reference,
+the raw winner are then exported and retrained on train+val (``hpo export`` + ``hpo train --config``) and
+scored once on test. Beside them: scikit-learn's LogisticRegression and
 default RBF SVC fitted on train+val, and, for the autoencoder, PCA with the winner's latent size (capped
 by the rows) fitted on train+val.
 
@@ -198,14 +200,15 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
 def summarise(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
     """A Markdown table per cohort and model, and the bars that failed."""
     lines, failures = [], []
-    header = "| cohort | model | metric | tuned | reference | logistic regression | RBF SVC | PCA | tuned per split | reference per split |"
+    header = ("| cohort | model | metric | tuned (selected) | best (no rule) | reference | logistic regression | RBF SVC | PCA "
+              "| tuned per split | best per split | reference per split |")
     lines += [header, "|---" * (header.count("|") - 1) + "|"]
     for cohort in COHORTS:
         for model in MODELS:
             group = sorted((r for r in rows if r["cohort"] == cohort and r["model"] == model), key=lambda r: r["seed"])
             if not group:
                 continue
-            base = [r for r in rows if r["cohort"] == cohort and r["model"] == "svc" and r["seed"] in {g["seed"] for g in group}]
+            base = group  # every row fits the baselines on its own split
 
             def mean(key: str, among: list[dict[str, Any]] = group) -> str:
                 values = [r[key] for r in among if r.get(key) is not None]
@@ -215,10 +218,11 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
             reference = [r["reference"] for r in group]
             per_split = lambda values: " ".join("-" if v is None else f"{v:.3f}" for v in values)
             classification = model != "autoencoder"
+            raw = [r.get("best_raw") for r in group]  # rows written before the rule have none
             lines.append(
-                f"| {cohort} | {model} | {group[0]['metric']} | {mean('tuned')} | {mean('reference')} | "
+                f"| {cohort} | {model} | {group[0]['metric']} | {mean('tuned')} | {mean('best_raw')} | {mean('reference')} | "
                 f"{mean('logreg', base) if classification else '-'} | {mean('svc_rbf', base) if classification else '-'} | "
-                f"{mean('pca')} | {per_split(tuned)} | {per_split(reference)} |"
+                f"{mean('pca')} | {per_split(tuned)} | {per_split(raw)} | {per_split(reference)} |"
             )
             if any(v is None for v in tuned + reference):
                 failures.append(f"{cohort} {model}: a split has no tuned or reference result")
