@@ -12,8 +12,10 @@ fold). For each cohort and split seed (``data.split_seed`` 0-4), the shipped cla
 logistic-regression and autoencoder studies run ``--trials`` trials in this process (the objective
 ``hpo run``'s workers use, one SQLite file per study). The registry defaults, clipped into the study's
 space, are enqueued as trial 0 with ``reference = True`` (unless the study already has a reference
-trial). The winner and the reference are then exported and retrained on train+val (``hpo export`` +
-``hpo train --config``) and scored once on test. Beside them: scikit-learn's LogisticRegression and
+trial). The selected trial (what ``hpo export`` exports: the winner unless its gain over the reference is
+within the noise, :func:`hpo.results.selected_trial`), the reference and, when the rule kept the reference,
+the raw winner are then exported and retrained on train+val (``hpo export`` + ``hpo train --config``) and
+scored once on test. Beside them: scikit-learn's LogisticRegression and
 default RBF SVC fitted on train+val, and, for the autoencoder, PCA with the winner's latent size (capped
 by the rows) fitted on train+val.
 
@@ -121,11 +123,12 @@ def run_study(model: str, overrides: dict[str, Any], folder: Path, trials: int, 
 
 
 def retrained_test(study: Any, number: int | None, folder: Path, threads: int) -> dict[str, float]:
-    """Export trial ``number`` (None: the best) and retrain it on train+val, as the README says; its test metrics."""
+    """Export trial ``number`` (None: the selected trial, what ``hpo export`` exports) and retrain it on
+    train+val, as the README says; its test metrics."""
     from hpo.results import export_trial, retrain
 
     config = export_trial(study, number)
-    result = retrain(config, folder / f"retrain-{'best' if number is None else number}", num_threads=threads)
+    result = retrain(config, folder / f"retrain-{'selected' if number is None else number}", num_threads=threads)
     return {k: float(v) for k, v in result.metrics.items() if k.startswith("test_")}
 
 
@@ -162,14 +165,17 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
     study, spec = run_study(model, data_overrides(cohort_files(cohort, out), seed, out), folder, args.trials, args.threads)
     trials = study.get_trials(deepcopy=False)
     reference = next(t for t in trials if t.user_attrs.get("reference"))
-    tuned = retrained_test(study, None, folder, args.threads)
+    from hpo.results import best_trial, study_selection
+
+    best, selection = best_trial(study), study_selection(study)
+    tuned = retrained_test(study, None, folder, args.threads)  # what `hpo export` exports: the selected trial
     if reference.state == TrialState.COMPLETE:
-        defaults = retrained_test(study, reference.number, folder, args.threads)
+        defaults = tuned if selection.trial.number == reference.number else retrained_test(
+            study, reference.number, folder, args.threads)
     else:
         defaults = {}
-    from hpo.results import best_trial
-
-    best = best_trial(study)
+    # the raw best too when the rule kept the defaults: what the export gave before the rule
+    raw = retrained_test(study, best.number, folder, args.threads) if best.number != selection.trial.number else tuned
     reconstruction = spec.metric == "val_reconstruction_mse"
     latent = int(best.params.get("latent_dim", spec.fixed.get("latent_dim", 512))) if reconstruction else None
     metric = RECONSTRUCTION_METRIC if reconstruction else CLASSIFICATION_METRIC
@@ -180,6 +186,8 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
         "cohort": cohort, "seed": seed, "model": model, "metric": metric, "n_test": n_test,
         "tuned": tuned.get(metric), "reference": defaults.get(metric),
         "tuned_balanced": tuned.get("test_balanced_accuracy"), "reference_balanced": defaults.get("test_balanced_accuracy"),
+        "best_raw": raw.get(metric), "best_raw_balanced": raw.get("test_balanced_accuracy"),
+        "selected": selection.trial.number, "selection": selection.reason,
         "winner": best.number, "winner_is_reference": best.number == reference.number,
         "fidelity": "folds" if "fold_scores" in best.user_attrs else "validation split",
         "complete": sum(t.state == TrialState.COMPLETE for t in trials),
@@ -192,14 +200,15 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
 def summarise(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
     """A Markdown table per cohort and model, and the bars that failed."""
     lines, failures = [], []
-    header = "| cohort | model | metric | tuned | reference | logistic regression | RBF SVC | PCA | tuned per split | reference per split |"
+    header = ("| cohort | model | metric | tuned (selected) | best (no rule) | reference | logistic regression | RBF SVC | PCA "
+              "| tuned per split | best per split | reference per split |")
     lines += [header, "|---" * (header.count("|") - 1) + "|"]
     for cohort in COHORTS:
         for model in MODELS:
             group = sorted((r for r in rows if r["cohort"] == cohort and r["model"] == model), key=lambda r: r["seed"])
             if not group:
                 continue
-            base = [r for r in rows if r["cohort"] == cohort and r["model"] == "svc" and r["seed"] in {g["seed"] for g in group}]
+            base = group  # every row fits the baselines on its own split
 
             def mean(key: str, among: list[dict[str, Any]] = group) -> str:
                 values = [r[key] for r in among if r.get(key) is not None]
@@ -209,10 +218,11 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
             reference = [r["reference"] for r in group]
             per_split = lambda values: " ".join("-" if v is None else f"{v:.3f}" for v in values)
             classification = model != "autoencoder"
+            raw = [r.get("best_raw") for r in group]  # rows written before the rule have none
             lines.append(
-                f"| {cohort} | {model} | {group[0]['metric']} | {mean('tuned')} | {mean('reference')} | "
+                f"| {cohort} | {model} | {group[0]['metric']} | {mean('tuned')} | {mean('best_raw')} | {mean('reference')} | "
                 f"{mean('logreg', base) if classification else '-'} | {mean('svc_rbf', base) if classification else '-'} | "
-                f"{mean('pca')} | {per_split(tuned)} | {per_split(reference)} |"
+                f"{mean('pca')} | {per_split(tuned)} | {per_split(raw)} | {per_split(reference)} |"
             )
             if any(v is None for v in tuned + reference):
                 failures.append(f"{cohort} {model}: a split has no tuned or reference result")

@@ -96,6 +96,8 @@ class _Printer:
     def exported(self, config: Any, path: Path) -> None:
         source = config["source"]
         _say(f"{INDENT}trial {source['trial']}: {source['metric']} = {source['value']:.4f} -> {path}")
+        if source.get("selection"):
+            _say(f"{INDENT}selected: {source['selection']}")
 
     def retrain_planned(self, epochs: int | None, split: str) -> None:
         if epochs is not None:

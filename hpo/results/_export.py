@@ -1,4 +1,7 @@
-"""Export the best (or any) trial of a study as a self-contained configuration file.
+"""Export the selected (or the best, or any) trial of a study as a self-contained configuration file.
+
+By default the trial :func:`hpo.results.selected_trial` selects: the best, unless its gain over the
+reference trial (the defaults) is within the noise (then the reference); ``best=True`` takes the raw best.
 
 The file holds everything ``hpo train --config`` needs to retrain it and everything a
 reader needs to trust it: the model and *all* its parameters (defaults, fixed and
@@ -26,7 +29,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.results._trials import best_trial
+from hpo.results._selection import Selection, study_selection
+from hpo.results._trials import REFERENCE_ATTR, best_trial
 from hpo.study import decode_trial_params
 
 FORMATS = ("toml", "json", "yaml")
@@ -42,11 +46,14 @@ class ExportError(ValueError):
     """Nothing to export (no complete trial), or a config file that cannot be read back."""
 
 
-def export_trial(study: optuna.Study, trial_number: int | None = None, *, storage_url: str = "") -> dict[str, Any]:
-    """The configuration of trial ``trial_number`` (default: the best trial) as a plain mapping."""
+def export_trial(
+    study: optuna.Study, trial_number: int | None = None, *, storage_url: str = "", best: bool = False,
+) -> dict[str, Any]:
+    """The configuration of trial ``trial_number`` (default: the selected trial, :func:`selected_trial`;
+    ``best``: the best by the ranking) as a plain mapping; ``source.selection`` says why when it was selected."""
     from models.registry import get_spec
 
-    trial = _pick_trial(study, trial_number)
+    trial, selection = _pick_trial(study, trial_number, best=best)
     attrs = study.user_attrs
     model = attrs.get("model")
     if not model:
@@ -76,6 +83,10 @@ def export_trial(study: optuna.Study, trial_number: int | None = None, *, storag
         "threads": trial.user_attrs.get("threads", 0),
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if selection is not None:
+        source["selection"] = selection.reason
+        if selection.kept_reference:  # the best trial the rule passed over
+            source["best_trial"] = selection.best.number
     if "fold_scores" in trial.user_attrs:  # the value is the mean of these (fidelity = "folds")
         source["fold_scores"] = list(trial.user_attrs["fold_scores"])
     # trials ranked on the validation split (no folds) carry the study's small-split warning;
@@ -110,7 +121,6 @@ def _model_params(trial: FrozenTrial, model: str, attrs: Mapping[str, Any]) -> d
     return resolve_model_params(model, chosen)
 
 
-REFERENCE_ATTR = "reference"
 
 
 def _reference_table(study: optuna.Study, model: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -151,6 +161,9 @@ def reference_gain_text(config: Mapping[str, Any]) -> str:
     if not isinstance(reference, Mapping):
         return "no reference trial in this study: no gain to state"
     if reference.get("trial") == source.get("trial"):
+        if source.get("best_trial") is not None:
+            return (f"trial {source.get('trial')} is the reference (the defaults), kept: the best, trial "
+                    f"{source['best_trial']}, does not beat it by more than the noise")
         return f"trial {source.get('trial')} is the reference (the defaults): no tuned configuration beat it"
     gain = reference_gain(config)
     if gain is None:
@@ -159,17 +172,21 @@ def reference_gain_text(config: Mapping[str, Any]) -> str:
             f"(trial {reference['trial']}, the defaults: {fmt(float(reference['value']))})")
 
 
-def _pick_trial(study: optuna.Study, trial_number: int | None) -> FrozenTrial:
+def _pick_trial(
+    study: optuna.Study, trial_number: int | None, *, best: bool = False,
+) -> tuple[FrozenTrial, Selection | None]:
+    """The trial to export and, when the rule selected it, the :class:`Selection` (None for ``--trial``/``--best``)."""
     if trial_number is None:
-        trial = best_trial(study)
+        selection = None if best else study_selection(study)
+        trial = best_trial(study) if selection is None else selection.trial
         if trial is None:
             raise ExportError(f"study {study.study_name!r} has no complete trial to export yet")
-        return trial
+        return trial, selection
     for trial in study.get_trials(deepcopy=False):
         if trial.number == trial_number:
             if trial.state != TrialState.COMPLETE:
                 raise ExportError(f"trial {trial_number} of {study.study_name!r} is {trial.state.name}, not COMPLETE")
-            return trial
+            return trial, None
     raise ExportError(f"study {study.study_name!r} has no trial {trial_number}")
 
 

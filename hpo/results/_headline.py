@@ -4,7 +4,8 @@
 ranked by :func:`hpo.results.ranked_trials`, THE ranking), its gain over the runner-up and over the
 study's reference trial (the defaults, the trial whose user attribute ``reference`` is true), the test
 metrics of the final model when one was retrained and recorded (:func:`hpo.results.record_final_model`),
-and the two commands that export and retrain it. Every surface renders that one object:
+the trial the export selects (:func:`hpo.results.selected_trial`: the winner, unless its gain over the
+reference is within the noise, then the reference) and the two commands that export and retrain it. Every surface renders that one object:
 :meth:`Headline.lines` for the terminal (``hpo show``, the end of ``hpo run`` and ``hpo demo``),
 :meth:`Headline.markdown` for optuna-dashboard's notes, and :mod:`hpo.browse`'s report its HTML.
 """
@@ -21,6 +22,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from hpo.results._selection import VAL_SAMPLES_ATTR, Selection, select
 from hpo.results._standings import Standings, standings_of
 from hpo.results._trials import load_study
 from hpo.storage import open_storage, redact, resolve_storage_url
@@ -81,6 +83,8 @@ class Headline:
     """The storage URL the commands name (``--storage``), or None for the default storage."""
     baseline: Mapping[str, Any] | None = None
     """An autoencoder study's PCA baseline (its ``pca_baseline`` user attribute), or None."""
+    selection: Selection | None = None
+    """What ``hpo export`` exports and why (:func:`hpo.results.selected_trial`), or None when not computed."""
 
     # -- the numbers ----------------------------------------------------------------------------
     def gain_over(self, other: Contender | None) -> float | None:
@@ -148,8 +152,10 @@ class Headline:
         shown = ", ".join(f"{name} {fmt(self.final.metrics[name])}" for name in names if name != "test_loss")
         whose = f"trial {self.final.trial}" if self.final.trial is not None else "the exported trial"
         stale = ""
-        if self.winner is not None and self.final.trial is not None and self.final.trial != self.winner.number:
-            stale = f"; trial {self.winner.number} has won since: retrain it"
+        chosen = self.selection.trial.number if self.selection and self.selection.trial else None
+        chosen = self.winner.number if chosen is None and self.winner is not None else chosen
+        if chosen is not None and self.final.trial is not None and self.final.trial != chosen:
+            stale = f"; trial {chosen} is selected since: retrain it"
         reference = ""
         if self.final.reference_metrics:
             reference = "; the defaults: " + ", ".join(
@@ -165,12 +171,23 @@ class Headline:
                            if name.endswith("_reconstruction_mse") and isinstance(value, (int, float)))
         return f"PCA with {self.baseline['n_components']} components (fitted on the training split): {scores}"
 
+    def selected_text(self) -> str:
+        """Which trial ``hpo export`` exports and why; "" when there is no winner or no selection."""
+        if self.winner is None or self.selection is None or self.selection.trial is None:
+            return ""
+        if self.selection.reference is None or self.selection.gain is None:  # no complete reference, or it won
+            return ""
+        return self.selection.reason
+
     def lines(self) -> list[str]:
-        """The terminal's headline: ``winner:``, ``gain:``, ``test:`` (if retrained), ``export:``, ``retrain:``."""
+        """The terminal's headline: ``winner:``, ``gain:``, ``selected:``, ``test:`` (if retrained), ``export:``
+        (the selected trial), ``retrain:``."""
         lines = [f"winner:  {self.winner_text()}"]
         if self.winner is None:
             return lines
         lines.append(f"gain:    {self.gains_text()}")
+        if self.selected_text():
+            lines.append(f"selected: {self.selected_text()}")
         if self.baseline_text():
             lines.append(f"baseline: {self.baseline_text()}")
         if self.test_text():
@@ -191,6 +208,8 @@ class Headline:
         if self.reference_won:
             title += " (the defaults)"
         lines = [title, "", _bold_gains(self.gains_text()) + "."]
+        if self.selected_text():
+            lines += ["", f"**Selected (what `hpo export` exports):** {self.selected_text()}."]
         if self.baseline_text():
             lines += ["", f"**Baseline:** {self.baseline_text()}."]
         if self.test_text():
@@ -263,7 +282,13 @@ def compute_headline(
         final=FinalModel.from_attr(user_attrs.get(FINAL_MODEL_ATTR)),
         storage=storage,
         baseline=user_attrs.get("pca_baseline"),
+        selection=select(ranked[0] if ranked else None, reference, directions[0],
+                         metric=str(user_attrs.get("metric") or "value"), val_samples=_int(user_attrs.get(VAL_SAMPLES_ATTR))),
     )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def study_headline(study_name: str, storage_url: str | None = None, *, name_storage: bool = False) -> Headline:

@@ -18,11 +18,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo.results._trials import NOT_FAILURES, Counts, rank_key, ranked_trials, tie_break_of
+from hpo.results._trials import NOT_FAILURES, REFERENCE_ATTR, Counts, rank_key, ranked_trials, tie_break_of
 from hpo.storage import study_id, study_storage
-
-REFERENCE_ATTR = "reference"
-"""Trial user attribute marking the study's reference trial (the untuned defaults)."""
 
 KEEP = 12
 """The best complete trials a tracker keeps ranked: the learning-curve figure's 10 and a margin."""

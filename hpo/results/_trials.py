@@ -27,6 +27,8 @@ NOT_FAILURES = ("interrupted", "abandoned", "storage outage", "stale", "no heart
 """``fail_reason`` values of FAILED trials that do not count toward ``max_failed_trials``."""
 TIE_BREAK_ATTR = "tie_break_loss"
 """Trial user attribute: the smooth secondary loss (lower is better) that orders trials of equal value."""
+REFERENCE_ATTR = "reference"
+"""Trial user attribute: true on the study's reference trial (the model's defaults, enqueued as trial 0)."""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class DemoObserver:
         """A snapshot of the study while its workers run (``hpo run``'s ``on_progress``)."""
 
     def exported(self, config: Mapping[str, Any], path: Path) -> None:
-        """The best trial's configuration was written to ``path``."""
+        """The selected trial's configuration (:func:`hpo.results.selected_trial`) was written to ``path``."""
 
     def retrain_planned(self, epochs: int | None, split: str) -> None:
         """The final model trains for ``epochs`` epochs (None: as the model decides) on ``split``."""
@@ -133,7 +133,7 @@ def run_demo(
         result.seconds = time.monotonic() - started
         return result
 
-    observer.step(3, STEPS, "exporting the best configuration")
+    observer.step(3, STEPS, "exporting the selected configuration")
     study = optuna.load_study(study_name=name, storage=open_storage(launched.storage_url, heartbeat_interval=None))
     config = export_trial(study, storage_url=redact(launched.storage_url))
     result.config_path = write_config(config, out / "best.toml")

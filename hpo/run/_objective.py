@@ -68,6 +68,7 @@ def build_objective(
     pca = _pca_baseline(spec, data) if model_spec.task == "reconstruction" else None
     study_notes = {key: value for key, value in (("val_split_warning", val_warning), ("cv_split_warning", cv_warning),
                                                  (PCA_BASELINE_ATTR, pca)) if value}
+    study_notes["val_samples"] = len(data.y_val)  # the selection rule's noise on the validation split (hpo.results)
     noted: list[bool] = []  # whether this worker has put its study notes on the study yet
     warned_convergence: list[bool] = []  # whether this worker has said how convergence warnings are kept
     stored = retry.call if retry is not None else _call  # a storage write that waits out an outage

@@ -13,7 +13,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hpo.results import describe_study, name_objective, package_versions
+from hpo.results import REFERENCE_ATTR, describe_study, name_objective, package_versions
 from hpo.samplers import build_pruner, build_sampler
 from hpo.study import StudySpec, format_overrides
 
@@ -92,8 +92,6 @@ def study_attributes(spec: StudySpec, data_fingerprint: str | None) -> dict[str,
     }
 
 
-REFERENCE_ATTR = "reference"
-"""Trial user attribute of the reference trial (what :mod:`hpo.results` looks for)."""
 REFERENCE_CLAIM = "hpo:reference_enqueued"
 """Study system attribute: the reference trial was enqueued (whoever inserted it first did it)."""
 
