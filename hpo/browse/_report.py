@@ -331,6 +331,9 @@ def headline_html(head: Headline, slug: str) -> str:
         f"<b>{fmt(head.winner.value)}</b> ({head.direction})</p>",
         f"<p class='gains'>{html.escape(head.gains_text())}</p>",
     ]
+    if head.selected_text():  # the trial hpo export exports, when the noise rule kept the defaults or compared
+        parts.append(f"<p class='selected'>Selected (what <code>hpo export</code> exports): "
+                     f"{html.escape(head.selected_text())}</p>")
     if head.test_text():
         parts.append(f"<p class='test'>Test: {html.escape(head.test_text())}</p>")
     parts.append(f"<p>{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('failed', 0)} failed trials</p>")

@@ -127,6 +127,10 @@ def test_export_and_headline_follow_the_selection(tmp_path, capsys):
     lines = compute_headline(study).lines()
     assert lines[0].startswith("winner:  trial 1,")
     assert "selected: trial 0 (the defaults): trial 1's gain +0.0140 is within the fold noise (1 SE 0.0525)" in lines
+    from hpo.browse._report import headline_html  # the report's first screen says it too
+
+    page = headline_html(compute_headline(study), "near")
+    assert "Selected (what <code>hpo export</code> exports): trial 0 (the defaults)" in page
 
     assert main(["export", "near", "--storage", url, "--out", str(tmp_path / "sel.toml")]) == 0
     out = capsys.readouterr().out
