@@ -9,31 +9,14 @@ import pytest
 
 from hpo.cli import main
 from hpo.results import FINAL_MODEL_ATTR, export_trial, read_config, reference_gain_text, retrain_params, write_config
-from hpo.run import run_worker
 from hpo.study import load_study_file
 from models import build_model
-from tests.run.test_workers import sqlite_url, tiny_study
+from tests.run.test_workers import sqlite_url
 from tests.support.models_support import one_torch_thread  # noqa: F401  (autouse)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _private_run_directory(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HPO_HOME", str(tmp_path_factory.mktemp("hpo-home")))
-        yield
-
-
-@pytest.fixture(scope="module")
-def study_with_reference(tmp_path_factory, tiny_dataset, tiny_data_config):
-    folder = tmp_path_factory.mktemp("reference-study")
-    url = sqlite_url(folder)
-    path = tiny_study(folder, tiny_data_config, name="with-reference", n_trials=3)
-    run_worker(load_study_file(path), storage_url=url, worker_index=0, num_threads=1)
-    return url, "with-reference"
-
-
-def test_export_carries_the_reference_and_states_the_gain(study_with_reference):
-    url, name = study_with_reference
+def test_export_carries_the_reference_and_states_the_gain(finished_study):
+    url, name = finished_study
     study = optuna.load_study(study_name=name, storage=url)
     reference = study.trials[0]
     assert reference.user_attrs["reference"] is True
@@ -53,9 +36,9 @@ def test_export_carries_the_reference_and_states_the_gain(study_with_reference):
 
 @pytest.mark.slow
 def test_hpo_train_config_retrains_both_and_records_the_reference_metrics(
-    study_with_reference, tmp_path, tiny_data_config, capsys
+    finished_study, tmp_path, tiny_data_config, capsys
 ):
-    url, name = study_with_reference
+    url, name = finished_study
     best = tmp_path / "best.toml"
     study = optuna.load_study(study_name=name, storage=url)
     tuned = next(t.number for t in study.trials if t.number != 0 and t.state.name == "COMPLETE")
@@ -95,10 +78,10 @@ def test_the_retrain_keeps_the_trials_learning_rate_at_every_epoch(tiny_dataset)
 
 
 @pytest.mark.slow
-def test_the_dashboard_note_and_the_report_state_the_gain_over_the_reference(study_with_reference, tmp_path):
+def test_the_dashboard_note_and_the_report_state_the_gain_over_the_reference(finished_study, tmp_path):
     from optuna_dashboard import get_note
 
-    url, name = study_with_reference
+    url, name = finished_study
     study = optuna.load_study(study_name=name, storage=url)
     expected = ("over the reference (trial 0, the defaults", "the reference trial (the defaults) won")
     assert any(text in get_note(study) for text in expected)  # the workers wrote the study note
