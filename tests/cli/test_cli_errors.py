@@ -6,7 +6,6 @@ one interpreter start-up in wall time, not one each.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli_processes import cli_environment, run_cli_processes
 
 
 def _study(tmp: Path, data_cache: str, stem: str, **changes) -> str:
@@ -59,25 +58,20 @@ BAD_FILES = {
 def finished(tmp_path_factory, tiny_data_config) -> dict[str, tuple[subprocess.CompletedProcess, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("cli-errors")
     cache = str(tiny_data_config.cache_dir)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HPO_HOME": str(tmp / "home")}
-    env.pop("HPO_STORAGE", None)
+    env = cli_environment(tmp / "home")
     good = _study(tmp, cache, "good")
-    started = {}
+    commands, names_of = {}, {}
     for case, (argv, _) in CASES.items():
         if case == "binary study file":
             file = tmp / "binary.toml"
             file.write_bytes(b'name = "x"\n\xff\xfe')
             file = str(file)
         else:
-            file = _study(tmp, cache, f"bad{len(started)}", **BAD_FILES.get(case, {}))
-        names = {"good": good, "file": file}
-        command = [sys.executable, "-m", "hpo.cli"] + [arg.format(**names) for arg in argv]
-        started[case] = (subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), names)
-    results = {}
-    for case, (process, names) in started.items():
-        out, err = process.communicate(timeout=300)
-        results[case] = (subprocess.CompletedProcess(process.args, process.returncode, out, err), names)
-    return results
+            file = _study(tmp, cache, f"bad{len(commands)}", **BAD_FILES.get(case, {}))
+        names_of[case] = names = {"good": good, "file": file}
+        commands[case] = ([arg.format(**names) for arg in argv], env, None)
+    results = run_cli_processes(commands)
+    return {case: (results[case], names_of[case]) for case in CASES}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -6,14 +6,13 @@ relative to where the command ran would be seen.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli_errors import ROOT, _study
+from tests.cli.test_cli_errors import _study
+from tests.support.cli_processes import cli_environment, run_cli_processes
 
 # case -> (arguments with {good}, extra environment, the one error line expected, exactly)
 CASES = {
@@ -45,23 +44,16 @@ CASES = {
 def finished(tmp_path_factory, tiny_data_config) -> dict[str, tuple[subprocess.CompletedProcess, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("storage-inputs")
     good = _study(tmp, str(tiny_data_config.cache_dir), "good")
-    started = {}
+    commands, names_of = {}, {}
     for index, (case, (argv, extra, _line)) in enumerate(CASES.items()):
         cwd = tmp / f"cwd{index}"
         cwd.mkdir()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "HPO_HOME": str(tmp / f"home{index}"), **extra}
-        for name in ("HPO_STORAGE", "HPO_NUM_THREADS", "HPO_HEARTBEAT_INTERVAL", "HPO_STORAGE_OUTAGE_S"):
-            if name not in extra:
-                env.pop(name, None)
-        names = {"good": good, "cwd": str(cwd)}
-        command = [sys.executable, "-m", "hpo.cli"] + [arg.format(**names) for arg in argv]
-        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started[case] = (process, names)
-    results = {}
-    for case, (process, names) in started.items():
-        out, err = process.communicate(timeout=300)
-        results[case] = (subprocess.CompletedProcess(process.args, process.returncode, out, err), names)
-    return results
+        env = cli_environment(tmp / f"home{index}", extra,
+                              ("HPO_STORAGE", "HPO_NUM_THREADS", "HPO_HEARTBEAT_INTERVAL", "HPO_STORAGE_OUTAGE_S"))
+        names_of[case] = names = {"good": good, "cwd": str(cwd)}
+        commands[case] = ([arg.format(**names) for arg in argv], env, cwd)
+    results = run_cli_processes(commands)
+    return {case: (results[case], names_of[case]) for case in CASES}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -7,17 +7,14 @@ calls the CLI's own entry point (``hpo.cli.main``) in this process; the slow one
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hpo.cli import main
 from tests.support import data_samples as samples
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli_processes import cli_environment, run_cli_processes
 
 BASE = """\
 name = "bad-inputs"
@@ -123,18 +120,12 @@ def test_bad_input_exits_2_with_one_line_naming_file_field_and_value(
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subprocess.CompletedProcess, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("bad-inputs")
-    started = {}
+    commands, names_of = {}, {}
     for case in CASES:
-        argv, extra_env, names = _command(case, tmp)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "HPO_HOME": str(tmp / "home"), **extra_env}
-        env.pop("HPO_STORAGE", None)
-        command = [sys.executable, "-m", "hpo.cli", *argv]
-        started[case] = (subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), names)
-    results = {}
-    for case, (process, names) in started.items():
-        out, err = process.communicate(timeout=600)
-        results[case] = (subprocess.CompletedProcess(process.args, process.returncode, out, err), names)
-    return results
+        argv, extra_env, names_of[case] = _command(case, tmp)
+        commands[case] = (argv, cli_environment(tmp / "home", extra_env), None)
+    results = run_cli_processes(commands, timeout=600)
+    return {case: (results[case], names_of[case]) for case in CASES}
 
 
 @pytest.mark.slow
