@@ -543,20 +543,36 @@ def warm_trial_cache(study: optuna.Study) -> bool:
     Afterwards Optuna reads, as always, only the trials unfinished at this read and those created since.
     Returns False, reading nothing, when the storage is not such a cache or already holds the study's trials.
     """
+    return warm_study_cache(study._storage, study._study_id)
+
+
+def cached_reader(storage: BaseStorage) -> BaseStorage:
+    """An RDB storage wrapped in Optuna's trial cache (what ``optuna.load_study`` and plain optuna-dashboard
+    use): a finished trial is read once, later reads fetch only unfinished and new trials. For a long-lived
+    reader (the dashboard); warm it per study with :func:`warm_study_cache`. Other storages come back as they are.
+    """
+    from optuna.storages._cached_storage import _CachedStorage
+
+    if isinstance(storage, RDBStorage) and _rdb_of(storage) is not None:
+        return _CachedStorage(storage)
+    return storage
+
+
+def warm_study_cache(storage: BaseStorage, study_id_: int) -> bool:
+    """:func:`warm_trial_cache` for the study ``study_id_`` of ``storage`` (a :func:`cached_reader`)."""
     from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 
-    storage = study._storage
     if not isinstance(storage, _CachedStorage) or _rdb_of(storage) is None:
         return False
     if not all(hasattr(storage, name) for name in ("_lock", "_studies", "_add_trials_to_cache")):
         return False  # pragma: no cover - another Optuna layout
     with storage._lock:
-        info = storage._studies.get(study._study_id)
+        info = storage._studies.get(study_id_)
         if info is not None and (info.trials or info.last_finished_trial_id >= 0):
             return False
-        trials = read_trials(storage, study._study_id) or []
-        info = storage._studies.setdefault(study._study_id, _StudyInfo())
-        storage._add_trials_to_cache(study._study_id, trials)
+        trials = read_trials(storage, study_id_) or []
+        info = storage._studies.setdefault(study_id_, _StudyInfo())
+        storage._add_trials_to_cache(study_id_, trials)
         for trial in trials:  # what Optuna's _read_trials_from_remote_storage records
             if trial.state.is_finished():
                 info.last_finished_trial_id = max(info.last_finished_trial_id, trial._trial_id)
