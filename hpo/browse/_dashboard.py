@@ -74,7 +74,8 @@ def display_value(value: Any) -> Any:
 def display_trial(trial: FrozenTrial) -> FrozenTrial:
     """A copy of ``trial`` as a page shows it: user attributes and reported values rounded, long texts cut.
 
-    Attributes are listed by key (whichever way the storage read them). Attributes that say nothing are left out (``n_parameters`` 0: a scikit-learn model), and a pruned trial
+    Attributes are listed by key (whichever way the storage read them). Attributes that say nothing are left
+    out (``n_parameters`` 0: a scikit-learn model), and a pruned trial
     shows no value: Optuna stores its last reported value as one (for a cross-validated model, the last
     fold's score), which the dashboard's history would mix with the complete trials' final values. Its
     reports, and its note, still show where it stopped.
