@@ -33,9 +33,12 @@ from hpo.storage import (
     cached_reader,
     journal_path,
     open_storage,
+    read_studies,
+    read_study_system_attrs,
     redact,
     resolve_storage_url,
     warm_study_cache,
+    with_system_attrs,
 )
 from hpo.storage import trial_id as id_of_trial
 
@@ -83,7 +86,7 @@ def display_trial(trial: FrozenTrial) -> FrozenTrial:
     shown = copy.copy(trial)
     shown.user_attrs = {key: display_value(value) for key, value in sorted(trial.user_attrs.items())
                         if not (key == "n_parameters" and value == 0)}
-    shown._system_attrs = dict(sorted(trial.system_attrs.items()))  # by key, as the attribute tables' index reads
+    with_system_attrs(shown, dict(sorted(trial.system_attrs.items())))  # by key, as the tables' index reads them
     shown.intermediate_values = {step: display_value(value) for step, value in trial.intermediate_values.items()}
     if trial.state == TrialState.PRUNED:
         shown.values = None
@@ -121,6 +124,14 @@ class _Display:
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         return self._display(self.inner.get_trial(trial_id))
+
+    def get_all_studies(self) -> list[Any]:  # on every study page load and poll (optuna-dashboard's get_study)
+        studies = read_studies(self.inner)
+        return self.inner.get_all_studies() if studies is None else studies
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        attrs = read_study_system_attrs(self.inner, study_id)
+        return self.inner.get_study_system_attrs(study_id) if attrs is None else attrs
 
     def get_all_trials(
         self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None

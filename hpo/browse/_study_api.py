@@ -21,6 +21,8 @@ from typing import Any
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
+from hpo.storage import trial_id
+
 _STUDY_DETAIL = re.compile(r"/api/studies/(\d+)/*")
 _PAST_THE_END = 2**62
 """``after`` for optuna-dashboard's own answer: no trial serialised there."""
@@ -92,15 +94,16 @@ class LinearStudyDetail:
         by_trial = system_attrs_by_trial(self.storage.get_study_system_attrs(study_id)) if trials else {}
         serialized = []
         for trial in trials:
-            attrs = by_trial.get(str(trial._trial_id), {})
+            key = trial_id(trial)
+            attrs = by_trial.get(str(key), {})
             with self._lock:
-                kept = self._serialized.get(trial._trial_id)
+                kept = self._serialized.get(key)
             if kept is not None and kept[0] is trial and kept[1] == attrs:
                 serialized.append(kept[2])
                 continue
             shown = self._serialize(study_id, trial, attrs)
             if trial.state.is_finished():
                 with self._lock:
-                    self._serialized[trial._trial_id] = (trial, attrs, shown)
+                    self._serialized[key] = (trial, attrs, shown)
             serialized.append(shown)
         return serialized

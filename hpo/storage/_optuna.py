@@ -20,6 +20,7 @@ import optuna
 import sqlalchemy
 from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat  # noqa: F401  (re-exported for hpo.storage._liveness)
+from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial
 
 
@@ -579,3 +580,59 @@ def warm_study_cache(storage: BaseStorage, study_id_: int) -> bool:
             else:
                 info.unfinished_trial_ids.add(trial._trial_id)
     return True
+
+
+def read_studies(storage: BaseStorage) -> list[FrozenStudy] | None:
+    """Every study with its directions and attributes, as Optuna's RDB ``get_all_studies`` builds them (attributes
+    in the order of their rows), read with four plain queries instead of an ORM object per row; ``None`` when
+    ``storage`` is not an RDB storage. optuna-dashboard reads this on every study page load and poll: a study of
+    10,000 trials holds 20,000 system attribute rows (its trials' notes), 1.5-3 s through the ORM."""
+    backend = _rdb_of(storage)
+    if backend is None:
+        return None
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    def by_study(model: Any, *columns: str) -> dict[int, list[Any]]:
+        table = model.__table__
+        found: dict[int, list[Any]] = {}
+        order = [table.c[c] for c in table.primary_key.columns.keys()]
+        for row in session.execute(sqlalchemy.select(table.c.study_id, *(table.c[c] for c in columns)).order_by(*order)):
+            found.setdefault(row[0], []).append(row[1:])
+        return found
+
+    with _create_scoped_session(backend.scoped_session) as session:
+        study = models.StudyModel.__table__
+        studies = session.execute(sqlalchemy.select(study.c.study_id, study.c.study_name).order_by(study.c.study_id)).all()
+        directions = by_study(models.StudyDirectionModel, "objective", "direction")
+        user_attrs = by_study(models.StudyUserAttributeModel, "key", "value_json")
+        system_attrs = by_study(models.StudySystemAttributeModel, "key", "value_json")
+    return [
+        FrozenStudy(study_name=name, direction=None,
+                    directions=[d for _, d in sorted(directions.get(study_id_, []), key=lambda d: d[0])],
+                    user_attrs={k: json.loads(v) for k, v in user_attrs.get(study_id_, [])},
+                    system_attrs={k: json.loads(v) for k, v in system_attrs.get(study_id_, [])}, study_id=study_id_)
+        for study_id_, name in studies
+    ]
+
+
+def read_study_system_attrs(storage: BaseStorage, study_id_: int) -> dict[str, Any] | None:
+    """The study's system attributes in the order of their rows (as :func:`read_studies`), one plain query;
+    ``None`` when ``storage`` is not an RDB storage."""
+    backend = _rdb_of(storage)
+    if backend is None:
+        return None
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    table = models.StudySystemAttributeModel.__table__
+    query = (sqlalchemy.select(table.c.key, table.c.value_json).where(table.c.study_id == study_id_)
+             .order_by(table.c.study_system_attribute_id))
+    with _create_scoped_session(backend.scoped_session) as session:
+        return {key: json.loads(value) for key, value in session.execute(query)}
+
+
+def with_system_attrs(trial: FrozenTrial, system_attrs: dict[str, Any]) -> FrozenTrial:
+    """``trial`` (a copy the caller made) with ``system_attrs``, for display copies; returns it."""
+    trial._system_attrs = system_attrs
+    return trial
