@@ -7,7 +7,8 @@ over 180 s). :class:`LinearStudyDetail` sits in front of the app: optuna-dashboa
 everything but the trials (best trials, search spaces, study note, ...; asked with ``after`` past the last
 trial), then the trials are serialised by the same function, each given only the system attributes that name
 its id (a ``:<id>:`` part of the key: every key it looks for), so the answer is the same. A finished trial's
-serialisation is kept while its shown copy and its attributes are the same objects/values.
+serialisation, as JSON text, is kept while its shown copy and its attributes are the same objects/values, so a
+repeat call encodes only the unfinished trials (encoding 10,000 trials, 28 MB, takes 1-1.5 s).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ class LinearStudyDetail:
         self._serialize = serialize_frozen_trial
         self._get_trials = get_trials
         self._lock = threading.Lock()
-        self._serialized: dict[int, tuple[FrozenTrial, dict[str, Any], dict[str, Any]]] = {}
-        """trial id -> (the shown trial, its system attributes, its serialisation), for finished trials."""
+        self._serialized: dict[int, tuple[FrozenTrial, dict[str, Any], str]] = {}
+        """trial id -> (the shown trial, its system attributes, its serialisation as JSON), for finished trials."""
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         match = _STUDY_DETAIL.fullmatch(environ.get("PATH_INFO", ""))
@@ -68,8 +69,9 @@ class LinearStudyDetail:
         import bottle
 
         detail = bottle.json_lds(body)
-        detail["trials"] = self.serialize_trials(study_id, int(after_given))
-        body = bottle.json_dumps(detail).encode()
+        del detail["trials"]  # [] here; the trials go last, encoded one by one
+        trials = ", ".join(self.serialize_trials(study_id, int(after_given)))
+        body = (bottle.json_dumps(detail)[:-1] + (", " if detail else "") + f'"trials": [{trials}]}}').encode()
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(body)))]
         start_response(status, headers)
         return [body]
@@ -87,9 +89,11 @@ class LinearStudyDetail:
             getattr(chunks, "close", lambda: None)()
         return answer["status"], answer["headers"], body
 
-    def serialize_trials(self, study_id: int, after: int) -> list[dict[str, Any]]:
-        """The study's trials from the ``after``-th on, as optuna-dashboard serialises them (the same trial
-        list its answer used: its in-memory cache of the study's trials)."""
+    def serialize_trials(self, study_id: int, after: int) -> list[str]:
+        """The study's trials from the ``after``-th on as optuna-dashboard serialises them, each as JSON text
+        (the same trial list its answer used: its in-memory cache of the study's trials)."""
+        import bottle
+
         trials = self._get_trials(self.app._inmemory_cache, self.storage, study_id)[after:]
         by_trial = system_attrs_by_trial(self.storage.get_study_system_attrs(study_id)) if trials else {}
         serialized = []
@@ -101,7 +105,7 @@ class LinearStudyDetail:
             if kept is not None and kept[0] is trial and kept[1] == attrs:
                 serialized.append(kept[2])
                 continue
-            shown = self._serialize(study_id, trial, attrs)
+            shown = bottle.json_dumps(self._serialize(study_id, trial, attrs))
             if trial.state.is_finished():
                 with self._lock:
                     self._serialized[key] = (trial, attrs, shown)
