@@ -176,3 +176,17 @@ def test_system_attrs_are_grouped_by_the_trial_ids_their_keys_name():
     # a key lands under every number it holds (trial 0 gets note parts "0" too): harmless, the serialiser looks
     # only for the keys of its trial among them
     assert grouped["0"] == {"dashboard:12:note_str:0": "a", "dashboard:note_str:0": "study"}
+
+
+def test_plain_study_reads_match_optunas(tmp_path):
+    from hpo.storage import read_studies, read_study_system_attrs
+
+    url = f"sqlite:///{tmp_path / 'reads.db'}"
+    study_id = _write_study(url, "reads")
+    optuna.create_study(storage=url, study_name="two", directions=["minimize", "maximize"]).set_user_attr("k", 1.5)
+    storage = open_storage(url, heartbeat_interval=None)
+    ours, optunas = read_studies(storage), storage.get_all_studies()
+    assert [(s._study_id, s.study_name, s.directions, s.user_attrs, list(s.system_attrs.items())) for s in ours] == [
+        (s._study_id, s.study_name, s.directions, s.user_attrs, list(s.system_attrs.items())) for s in optunas]
+    assert read_study_system_attrs(storage, study_id) == storage.get_study_system_attrs(study_id)
+    assert read_studies(open_storage(f"journal:///{tmp_path / 'j.log'}", heartbeat_interval=None)) is None
