@@ -41,7 +41,7 @@ def report_instead_of_starting(commands, environments):  # everything the launch
 launcher.start_workers = report_instead_of_starting
 from hpo.cli import main
 sys.exit(main(sys.argv[1:]))
-""" % (HEAVY,)
+""" % ((*HEAVY, "pandas"),)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,9 @@ def test_export_studies_and_show_import_no_torch_plotly_or_sklearn(finished_stud
     assert result == {"code": 0, "loaded": []}
 
 
-def test_the_launcher_validates_prepares_and_creates_the_study_without_torch(tmp_path, tiny_data_config):
-    """Study file, parameter names, data preparation, fidelity "auto", reference trial: all without torch."""
+def test_the_launcher_validates_prepares_and_creates_the_study_without_torch(tmp_path, tiny_dataset, tiny_data_config):
+    """Study file, parameter names, the data (cached: a first preparation also loads sklearn to split),
+    fidelity "auto", the reference trial: all without torch, and without pandas on a cache hit."""
     path = tiny_study(tmp_path, tiny_data_config, name="launch", **{"fixed.fidelity": "auto", "device": "auto"})
     result = loaded_modules(LAUNCHER_PROBE, ["run", str(path), "--storage", sqlite_url(tmp_path)], tmp_path)
     assert result == {"code": 0, "loaded": []}
