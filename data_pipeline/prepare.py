@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,8 +28,10 @@ from data_pipeline.cache import (
 from data_pipeline.config import DataConfig
 from data_pipeline.dataset import SPLITS, PreparedDataset
 from data_pipeline.errors import DataError
-from data_pipeline.loader import METADATA_COLUMNS, LabelledData, load_labelled
-from data_pipeline.preprocess import ProcessedArrays, preprocess
+
+if TYPE_CHECKING:  # pandas and pyarrow load only to read and preprocess files, not on a cache hit
+    from data_pipeline.loader import LabelledData
+    from data_pipeline.preprocess import ProcessedArrays
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,9 @@ def _prepare_uncached(config: DataConfig, cache_dir: Path, key: str, progress: b
         expression_path = Path(str(config.expression_path)).expanduser()
         model_path = Path(str(config.model_path)).expanduser()
     with _step(f"reading {expression_path.name} and {model_path.name}", progress):
+        from data_pipeline.loader import load_labelled
+        from data_pipeline.preprocess import preprocess
+
         data = load_labelled(expression_path, model_path, config.label_column)
     with _step("filtering, splitting and normalising", progress):
         processed = preprocess(data, config, source=str(model_path))
@@ -181,6 +186,8 @@ def _json_value(value: Any) -> Any:
 
 
 def _sample_info(data: LabelledData, rows: np.ndarray) -> dict[str, list[Any]]:
+    from data_pipeline.loader import METADATA_COLUMNS
+
     info: dict[str, list[Any]] = {"tissue": [data.labels[i] for i in rows]}
     for column in METADATA_COLUMNS:
         values = data.metadata[column].to_numpy(dtype=object)[rows]

@@ -41,14 +41,15 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from data_pipeline.cache import file_lock, hash_file
 from data_pipeline.errors import DataError
+
+if TYPE_CHECKING:  # pandas loads only to generate the files: a cache hit reads just the spec
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -405,6 +406,8 @@ def _model_table(
     diseases: list[str],
     sample_disease: np.ndarray,
 ) -> pd.DataFrame:
+    import pandas as pd
+
     n_total = model_ids.size
     lineage = np.array([tissues[t] for t in true_tissue], dtype=object)
     disease = np.array([diseases[d] for d in sample_disease], dtype=object)
@@ -456,6 +459,8 @@ def _expression_table(
     values: np.ndarray,
     gene_names: list[str],
 ) -> pd.DataFrame:
+    import pandas as pd
+
     genes = pd.DataFrame(values, columns=gene_names, copy=False)
     if spec.layout == "classic":
         ids = pd.DataFrame({"": model_ids})
@@ -485,6 +490,9 @@ def _expression_table(
 
 def write_tables(tables: SyntheticTables, directory: Path, layout: str) -> tuple[Path, Path]:
     """Write the expression CSV (pyarrow, fixed 3-decimal values) and Model.csv into ``directory``."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     directory.mkdir(parents=True, exist_ok=True)
     name = CLASSIC_EXPRESSION_FILE if layout == "classic" else Q3_2025_EXPRESSION_FILE
     expression_path = directory / name

@@ -3,26 +3,42 @@
 Import from here: ``build_model``, ``load_model``, ``get_spec``, ``available_models``,
 ``estimate_memory``; every model is a :class:`TissueModel` (``models/base.py``), and the
 model classes live in their own modules.
+
+Names load on first use: ``get_spec`` and ``available_models`` (:mod:`models.specs`) and the errors
+import neither PyTorch nor scikit-learn, so a caller that only reads model metadata stays light.
 """
 
-from models.base import TissueModel
-from models.errors import DeviceOutOfMemory, NoEmbeddingError, TrainingDiverged, UnknownParameterError
-from models.memory import MemoryEstimate, estimate_memory
-from models.networks import count_parameters
-from models.registry import ModelSpec, available_models, build_model, get_spec, load_model
+from __future__ import annotations
 
-__all__ = [
-    "DeviceOutOfMemory",
-    "MemoryEstimate",
-    "ModelSpec",
-    "NoEmbeddingError",
-    "TissueModel",
-    "TrainingDiverged",
-    "UnknownParameterError",
-    "available_models",
-    "build_model",
-    "count_parameters",
-    "estimate_memory",
-    "get_spec",
-    "load_model",
-]
+import importlib
+from typing import Any
+
+_OWNERS = {
+    "DeviceOutOfMemory": "models.errors",
+    "MemoryEstimate": "models.memory",
+    "ModelSpec": "models.specs",
+    "NoEmbeddingError": "models.errors",
+    "TissueModel": "models.base",
+    "TrainingDiverged": "models.errors",
+    "UnknownParameterError": "models.errors",
+    "available_models": "models.specs",
+    "build_model": "models.registry",
+    "count_parameters": "models.networks",
+    "estimate_memory": "models.memory",
+    "get_spec": "models.specs",
+    "load_model": "models.registry",
+}
+
+__all__ = sorted(_OWNERS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _OWNERS:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_OWNERS[name]), name)
+    globals()[name] = value  # the next access skips __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

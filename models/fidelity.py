@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 FOLD_SEED = 0
 """Folds do not depend on a trial's seed, so every trial of a study scores the same folds."""
@@ -107,6 +106,8 @@ def stratified_folds(
         return [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in np.unique(folds)]
     if n_folds < 2:
         raise ValueError(f"fidelity='folds' needs fidelity_steps >= 2, got {n_folds}")
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold  # here: the launcher imports no sklearn
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         if groups is not None:

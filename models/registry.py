@@ -1,5 +1,8 @@
 """One registry: model name -> how it is built and which parameters (with defaults) it takes.
 
+The metadata (names, families, tasks, defaults, choices, ranges) lives in :mod:`models.specs`, which
+imports no PyTorch; this module builds and loads the models (and imports every model class).
+
 Study files, ``hpo train`` and export all go through :func:`build_model`, so a
 parameter a model does not take, or a value of the wrong type, fails the same way
 everywhere.
@@ -8,7 +11,6 @@ everywhere.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
@@ -17,7 +19,6 @@ from models.autoencoder import AutoencoderModel
 from models.base import TissueModel
 from models.classifier import ClassifierModel, ConvClassifierModel
 from models.embeddings import KNNOnEmbeddings, RandomForestOnEmbeddings, SVCOnEmbeddings
-from models.params import Range, resolve_params
 from models.persistence import read_metadata
 from models.sklearn_models import (
     KernelPCASVCModel,
@@ -26,26 +27,13 @@ from models.sklearn_models import (
     RandomForestModel,
     SVCModel,
 )
+from models.specs import ModelSpec, available_models, get_spec, resolve_model_params
 from models.torch_model import TorchModel
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a study file may say about a model: its name, kind and every parameter with its default."""
-
-    name: str
-    family: str
-    """``torch`` or ``sklearn``."""
-    task: str
-    """``classification`` or ``reconstruction``."""
-    defaults: Mapping[str, Any]
-    description: str
-    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-    """Allowed values of the string-valued parameters."""
-    value_types: Mapping[str, tuple[type, ...]] = field(default_factory=dict)
-    """Parameters that take more than their default's type (e.g. SVC ``gamma``: a string or a float)."""
-    ranges: Mapping[str, Range] = field(default_factory=dict)
-    """Allowed interval of the numeric parameters (e.g. ``dropout`` in [0, 1))."""
+__all__ = [
+    "ModelSpec", "available_models", "build_model", "class_spec", "get_spec", "load_model",
+    "resolve_model_params", "torch_model_class",
+]
 
 
 _MODEL_CLASSES: dict[str, type[TissueModel]] = {
@@ -66,7 +54,8 @@ _MODEL_CLASSES: dict[str, type[TissueModel]] = {
 }
 
 
-def _spec(cls: type[TissueModel]) -> ModelSpec:
+def class_spec(cls: type[TissueModel]) -> ModelSpec:
+    """The :class:`ModelSpec` a model class declares (tests check it equals :func:`get_spec` of its name)."""
     return ModelSpec(
         name=cls.name,
         family=cls.family,
@@ -76,30 +65,6 @@ def _spec(cls: type[TissueModel]) -> ModelSpec:
         choices=MappingProxyType(dict(cls.CHOICES)),
         value_types=MappingProxyType(dict(cls.VALUE_TYPES)),
         ranges=MappingProxyType(dict(cls.RANGES)),
-    )
-
-
-_SPECS: dict[str, ModelSpec] = {name: _spec(cls) for name, cls in _MODEL_CLASSES.items()}
-
-
-def available_models() -> list[str]:
-    """Every model name, in registry order."""
-    return list(_SPECS)
-
-
-def get_spec(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` of ``name``; unknown names raise ``ValueError`` listing the known ones."""
-    try:
-        return _SPECS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(_SPECS)}") from None
-
-
-def resolve_model_params(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The model's defaults overridden by ``params``, every key and type checked."""
-    spec = get_spec(name)
-    return resolve_params(
-        name, spec.defaults, params, choices=spec.choices, value_types=spec.value_types, ranges=spec.ranges
     )
 
 

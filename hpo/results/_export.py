@@ -51,7 +51,7 @@ def export_trial(
 ) -> dict[str, Any]:
     """The configuration of trial ``trial_number`` (default: the selected trial, :func:`selected_trial`;
     ``best``: the best by the ranking) as a plain mapping; ``source.selection`` says why when it was selected."""
-    from models.registry import get_spec
+    from models.specs import get_spec
 
     trial, selection = _pick_trial(study, trial_number, best=best)
     attrs = study.user_attrs
@@ -114,7 +114,7 @@ def export_trial(
 
 def _model_params(trial: FrozenTrial, model: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
     """All the model's parameters of ``trial``: defaults, the study's fixed ones and the trial's own."""
-    from models.registry import resolve_model_params
+    from models.specs import resolve_model_params
 
     chosen = trial.user_attrs.get("model_params") or {  # model_params: studies made before it was dropped
         **attrs.get("fixed_params", {}), **decode_trial_params(trial.params, trial.distributions)}

@@ -96,18 +96,39 @@ def cpu_count() -> int:
 
 
 def visible_gpus(device: str) -> list[str]:
-    """GPU ids workers may be pinned to: none for ``cpu``, else CUDA_VISIBLE_DEVICES or all CUDA devices."""
+    """GPU ids workers may be pinned to: none for ``cpu``, else CUDA_VISIBLE_DEVICES or the driver's GPUs.
+
+    The launcher never imports torch (issue 21: it doubled the time to the first trial): the GPUs are
+    counted as the NVIDIA driver lists them (:func:`nvidia_gpu_count`). A worker whose torch cannot use
+    its pinned GPU runs on the CPU, as it would unpinned.
+    """
     if device == "cpu" or device.startswith("cuda:"):
         return []
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
-    try:
-        import torch
+    return [str(i) for i in range(nvidia_gpu_count())]
 
-        return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    except ImportError:
-        return []
+
+NVIDIA_PROC = "/proc/driver/nvidia/gpus"
+
+
+def nvidia_gpu_count() -> int:
+    """The NVIDIA GPUs of this machine, without torch: the driver's ``/proc`` entries, else ``nvidia-smi -L``."""
+    try:
+        return len(os.listdir(NVIDIA_PROC))
+    except OSError:
+        pass
+    import shutil
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines()) if listing.returncode == 0 else 0
 
 
 THREADS_ENV = "HPO_NUM_THREADS"

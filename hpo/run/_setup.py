@@ -104,7 +104,7 @@ def reference_params(spec: StudySpec) -> dict[str, Any]:
     defaults (``when``) are left out, and so are those without a usable default (the sampler draws them).
     Values are Optuna's (categorical list choices JSON-encoded), ready for ``study.enqueue_trial``.
     """
-    from models.registry import get_spec
+    from models.specs import get_spec
 
     defaults = get_spec(spec.model).defaults
     known: dict[str, Any] = dict(spec.fixed)

@@ -487,7 +487,7 @@ def preload_trial_imports(model: str) -> list[str]:
     import importlib
 
     try:
-        from models.registry import get_spec
+        from models.specs import get_spec
 
         model_spec = get_spec(model)
     except (ImportError, ValueError):

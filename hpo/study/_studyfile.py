@@ -473,7 +473,7 @@ def _did_you_mean(word: str, options: Any) -> str:
 
 
 def _model_spec(model: str, problems: list[str]) -> Any:
-    from models.registry import available_models, get_spec
+    from models.specs import available_models, get_spec
 
     names = [m if isinstance(m, str) else m.name for m in available_models()]
     if model not in names:
@@ -486,7 +486,7 @@ def _check_values(model: str, fixed: Mapping[str, Any], space: SearchSpace) -> l
     """Fixed values, categorical choices and numeric bounds must be values the model accepts."""
     from optuna.distributions import CategoricalDistribution
 
-    from models.registry import resolve_model_params
+    from models.specs import resolve_model_params
 
     problems: list[str] = []
     try:

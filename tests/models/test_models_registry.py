@@ -16,7 +16,7 @@ from models import (
 )
 from models.base import TissueModel
 from models.params import resolve_params
-from models.registry import torch_model_class
+from models.registry import _MODEL_CLASSES, class_spec, torch_model_class
 
 REQUIRED = {
     "autoencoder",
@@ -30,6 +30,20 @@ REQUIRED = {
     "svc_on_embeddings",
 }
 NO_EMBED = {"svc", "random_forest", "knn", "logistic_regression", "kpca_svc"}
+
+
+def test_the_torch_free_specs_are_what_every_model_class_declares() -> None:
+    """models/specs.py (read without torch by the launcher and export) matches the classes, field by field."""
+    assert list(_MODEL_CLASSES) == available_models()
+    for name, cls in _MODEL_CLASSES.items():
+        declared, listed = class_spec(cls), get_spec(name)
+        for field in ("name", "family", "task", "description"):
+            assert getattr(declared, field) == getattr(listed, field), (name, field)
+        for field in ("defaults", "choices", "value_types", "ranges"):
+            assert dict(getattr(declared, field)) == dict(getattr(listed, field)), (name, field)
+            assert list(getattr(declared, field)) == list(getattr(listed, field)), (name, field, "order")
+        typed = {key: type(value) for key, value in declared.defaults.items()}
+        assert typed == {key: type(value) for key, value in listed.defaults.items()}, (name, "default types")
 
 
 def test_every_required_model_is_registered_with_a_complete_spec() -> None:

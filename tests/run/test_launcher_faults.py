@@ -136,3 +136,21 @@ def test_workers_are_bounded_by_what_the_machine_can_run(tmp_path, tiny_data_con
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"hpo run: error: --workers 1000: at most {bound} on this machine")
+
+
+def test_the_launcher_counts_gpus_from_the_driver_not_torch(tmp_path, monkeypatch):
+    """Workers are pinned to the GPUs the NVIDIA driver lists; CUDA_VISIBLE_DEVICES and device = cpu win."""
+    import hpo.run._launcher as launcher
+
+    for bus in ("0000:01:00.0", "0000:02:00.0"):
+        (tmp_path / bus).mkdir()
+    monkeypatch.setattr(launcher, "NVIDIA_PROC", str(tmp_path))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert launcher.visible_gpus("auto") == ["0", "1"]
+    assert launcher.visible_gpus("cpu") == [] and launcher.visible_gpus("cuda:1") == []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert launcher.visible_gpus("cuda") == ["3"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setattr(launcher, "NVIDIA_PROC", str(tmp_path / "no-driver"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi either
+    assert launcher.visible_gpus("auto") == []
