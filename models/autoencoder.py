@@ -11,35 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from data_pipeline.dataset import PreparedDataset
-from models.fidelity import TORCH_FIDELITY_CHOICES, TORCH_FIDELITY_DEFAULTS
-from models.networks import ACTIVATIONS, AutoencoderNet, layer_sizes
-from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, Range
+from models.networks import AutoencoderNet, layer_sizes
 from models.torch_model import EVAL_BATCH_SIZE, TorchModel
-from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS, TRAINING_RANGES
-
-ENCODER_DEFAULTS: dict[str, Any] = {
-    "n_layers": 1,
-    "hidden_dim": 1024,
-    "width_decay": 0.5,
-    "hidden_sizes": [],
-    "latent_dim": 512,
-    "activation": "relu",
-    "batch_norm": True,
-    "dropout": 0.0,
-    "input_noise": 0.0,
-}
-ENCODER_CHOICES: dict[str, tuple[str, ...]] = {"activation": tuple(ACTIVATIONS)}
-ENCODER_RANGES: dict[str, Range] = {
-    "n_layers": AT_LEAST_0,
-    "hidden_dim": AT_LEAST_1,
-    "width_decay": POSITIVE,
-    "latent_dim": AT_LEAST_1,
-    "dropout": FRACTION,
-    "input_noise": AT_LEAST_0,
-}
-ENCODER_KEYS = tuple(ENCODER_DEFAULTS)
-FOLD_RANGES: dict[str, Range] = {"fidelity_steps": Range(2)}
-"""A PyTorch model cross-validates over at least two folds."""
 
 
 def encoder_sizes(params: Mapping[str, Any]) -> list[int]:
@@ -59,11 +32,7 @@ class AutoencoderModel(TorchModel):
     """Denoising-capable MLP autoencoder; ``embed`` returns the latent code."""
 
     name = "autoencoder"
-    task = "reconstruction"
     has_embedding = True
-    DEFAULTS = {**ENCODER_DEFAULTS, **TRAINING_DEFAULTS, "weight_decay": 0.0, **TORCH_FIDELITY_DEFAULTS}
-    CHOICES = {**ENCODER_CHOICES, **TRAINING_CHOICES, **TORCH_FIDELITY_CHOICES}
-    RANGES = {**ENCODER_RANGES, **TRAINING_RANGES, **FOLD_RANGES}
 
     @classmethod
     def build_network(cls, params: Mapping[str, Any], n_features: int, n_classes: int) -> nn.Module:

@@ -5,9 +5,11 @@ A model is a scikit-learn estimator: its constructor stores ``params``, ``device
 ``set_params`` and ``sklearn.base.clone`` work. It is fitted on a
 :class:`~data_pipeline.dataset.PreparedDataset` and evaluated on any split; learned
 state ends in ``_`` and has a class-level default until ``fit`` or ``load`` sets it.
-What a model is and can do (``family``, ``task``, ``has_embedding``) is declared on
-its class. Training code never imports the tuner: progress is reported through a
-plain callback, which may raise (a study raises ``optuna.TrialPruned`` from it).
+What a model is and takes (``family``, ``task``, ``DEFAULTS``, ``CHOICES``,
+``VALUE_TYPES``, ``RANGES``) is its spec in :mod:`models.specs`, which a class names
+with ``name``; what it can do (``has_embedding``) is declared on its class. Training
+code never imports the tuner: progress is reported through a plain callback, which
+may raise (a study raises ``optuna.TrialPruned`` from it).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from data_pipeline.dataset import PreparedDataset
 from models.errors import NoEmbeddingError
 from models.params import Range
 from models.persistence import read_metadata, write_metadata
+from models.specs import ModelSpec, get_spec
 
 StepCallback = Callable[[int, Mapping[str, float]], None]
 """Called after each training step (epoch for torch models, fidelity step for
@@ -33,19 +36,24 @@ step, keyed like ``val_balanced_accuracy`` / ``val_loss`` / ``train_loss``."""
 
 Model = TypeVar("Model", bound="TissueModel")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+SPEC_ATTRIBUTES = ("family", "task", "DEFAULTS", "CHOICES", "VALUE_TYPES", "RANGES")
+"""The class attributes a concrete model takes from its :class:`~models.specs.ModelSpec`, never declares."""
 
 
 class TissueModel(BaseEstimator, abc.ABC):
     """What studies, ``hpo train`` and export rely on: fit, evaluate, predict, save, load.
 
-    Subclasses declare the class attributes, implement :meth:`fit`, :meth:`evaluate`,
+    A concrete subclass declares ``name`` (its spec's, in :mod:`models.specs`, which sets
+    :data:`SPEC_ATTRIBUTES`) and ``has_embedding``, implements :meth:`fit`, :meth:`evaluate`,
     :meth:`predict` and the persistence hooks :meth:`_save_state`/:meth:`_load_state`,
     and never override ``__init__``.
     """
 
-    # -- what the model is: declared by each concrete class ------------------------------------
+    # -- what the model is: ``name`` declared by each concrete class, the rest from its spec ------
     name: ClassVar[str]
     """Registry name, e.g. ``classifier``; ``model.json`` records it."""
+    spec: ClassVar[ModelSpec]
+    """``get_spec(name)``; the attributes below up to ``RANGES`` are its fields."""
     family: ClassVar[str]
     """``torch`` or ``sklearn``."""
     task: ClassVar[str]
@@ -85,6 +93,17 @@ class TissueModel(BaseEstimator, abc.ABC):
             raise TypeError(
                 f"{cls.__name__} overrides __init__: a model's constructor only stores its arguments "
                 "(get_params/clone rely on it); compute fitted state in fit()"
+            )
+        if "name" in vars(cls):  # a concrete model: what it is and takes comes from models/specs.py alone
+            declared = [attribute for attribute in SPEC_ATTRIBUTES if attribute in vars(cls)]
+            if declared:
+                raise TypeError(
+                    f"{cls.__name__} declares {', '.join(declared)}: they come from its spec (models/specs.py)"
+                )
+            spec = cls.spec = get_spec(cls.name)
+            cls.family, cls.task = spec.family, spec.task
+            cls.DEFAULTS, cls.CHOICES, cls.VALUE_TYPES, cls.RANGES = (
+                spec.defaults, spec.choices, spec.value_types, spec.ranges
             )
 
     # -- the estimator contract ------------------------------------------------------------------

@@ -18,34 +18,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from data_pipeline.dataset import PreparedDataset
-from models.autoencoder import (
-    ENCODER_CHOICES,
-    ENCODER_DEFAULTS,
-    ENCODER_KEYS,
-    ENCODER_RANGES,
-    FOLD_RANGES,
-    AutoencoderModel,
-    check_regularisation,
-    encoder_sizes,
-)
-from models.fidelity import TORCH_FIDELITY_CHOICES, TORCH_FIDELITY_DEFAULTS
+from models.autoencoder import AutoencoderModel, check_regularisation, encoder_sizes
 from models.metrics import classification_metrics
-from models.networks import ACTIVATIONS, ClassifierNet, ConvClassifierNet
-from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE
+from models.networks import ClassifierNet, ConvClassifierNet
 from models.persistence import read_metadata
+from models.specs import ENCODER_KEYS, TRAINING_DEFAULTS
 from models.torch_model import EVAL_BATCH_SIZE, TorchModel
-from models.training import TRAINING_CHOICES, TRAINING_DEFAULTS, TRAINING_RANGES
-
-MONITORS = ("val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1")
-
-LOSS_DEFAULTS: dict[str, Any] = {
-    "class_weight": "balanced",
-    "label_smoothing": 0.0,
-    "l1_penalty": 0.0,
-    "monitor": "val_loss",
-}
-LOSS_CHOICES: dict[str, tuple[str, ...]] = {"class_weight": ("none", "balanced"), "monitor": MONITORS}
-HEAD_RANGES = {"head_layers": AT_LEAST_0, "head_dim": AT_LEAST_1, "label_smoothing": FRACTION, "l1_penalty": AT_LEAST_0}
 
 
 def balanced_class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -59,25 +37,7 @@ class ClassifierModel(TorchModel):
     """Encoder + MLP head trained with cross-entropy; ``embed`` returns the penultimate layer."""
 
     name = "classifier"
-    task = "classification"
     has_embedding = True
-    DEFAULTS = {
-        **ENCODER_DEFAULTS,
-        "hidden_dim": 512,
-        "latent_dim": 128,
-        "dropout": 0.3,
-        "head_layers": 1,
-        "head_dim": 64,
-        **LOSS_DEFAULTS,
-        "encoder_from": "",
-        "pretrain_epochs": 0,
-        "freeze_encoder": False,
-        **TRAINING_DEFAULTS,
-        "lr": 3e-3,
-        **TORCH_FIDELITY_DEFAULTS,
-    }
-    CHOICES = {**ENCODER_CHOICES, **LOSS_CHOICES, **TRAINING_CHOICES, **TORCH_FIDELITY_CHOICES}
-    RANGES = {**ENCODER_RANGES, **HEAD_RANGES, "pretrain_epochs": AT_LEAST_0, **TRAINING_RANGES, **FOLD_RANGES}
 
     class_weights_: torch.Tensor | None = None
     """Per-class loss weights (``class_weight = "balanced"``), from the training rows."""
@@ -182,38 +142,6 @@ class ConvClassifierModel(ClassifierModel):
     """Genes read as a 1-D sequence through Conv1d/pool blocks, then an MLP head."""
 
     name = "conv_classifier"
-    DEFAULTS = {
-        "conv_layers": 2,
-        "conv_channels": 8,
-        "channel_growth": 2.0,
-        "kernel_size": 5,
-        "pool_size": 2,
-        "pooled_length": 0,
-        "head_layers": 1,
-        "head_dim": 128,
-        "activation": "relu",
-        "batch_norm": True,
-        "dropout": 0.3,
-        "input_noise": 0.0,
-        **LOSS_DEFAULTS,
-        **TRAINING_DEFAULTS,
-        "lr": 3e-3,
-        **TORCH_FIDELITY_DEFAULTS,
-    }
-    CHOICES = {"activation": tuple(ACTIVATIONS), **LOSS_CHOICES, **TRAINING_CHOICES, **TORCH_FIDELITY_CHOICES}
-    RANGES = {
-        "conv_layers": AT_LEAST_1,
-        "conv_channels": AT_LEAST_1,
-        "channel_growth": POSITIVE,
-        "kernel_size": AT_LEAST_1,
-        "pool_size": AT_LEAST_1,
-        "pooled_length": AT_LEAST_0,
-        "dropout": FRACTION,
-        "input_noise": AT_LEAST_0,
-        **HEAD_RANGES,
-        **TRAINING_RANGES,
-        **FOLD_RANGES,
-    }
 
     @classmethod
     def build_network(cls, params: Mapping[str, Any], n_features: int, n_classes: int) -> nn.Module:

@@ -18,11 +18,9 @@ from sklearn.base import BaseEstimator
 from data_pipeline.dataset import PreparedDataset
 from models.autoencoder import AutoencoderModel
 from models.sklearn_models import KNNModel, RandomForestModel, SklearnModel, SVCModel
+from models.specs import AE_PREFIX, get_spec
 
-AE_PREFIX = "ae_"
 AE_SUBDIRECTORY = "autoencoder"
-AE_OVERRIDES: dict[str, Any] = {"max_epochs": 30}
-"""Autoencoder defaults that differ here: a shorter run, since the classifier follows."""
 
 
 class EmbeddingModel(SklearnModel):
@@ -92,26 +90,12 @@ class EmbeddingModel(SklearnModel):
 
 
 def embedding_model(classifier_class: type[SklearnModel]) -> type[EmbeddingModel]:
-    """The ``<name>_on_embeddings`` model class for a classic classifier."""
-    ae_defaults = {**AutoencoderModel.DEFAULTS, **AE_OVERRIDES}
+    """The ``<name>_on_embeddings`` model class for a classic classifier (its parameters: its spec's)."""
+    name = f"{classifier_class.name}_on_embeddings"
     return type(
         f"{classifier_class.__name__}OnEmbeddings",
         (EmbeddingModel,),
-        {
-            "name": f"{classifier_class.name}_on_embeddings",
-            "classifier_class": classifier_class,
-            "DEFAULTS": {**{AE_PREFIX + k: v for k, v in ae_defaults.items()}, **classifier_class.DEFAULTS},
-            "CHOICES": {
-                **{AE_PREFIX + k: v for k, v in AutoencoderModel.CHOICES.items()},
-                **classifier_class.CHOICES,
-            },
-            "VALUE_TYPES": dict(classifier_class.VALUE_TYPES),
-            "RANGES": {
-                **{AE_PREFIX + k: v for k, v in AutoencoderModel.RANGES.items()},
-                **classifier_class.RANGES,
-            },
-            "__doc__": f"{classifier_class.name} on the latent codes of an autoencoder trained first.",
-        },
+        {"name": name, "classifier_class": classifier_class, "__doc__": get_spec(name).description},
     )
 
 

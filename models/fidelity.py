@@ -13,24 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from models.specs import AUTO, FOLDS  # the fidelity values (models/specs.py lists each model's choices)
+
 FOLD_SEED = 0
 """Folds do not depend on a trial's seed, so every trial of a study scores the same folds."""
-
-FOLDS = "folds"
-"""The ``fidelity`` value of cross-validated models: their objective value is the mean fold score."""
-
-AUTO = "auto"
-"""The ``fidelity`` value that picks :data:`FOLDS` on a small training split, else one validation split."""
 
 AUTO_MIN_TRAIN_ROWS = 200
 """``fidelity = "auto"`` cross-validates below this many training rows ..."""
 
 AUTO_MIN_VAL_PER_TISSUE = 5.0
 """... or below this many validation samples per tissue (on average): a split that small ranks by chance."""
-
-TORCH_FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 5}
-TORCH_FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", FOLDS, AUTO)}
-"""PyTorch models: one validation split (``none``), k-fold CV on the training split, or the automatic choice."""
 
 GROUP_COLUMN = "PatientID"
 """The sample_info column whose equal values must stay on one side of every split and fold."""

@@ -1,7 +1,8 @@
 """One registry: model name -> how it is built and which parameters (with defaults) it takes.
 
 The metadata (names, families, tasks, defaults, choices, ranges) lives in :mod:`models.specs`, which
-imports no PyTorch; this module builds and loads the models (and imports every model class).
+imports no PyTorch, and each model class takes its own from there; this module builds and loads the
+models (and imports every model class).
 
 Study files, ``hpo train`` and export all go through :func:`build_model`, so a
 parameter a model does not take, or a value of the wrong type, fails the same way
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, cast
 
 from models.autoencoder import AutoencoderModel
@@ -31,7 +31,7 @@ from models.specs import ModelSpec, available_models, get_spec, resolve_model_pa
 from models.torch_model import TorchModel
 
 __all__ = [
-    "ModelSpec", "available_models", "build_model", "class_spec", "get_spec", "load_model",
+    "ModelSpec", "available_models", "build_model", "get_spec", "load_model",
     "resolve_model_params", "torch_model_class",
 ]
 
@@ -52,20 +52,6 @@ _MODEL_CLASSES: dict[str, type[TissueModel]] = {
         RandomForestOnEmbeddings,
     )
 }
-
-
-def class_spec(cls: type[TissueModel]) -> ModelSpec:
-    """The :class:`ModelSpec` a model class declares (tests check it equals :func:`get_spec` of its name)."""
-    return ModelSpec(
-        name=cls.name,
-        family=cls.family,
-        task=cls.task,
-        defaults=MappingProxyType(dict(cls.DEFAULTS)),
-        description=(cls.__doc__ or "").strip().splitlines()[0],
-        choices=MappingProxyType(dict(cls.CHOICES)),
-        value_types=MappingProxyType(dict(cls.VALUE_TYPES)),
-        ranges=MappingProxyType(dict(cls.RANGES)),
-    )
 
 
 def torch_model_class(name: str) -> type[TorchModel]:

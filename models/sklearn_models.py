@@ -42,14 +42,8 @@ from data_pipeline.gene_filter import gene_filter_of
 from models.base import StepCallback, TissueModel
 from models.fidelity import FOLDS, cross_validates, nested_stratified_subsets, split_groups, stratified_folds
 from models.metrics import TIE_BREAK_KEY, classification_metrics, estimator_tie_break_loss
-from models.params import AT_LEAST_0, AT_LEAST_1, POSITIVE, Range
 
 ESTIMATOR_FILE = "estimator.joblib"
-FIDELITY_DEFAULTS: dict[str, Any] = {"fidelity": "none", "fidelity_steps": 3}
-FIDELITY_CHOICES: dict[str, tuple[str, ...]] = {"fidelity": ("none", "subsets", FOLDS)}
-FIDELITY_RANGES: dict[str, Range] = {"fidelity_steps": AT_LEAST_1}
-SVC_RANGES: dict[str, Range] = {"C": POSITIVE, "linear_C": AT_LEAST_0, "gamma": POSITIVE, "degree": AT_LEAST_1}
-CLASS_WEIGHTS = ("none", "balanced")
 
 
 def _class_weight(value: str) -> str | None:
@@ -58,9 +52,6 @@ def _class_weight(value: str) -> str | None:
 
 class SklearnModel(TissueModel):
     """Base of the scikit-learn models: subclasses define ``make_estimator``."""
-
-    family = "sklearn"
-    task = "classification"
 
     estimator_: BaseEstimator | None = None
     """The estimator fitted on the whole training split."""
@@ -197,16 +188,6 @@ def _svc(params: Mapping[str, Any], seed: int, prefix: str = "") -> SVC:
     )
 
 
-SVC_DEFAULTS: dict[str, Any] = {
-    "kernel": "rbf", "C": 1.0, "linear_C": 0.0, "gamma": "scale", "degree": 3, "class_weight": "balanced",
-}
-SVC_CHOICES: dict[str, tuple[str, ...]] = {
-    "kernel": ("linear", "rbf", "poly", "sigmoid"),
-    "gamma": ("scale", "auto"),
-    "class_weight": CLASS_WEIGHTS,
-}
-
-
 class SVCModel(SklearnModel):
     """Support-vector classifier (kernel, C, gamma, class_weight).
 
@@ -217,10 +198,6 @@ class SVCModel(SklearnModel):
     """
 
     name = "svc"
-    DEFAULTS = {**SVC_DEFAULTS, **FIDELITY_DEFAULTS}
-    CHOICES = {**SVC_CHOICES, **FIDELITY_CHOICES}
-    VALUE_TYPES = {"gamma": (str, float)}
-    RANGES = {**SVC_RANGES, **FIDELITY_RANGES}
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return _svc(self.params, self.seed)
@@ -230,27 +207,6 @@ class RandomForestModel(SklearnModel):
     """Random forest (max_depth 0 = unlimited; max_features a name or a fraction)."""
 
     name = "random_forest"
-    DEFAULTS = {
-        "n_estimators": 300,
-        "max_depth": 0,
-        "max_features": "sqrt",
-        "min_samples_leaf": 1,
-        "class_weight": "balanced",
-        **FIDELITY_DEFAULTS,
-    }
-    CHOICES = {
-        "max_features": ("sqrt", "log2"),
-        "class_weight": ("none", "balanced", "balanced_subsample"),
-        **FIDELITY_CHOICES,
-    }
-    VALUE_TYPES = {"max_features": (str, float)}
-    RANGES = {
-        "n_estimators": AT_LEAST_1,
-        "max_depth": AT_LEAST_0,
-        "max_features": Range(0, 1, low_open=True),
-        "min_samples_leaf": AT_LEAST_1,
-        **FIDELITY_RANGES,
-    }
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return RandomForestClassifier(
@@ -268,13 +224,6 @@ class KNNModel(SklearnModel):
     """k-nearest neighbours (n_neighbors is capped at the training rows)."""
 
     name = "knn"
-    DEFAULTS = {"n_neighbors": 5, "weights": "distance", "metric": "cosine", **FIDELITY_DEFAULTS}
-    CHOICES = {
-        "weights": ("uniform", "distance"),
-        "metric": ("euclidean", "manhattan", "cosine"),
-        **FIDELITY_CHOICES,
-    }
-    RANGES = {"n_neighbors": AT_LEAST_1, **FIDELITY_RANGES}
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return KNeighborsClassifier(
@@ -289,23 +238,6 @@ class LogisticRegressionModel(SklearnModel):
     """Multinomial logistic regression (solver auto: lbfgs for l1_ratio = 0, saga otherwise)."""
 
     name = "logistic_regression"
-    DEFAULTS = {
-        "C": 0.1,
-        "l1_ratio": 0.0,
-        "solver": "auto",
-        "max_iter": 500,
-        "tol": 1e-4,
-        "class_weight": "balanced",
-        **FIDELITY_DEFAULTS,
-    }
-    CHOICES = {"class_weight": CLASS_WEIGHTS, "solver": ("auto", "lbfgs", "saga"), **FIDELITY_CHOICES}
-    RANGES = {
-        "C": POSITIVE,
-        "l1_ratio": Range(0, 1),
-        "max_iter": AT_LEAST_1,
-        "tol": POSITIVE,
-        **FIDELITY_RANGES,
-    }
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         l1_ratio = self.params["l1_ratio"]
@@ -329,27 +261,6 @@ class KernelPCASVCModel(SklearnModel):
     """KernelPCA then SVC, one Pipeline (the projection is fitted on training rows only)."""
 
     name = "kpca_svc"
-    DEFAULTS = {
-        "kpca_n_components": 128,
-        "kpca_kernel": "rbf",
-        "kpca_gamma": 0.0,
-        **{f"svc_{key}": value for key, value in SVC_DEFAULTS.items() if key != "class_weight"},
-        "class_weight": "balanced",
-        **FIDELITY_DEFAULTS,
-    }
-    CHOICES = {
-        "kpca_kernel": ("linear", "rbf", "poly", "sigmoid", "cosine"),
-        **{f"svc_{key}": value for key, value in SVC_CHOICES.items() if key != "class_weight"},
-        "class_weight": CLASS_WEIGHTS,
-        **FIDELITY_CHOICES,
-    }
-    VALUE_TYPES = {"svc_gamma": (str, float)}
-    RANGES = {
-        "kpca_n_components": AT_LEAST_1,
-        "kpca_gamma": AT_LEAST_0,
-        **{f"svc_{key}": value for key, value in SVC_RANGES.items()},
-        **FIDELITY_RANGES,
-    }
 
     def make_estimator(self, n_rows: int) -> BaseEstimator:
         return Pipeline(

@@ -46,7 +46,6 @@ def _is_allocation_failure(error: RuntimeError) -> bool:
 class TorchModel(TissueModel):
     """Base of the PyTorch models; subclasses define the network, the batch loss and the metrics."""
 
-    family = "torch"
     monitor_mode: ClassVar[str] = "min"
 
     network_: nn.Module | None = None

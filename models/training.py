@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -22,59 +21,9 @@ from torch import nn
 
 from models.base import StepCallback
 from models.errors import TrainingDiverged
-from models.params import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, Range
+from models.specs import TrainingSettings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """The training knobs every PyTorch model takes, with their defaults (ranges: :data:`TRAINING_RANGES`)."""
-
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    scheduler: str = "cosine"
-    step_size: int = 10
-    gamma: float = 0.5
-    plateau_patience: int = 3
-    batch_size: int = 32
-    max_epochs: int = 50
-    """The epoch budget: the loop's last epoch, and the cosine schedule's ``T_max``."""
-    stop_epoch: int = 0
-    """Stop after this epoch, the schedule still spread over ``max_epochs`` (0: run ``max_epochs``). A retrain
-    on train+val stops at the trial's chosen epoch with the trial's learning rate at every epoch."""
-    early_stopping_patience: int = 8
-    min_delta: float = 0.0
-    grad_clip: float = 1.0
-    precision: str = "fp32"
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], prefix: str = "") -> "TrainingSettings":
-        return cls(**{f.name: params[prefix + f.name] for f in dataclasses.fields(cls)})
-
-
-TRAINING_DEFAULTS: dict[str, Any] = dataclasses.asdict(TrainingSettings())
-TRAINING_RANGES: dict[str, Range] = {
-    "lr": POSITIVE,
-    "weight_decay": AT_LEAST_0,
-    "momentum": FRACTION,
-    "step_size": AT_LEAST_1,
-    "gamma": Range(0, 1, low_open=True),
-    "plateau_patience": AT_LEAST_0,
-    "batch_size": AT_LEAST_1,
-    "max_epochs": AT_LEAST_1,
-    "stop_epoch": AT_LEAST_0,
-    "early_stopping_patience": AT_LEAST_0,
-    "min_delta": AT_LEAST_0,
-    "grad_clip": AT_LEAST_0,
-}
-TRAINING_CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": ("adamw", "sgd"),
-    "scheduler": ("none", "cosine", "step", "plateau"),
-    "precision": ("fp32", "bf16"),
-}
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

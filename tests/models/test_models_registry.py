@@ -15,8 +15,12 @@ from models import (
     get_spec,
 )
 from models.base import TissueModel
+from models.networks import ACTIVATIONS
 from models.params import resolve_params
-from models.registry import _MODEL_CLASSES, class_spec, torch_model_class
+from models.registry import _MODEL_CLASSES, torch_model_class
+from models.sklearn_models import SVCModel
+from models.specs import ACTIVATION_NAMES
+from models.torch_model import TorchModel
 
 REQUIRED = {
     "autoencoder",
@@ -32,18 +36,29 @@ REQUIRED = {
 NO_EMBED = {"svc", "random_forest", "knn", "logistic_regression", "kpca_svc"}
 
 
-def test_the_torch_free_specs_are_what_every_model_class_declares() -> None:
-    """models/specs.py (read without torch by the launcher and export) matches the classes, field by field."""
+def test_every_model_class_takes_its_metadata_from_its_spec() -> None:
+    """models/specs.py (read without torch by the launcher and export) is the one source: the class attributes ARE
+    its spec's fields, the PyTorch classes are the torch family, and the docstring opens with the description."""
     assert list(_MODEL_CLASSES) == available_models()
     for name, cls in _MODEL_CLASSES.items():
-        declared, listed = class_spec(cls), get_spec(name)
-        for field in ("name", "family", "task", "description"):
-            assert getattr(declared, field) == getattr(listed, field), (name, field)
-        for field in ("defaults", "choices", "value_types", "ranges"):
-            assert dict(getattr(declared, field)) == dict(getattr(listed, field)), (name, field)
-            assert list(getattr(declared, field)) == list(getattr(listed, field)), (name, field, "order")
-        typed = {key: type(value) for key, value in declared.defaults.items()}
-        assert typed == {key: type(value) for key, value in listed.defaults.items()}, (name, "default types")
+        spec = get_spec(name)
+        assert cls.spec is spec, name
+        assert (cls.family, cls.task) == (spec.family, spec.task), name
+        assert cls.DEFAULTS is spec.defaults and cls.CHOICES is spec.choices, name
+        assert cls.VALUE_TYPES is spec.value_types and cls.RANGES is spec.ranges, name
+        assert issubclass(cls, TorchModel) == (spec.family == "torch"), name
+        assert (cls.__doc__ or "").strip().splitlines()[0] == spec.description, name
+
+
+def test_a_model_class_cannot_declare_what_its_spec_says() -> None:
+    with pytest.raises(TypeError, match="declares DEFAULTS: they come from its spec"):
+        type("Redeclared", (SVCModel,), {"name": "svc", "DEFAULTS": {"C": 1.0}})
+    with pytest.raises(ValueError, match="unknown model 'unlisted'"):
+        type("Unlisted", (SVCModel,), {"name": "unlisted"})
+
+
+def test_the_activation_choices_are_the_activations_the_networks_build() -> None:
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
 
 
 def test_every_required_model_is_registered_with_a_complete_spec() -> None:
