@@ -54,19 +54,37 @@ CLASSIFICATION_METRIC = "test_accuracy"
 RECONSTRUCTION_METRIC = "test_reconstruction_mse"
 
 
+def cohort_name(shape: str, seed: int | None) -> str:
+    """``shape`` (a key of COHORTS) as shipped, or regenerated with generator seed ``seed``: "8 tissues (seed 31)"."""
+    return shape if seed is None else f"{shape} (seed {seed})"
+
+
+def cohort_shape(name: str) -> dict[str, Any]:
+    """The generator arguments of a cohort name made by :func:`cohort_name`."""
+    shape, _, rest = name.partition(" (seed ")
+    spec = dict(COHORTS[shape])
+    if rest:
+        spec["seed"] = int(rest.rstrip(")"))
+    return spec
+
+
 def cohort_files(name: str, out: Path) -> tuple[Path, Path]:
     """The cohort's two DepMap-layout files (made once under ``out/cohorts``)."""
     from data_pipeline import synthetic
 
-    shape = dict(COHORTS[name])
+    shape = cohort_shape(name)
     replicate_share, imbalance, seed = shape.pop("replicate_share"), shape.pop("imbalance"), shape.pop("seed")
     spec = synthetic.spec_for("full", seed=seed, n_genes=N_GENES, **shape)
     spec = dataclasses.replace(spec, imbalance=imbalance, replicate_share=replicate_share)
-    folder = out / "cohorts" / name.replace(" ", "-")
+    folder = out / "cohorts" / slug(name)
     expression = folder / synthetic.CLASSIC_EXPRESSION_FILE
     if not expression.is_file():
         synthetic.generate_files(spec, folder)
     return expression, folder / synthetic.MODEL_FILE
+
+
+def slug(name: str) -> str:
+    return name.replace(" (seed ", "-seed-").rstrip(")").replace(" ", "-")
 
 
 def data_overrides(files: tuple[Path, Path], split_seed: int, out: Path) -> dict[str, Any]:
@@ -160,7 +178,7 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
     from optuna.trial import TrialState
 
     out: Path = args.out
-    folder = out / "studies" / cohort.replace(" ", "-") / f"seed-{seed}" / model
+    folder = out / "studies" / slug(cohort) / f"seed-{seed}" / model
     started = time.perf_counter()
     study, spec = run_study(model, data_overrides(cohort_files(cohort, out), seed, out), folder, args.trials, args.threads)
     trials = study.get_trials(deepcopy=False)
@@ -203,7 +221,7 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
     header = ("| cohort | model | metric | tuned (selected) | best (no rule) | reference | logistic regression | RBF SVC | PCA "
               "| tuned per split | best per split | reference per split |")
     lines += [header, "|---" * (header.count("|") - 1) + "|"]
-    for cohort in COHORTS:
+    for cohort in dict.fromkeys(r["cohort"] for r in rows):
         for model in MODELS:
             group = sorted((r for r in rows if r["cohort"] == cohort and r["model"] == model), key=lambda r: r["seed"])
             if not group:
@@ -246,12 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=12, help="trials per study, the reference included (default 12)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--cohorts", nargs="+", default=list(COHORTS), choices=list(COHORTS))
+    parser.add_argument("--cohort-seeds", nargs="+", type=int, default=None, metavar="SEED",
+                        help="fresh cohorts: each shape of --cohorts regenerated with these generator seeds "
+                             "(named e.g. '8 tissues (seed 31)') instead of the shipped ones")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="one cohort, two split seeds, 6 trials")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.trials, args.cohorts = 2, 6, args.cohorts[:1]
         args.out = args.out.with_name(args.out.name + "-quick")
+    if args.cohort_seeds:
+        args.cohorts = [cohort_name(shape, seed) for shape in args.cohorts for seed in args.cohort_seeds]
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.filterwarnings("ignore")
     import optuna
