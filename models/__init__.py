@@ -7,9 +7,10 @@ model classes live in their own modules.
 
 from models.base import TissueModel
 from models.errors import DeviceOutOfMemory, NoEmbeddingError, TrainingDiverged, UnknownParameterError
+from models.loading import load_model
 from models.memory import MemoryEstimate, estimate_memory
 from models.networks import count_parameters
-from models.registry import ModelSpec, available_models, build_model, get_spec, load_model
+from models.registry import ModelSpec, available_models, build_model, get_spec
 
 __all__ = [
     "DeviceOutOfMemory",
