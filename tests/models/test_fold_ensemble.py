@@ -68,6 +68,16 @@ def test_save_and_load_give_the_same_predictions(classifier_ensemble, tiny_datas
     assert loaded.evaluate(tiny_dataset, "test") == classifier_ensemble.evaluate(tiny_dataset, "test")
 
 
+def test_the_conv_classifier_averages_its_fold_models_too(tiny_dataset, tmp_path) -> None:
+    params = {"fidelity_steps": N_FOLDS, "max_epochs": 2, "conv_layers": 1, "conv_channels": 4, "head_dim": 16}
+    fitted = FoldEnsemble("conv_classifier", resolve_model_params("conv_classifier", params), device="cpu",
+                          seed=0, num_threads=1).fit(tiny_dataset)
+    X_test = tiny_dataset.X_test
+    np.testing.assert_allclose(fitted.predict_proba(X_test), np.mean(fitted.fold_probabilities(X_test), axis=0))
+    loaded = load_model(fitted.save(tmp_path / "conv"), device="cpu")
+    np.testing.assert_array_equal(loaded.predict(X_test), fitted.predict(X_test))
+
+
 def test_autoencoder_reconstruction_is_the_mean_of_the_fold_reconstructions(tiny_dataset) -> None:
     fitted = ensemble("autoencoder", tiny_dataset, n_layers=1)
     X_test = np.asarray(tiny_dataset.X_test)
