@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(named e.g. '8 tissues (seed 31)') instead of the shipped ones")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="one cohort, two split seeds, 6 trials")
+    parser.add_argument("--summary", action="store_true",
+                        help="only print the tables of OUT/results.jsonl's rows (of --cohorts/--models), run nothing")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.trials, args.cohorts = 2, 6, args.cohorts[:1]
@@ -348,8 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     log_path = args.out / "results.jsonl"
     done = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.is_file() else []
     rows = [r for r in done if r["cohort"] in args.cohorts and r["model"] in args.models and r["seed"] < args.seeds]
+    if args.summary:
+        rows = [r for r in done if r["cohort"] in args.cohorts and r["model"] in args.models]
+        args.seeds = len({r["seed"] for r in rows})
     print(f"# small cohorts: {args.seeds} split seeds x {args.trials} trials; {machine()}; {conditions()}", flush=True)
-    stale = [r for r in rows if r["model"] in TORCH_MODELS and "tuned_fold_average" not in r]
+    stale = [] if args.summary else [r for r in rows if r["model"] in TORCH_MODELS and "tuned_fold_average" not in r]
     for row in stale:  # rows written before the fold-average columns: add them (the stored study, no new trial)
         updated = add_fold_average(row, args)
         rows[rows.index(row)] = updated
@@ -357,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         log_path.write_text("".join(json.dumps(r) + "\n" for r in done))
         print(json.dumps({k: updated[k] for k in ("cohort", "seed", "model", "tuned", "reference", "tuned_fold_average",
                                                   "reference_fold_average", "seconds_fold_average")}), flush=True)
-    for seed in range(args.seeds):  # seed by seed: an interrupted run has every cohort and model on its first seeds
+    for seed in range(0 if args.summary else args.seeds):  # seed by seed: an interrupted run has every cohort and model on its first seeds
         for cohort in args.cohorts:
             for model in args.models:
                 if any(r["cohort"] == cohort and r["seed"] == seed and r["model"] == model for r in rows):
