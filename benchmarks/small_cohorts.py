@@ -206,7 +206,8 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
     out: Path = args.out
     folder = out / "studies" / slug(cohort) / f"seed-{seed}" / model
     started = time.perf_counter()
-    study, spec = run_study(model, data_overrides(cohort_files(cohort, out), seed, out), folder, args.trials, args.threads)
+    overrides = {**data_overrides(cohort_files(cohort, out), seed, out), **study_overrides(args)}
+    study, spec = run_study(model, overrides, folder, args.trials, args.threads)
     trials = study.get_trials(deepcopy=False)
     reference = next(t for t in trials if t.user_attrs.get("reference"))
     from hpo.results import best_trial, study_selection
@@ -237,16 +238,25 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
         "complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "seconds": round(time.perf_counter() - started, 1),
+        **({"overrides": study_overrides(args)} if args.assignments else {}),
         **baselines(spec, latent),
         **(fold_average_columns(study, metric, folder, args.threads) if model in TORCH_MODELS else {}),
     }
+
+
+def study_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set KEY=VALUE`` (dotted study-file keys) as overrides of the shipped study."""
+    from hpo.study import parse_overrides
+
+    return dict(parse_overrides(args.assignments))
 
 
 def add_fold_average(row: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """A row written before the fold-average columns, with them: its stored study reopened (no new trial)."""
     out: Path = args.out
     folder = out / "studies" / slug(row["cohort"]) / f"seed-{row['seed']}" / row["model"]
-    study, _ = run_study(row["model"], data_overrides(cohort_files(row["cohort"], out), row["seed"], out), folder,
+    study, _ = run_study(row["model"], {**data_overrides(cohort_files(row["cohort"], out), row["seed"], out),
+                                        **row.get("overrides", {})}, folder,
                          args.trials, args.threads)
     from hpo.results import study_selection
 
@@ -329,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cohort-seeds", nargs="+", type=int, default=None, metavar="SEED",
                         help="fresh cohorts: each shape of --cohorts regenerated with these generator seeds "
                              "(named e.g. '8 tissues (seed 31)') instead of the shipped ones")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the shipped study files (dotted, as hpo run --set), recorded in the rows")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="one cohort, two split seeds, 6 trials")
     parser.add_argument("--summary", action="store_true",
