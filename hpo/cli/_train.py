@@ -47,9 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="split(s) to evaluate (repeatable; default val)")
     parser.add_argument(
         "--retrain-mode", choices=("schedule", "fold-average"), default=None,
-        help="with --config, how a PyTorch model retrains on train+val: schedule (default: one model, the trial's "
-             "learning-rate schedule, stopped at its chosen epoch) or fold-average (one model per CV fold of "
-             "train+val, each early-stopped on its held-out fold, predictions averaged)",
+        help="with --config, how a PyTorch model retrains on train+val: fold-average (the default for a "
+             "cross-validated trial: one model per CV fold of train+val, each early-stopped on its held-out fold, "
+             "predictions averaged) or schedule (the default otherwise: one model, the trial's learning-rate "
+             "schedule, stopped at its chosen epoch)",
     )
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="with --config: do not retrain the study's reference configuration (the defaults) too")
@@ -89,6 +90,7 @@ def _retrain(args: argparse.Namespace) -> int:
     from hpo.results import (
         REPRODUCTION_TOLERANCE,
         copy_config,
+        cross_validated_trial,
         read_config,
         record_final_model,
         reference_gain_text,
@@ -106,7 +108,7 @@ def _retrain(args: argparse.Namespace) -> int:
         config = {**config, "params": {**config["params"], **overrides}}
     train_split = args.train_split or "train+val"
     eval_splits = tuple(args.eval_splits or (("val",) if train_split == "train" else ("test",)))
-    mode = resolve_retrain_mode(config["model"], args.retrain_mode, train_split)
+    mode = resolve_retrain_mode(config["model"], args.retrain_mode, train_split, cross_validated_trial(config))
     source = config.get("source", {})
     if source.get("val_split_warning"):
         print(f"warning: the study ranked its trials on a small split: {source['val_split_warning']}")

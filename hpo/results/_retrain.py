@@ -41,7 +41,11 @@ RETRAIN_MODES = (SCHEDULE, FOLD_AVERAGE)
 """How a retrain on train+val trains a PyTorch model: ``schedule``, one model on all rows that keeps the
 trial's learning-rate schedule and stops at its chosen epoch; ``fold-average``, one model per CV fold of
 train+val, each early-stopped on its held-out fold, predictions averaged (:mod:`models.fold_ensemble`)."""
-DEFAULT_RETRAIN_MODE = SCHEDULE
+DEFAULT_RETRAIN_MODE = FOLD_AVERAGE
+"""The retrain of a PyTorch trial that was cross-validated (its export has ``source.fold_scores``): on the
+small-cohort benchmark (benchmarks/RESULTS.md, 2026-12-03) the fold average scored better on test than the
+schedule retrain for the tuned classifier and autoencoder on both cohorts. A trial scored on one validation
+split retrains with ``schedule`` (its fold count was never part of the trial)."""
 
 StepCallback = Callable[[int, Mapping[str, float]], None]
 
@@ -108,7 +112,7 @@ def retrain(
     from data_pipeline import DataConfig, prepare_dataset
     from models import get_spec
 
-    mode = resolve_retrain_mode(config["model"], mode, train_split)
+    mode = resolve_retrain_mode(config["model"], mode, train_split, cross_validated_trial(config))
 
     settings = dict(config["data"])
     if cache_dir is not None:
@@ -155,13 +159,14 @@ def retrain(
     return RetrainResult(report, out_dir, data.fingerprint, matches, reproduced, reference_report)
 
 
-def resolve_retrain_mode(model_name: str, mode: str | None, train_split: str) -> str:
+def resolve_retrain_mode(model_name: str, mode: str | None, train_split: str, cross_validated: bool = False) -> str:
     """``mode``, checked (ValueError, one line, unless it applies: ``fold-average`` needs a PyTorch model on
-    train+val); None: :data:`DEFAULT_RETRAIN_MODE` where it applies, else ``schedule`` (one model)."""
+    train+val); None: :data:`DEFAULT_RETRAIN_MODE` for a ``cross_validated`` PyTorch trial on train+val, else
+    ``schedule`` (one model)."""
     from models import get_spec
 
     if mode is None:
-        applies = get_spec(model_name).family == "torch" and train_split == "train+val"
+        applies = get_spec(model_name).family == "torch" and train_split == "train+val" and cross_validated
         return DEFAULT_RETRAIN_MODE if applies else SCHEDULE
     if mode not in RETRAIN_MODES:
         raise ValueError(f"unknown retrain mode {mode!r}; expected one of {', '.join(RETRAIN_MODES)}")
@@ -173,6 +178,11 @@ def resolve_retrain_mode(model_name: str, mode: str | None, train_split: str) ->
             raise ValueError(f"--retrain-mode {FOLD_AVERAGE} trains on the folds of train+val; "
                              f"not with --train-split {train_split}")
     return mode
+
+
+def cross_validated_trial(config: Mapping[str, Any]) -> bool:
+    """Whether the exported trial was scored by k-fold CV (``fidelity = "folds"``, or ``auto`` choosing it)."""
+    return bool(config.get("source", {}).get("fold_scores"))
 
 
 def _retrain_model(model_name: str, params: Mapping[str, Any], mode: str, common: Mapping[str, Any]) -> Any:

@@ -120,12 +120,29 @@ def test_hpo_train_fold_average_retrains_both_and_saves_a_loadable_ensemble(tmp_
     reference = json.loads((out / "reference" / "metrics.json").read_text())
     assert reference["retrain_mode"] == "fold-average" and reference["params"]["lr"] == pytest.approx(3e-3)
 
-    # the default stays one model with the trial's schedule
-    assert main(["train", "--config", config, "--out", str(tmp_path / "schedule"), "--threads", "1"]) == 0
+    # a trial scored on one validation split (no fold_scores) retrains as one model with its schedule by default
+    assert main(["train", "--config", config, "--out", str(tmp_path / "schedule"), "--threads", "1",
+                 "--no-reference"]) == 0
     assert "(schedule retrain)" in capsys.readouterr().out
     record = json.loads((tmp_path / "schedule" / "metrics.json").read_text())
     assert "retrain_mode" not in record and record["params"]["stop_epoch"] > 0  # the trial's schedule, stopped
     assert json.loads((tmp_path / "schedule" / "model" / "model.json").read_text())["name"] == "classifier"
+
+
+def test_the_default_retrain_of_a_cross_validated_trial_is_the_fold_average(tmp_path, tiny_data_config) -> None:
+    from hpo.results import read_config, resolve_retrain_mode
+
+    path = retrain_config(tmp_path, tiny_data_config)
+    config = read_config(path)
+    config["source"]["fold_scores"] = [0.5, 0.6, 0.7]  # what hpo export writes for a CV trial
+    write_config(config, path)
+    assert main(["train", "--config", path, "--out", str(tmp_path / "cv"), "--threads", "1", "--no-reference"]) == 0
+    assert json.loads((tmp_path / "cv" / "model" / "model.json").read_text())["name"] == ENSEMBLE_NAME
+    assert main(["train", "--config", path, "--out", str(tmp_path / "one"), "--threads", "1", "--no-reference",
+                 "--retrain-mode", "schedule"]) == 0
+    assert json.loads((tmp_path / "one" / "model" / "model.json").read_text())["name"] == "classifier"
+    assert resolve_retrain_mode("svc", None, "train+val", cross_validated=True) == "schedule"
+    assert resolve_retrain_mode("classifier", None, "train", cross_validated=True) == "schedule"
 
 
 @pytest.mark.parametrize(
