@@ -15,9 +15,16 @@ space, are enqueued as trial 0 with ``reference = True`` (unless the study alrea
 trial). The selected trial (what ``hpo export`` exports: the winner unless its gain over the reference is
 within the noise, :func:`hpo.results.selected_trial`), the reference and, when the rule kept the reference,
 the raw winner are then exported and retrained on train+val (``hpo export`` + ``hpo train --config``) and
-scored once on test. Beside them: scikit-learn's LogisticRegression and
+scored once on test (``--retrain-mode schedule``: one model). For the PyTorch studies the selected
+trial and the reference are also retrained with ``--retrain-mode fold-average`` (one model per CV fold of
+train+val, predictions averaged; columns ``*_fold_average``; rows written before these columns get them from
+their stored studies on a rerun, without new trials). Beside them: scikit-learn's LogisticRegression and
 default RBF SVC fitted on train+val, and, for the autoencoder, PCA with the winner's latent size (capped
 by the rows) fitted on train+val.
+
+``--cohort-seeds 31 ...`` regenerates the two shapes with other generator seeds ("8 tissues (seed 31)"): data
+the selection rule's thresholds were not set on. ``--set KEY=VALUE`` overrides a shipped study's key (recorded
+in the rows); ``--summary`` prints the tables of the rows so far and runs nothing.
 
 Prints one line per study as it finishes, then per cohort and model the mean test score over the split
 seeds of tuned / reference / logistic regression / SVC (/ PCA), the per-split values, and the bars of
