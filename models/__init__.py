@@ -26,7 +26,7 @@ _OWNERS = {
     "count_parameters": "models.networks",
     "estimate_memory": "models.memory",
     "get_spec": "models.specs",
-    "load_model": "models.registry",
+    "load_model": "models.loading",
 }
 
 __all__ = sorted(_OWNERS)

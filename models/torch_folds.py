@@ -46,16 +46,34 @@ def fold_datasets(data: PreparedDataset, n_folds: int) -> Iterator[PreparedDatas
     X_raw = np.asarray(data.X_train_unfiltered)
     y = np.asarray(data.y_train)
     groups = split_groups(data.sample_info, "train")
-    for fit_rows, held_rows in stratified_folds(y, n_folds, data.folds, groups):
-        features = Pipeline([("filter_genes", gene_filter_of(data.settings)), ("standardise", StandardScaler())])
-        X_fit = features.fit_transform(X_raw[fit_rows]).astype(np.float32)
-        X_held = features.transform(X_raw[held_rows]).astype(np.float32)
-        yield dataclasses.replace(
-            data,
-            X_train=X_fit, y_train=y[fit_rows], X_val=X_held, y_val=y[held_rows],
-            X_test=X_held[:0], y_test=y[:0], folds=None, X_train_unfiltered=None,
-            sample_ids={"train": [], "val": [], "test": []}, sample_info={},
-        )
+    for features, fit_rows, held_rows in fold_features(X_raw, y, n_folds, data.settings, data.folds, groups):
+        yield fold_dataset(data, features, X_raw, y, fit_rows, held_rows)
+
+
+def fold_features(
+    X_raw: np.ndarray, y: np.ndarray, n_folds: int, settings: Mapping[str, Any],
+    folds: np.ndarray | None = None, groups: np.ndarray | None = None,
+) -> Iterator[tuple[Pipeline, np.ndarray, np.ndarray]]:
+    """Per fold: the gene filter + z-scoring fitted on the fold's training rows of ``X_raw``, and both row sets."""
+    for fit_rows, held_rows in stratified_folds(y, n_folds, folds, groups):
+        features = Pipeline([("filter_genes", gene_filter_of(dict(settings))), ("standardise", StandardScaler())])
+        features.fit(X_raw[fit_rows])
+        yield features, fit_rows, held_rows
+
+
+def fold_dataset(
+    data: PreparedDataset, features: Pipeline, X_raw: np.ndarray, y: np.ndarray, fit_rows: np.ndarray,
+    held_rows: np.ndarray,
+) -> PreparedDataset:
+    """``data`` with ``train`` = the fold's rows and ``val`` = its held-out rows, both through ``features``."""
+    X_fit = features.transform(X_raw[fit_rows]).astype(np.float32)
+    X_held = features.transform(X_raw[held_rows]).astype(np.float32)
+    return dataclasses.replace(
+        data,
+        X_train=X_fit, y_train=y[fit_rows], X_val=X_held, y_val=y[held_rows],
+        X_test=X_held[:0], y_test=y[:0], folds=None, X_train_unfiltered=None,
+        sample_ids={"train": [], "val": [], "test": []}, sample_info={},
+    )
 
 
 def best_epoch(rows: list[Mapping[str, float]], monitor: str, mode: str) -> int:

@@ -45,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-split", dest="eval_splits", action="append", default=None,
                         choices=("train", "val", "test", "train+val"),
                         help="split(s) to evaluate (repeatable; default val)")
+    parser.add_argument(
+        "--retrain-mode", choices=("schedule", "fold-average"), default=None,
+        help="with --config, how a PyTorch model retrains on train+val: fold-average (the default for a "
+             "cross-validated trial: one model per CV fold of train+val, each early-stopped on its held-out fold, "
+             "predictions averaged) or schedule (the default otherwise: one model, the trial's learning-rate "
+             "schedule, stopped at its chosen epoch)",
+    )
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="with --config: do not retrain the study's reference configuration (the defaults) too")
     add_data_options(parser, title="data settings (as `hpo data prepare`; default: the full synthetic preset)",
@@ -59,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.config:
         return _retrain(args)
+    if args.retrain_mode:
+        raise ValueError("--retrain-mode applies to a retrain: give --config FILE (written by hpo export)")
     if args.list:
         _print_models()
         return 0
@@ -81,14 +90,17 @@ def _retrain(args: argparse.Namespace) -> int:
     from hpo.results import (
         REPRODUCTION_TOLERANCE,
         copy_config,
+        cross_validated_trial,
         read_config,
         record_final_model,
         reference_gain_text,
+        resolve_retrain_mode,
         retrain,
         retrain_step_logger,
     )
     from hpo.storage import run_directory
     from hpo.study import parse_overrides
+    from models import get_spec
 
     config = read_config(args.config)
     overrides = parse_overrides(args.assignments)
@@ -96,6 +108,7 @@ def _retrain(args: argparse.Namespace) -> int:
         config = {**config, "params": {**config["params"], **overrides}}
     train_split = args.train_split or "train+val"
     eval_splits = tuple(args.eval_splits or (("val",) if train_split == "train" else ("test",)))
+    mode = resolve_retrain_mode(config["model"], args.retrain_mode, train_split, cross_validated_trial(config))
     source = config.get("source", {})
     if source.get("val_split_warning"):
         print(f"warning: the study ranked its trials on a small split: {source['val_split_warning']}")
@@ -106,6 +119,7 @@ def _retrain(args: argparse.Namespace) -> int:
     print(
         f"retraining {config['model']} from {args.config} (study {source.get('study', '?')}, trial {source.get('trial', '?')}) "
         f"on {train_split}, evaluating {', '.join(eval_splits)}"
+        + (f" ({mode} retrain)" if train_split == "train+val" and get_spec(config["model"]).family == "torch" else "")
     )
     threads = args.threads
     if threads is None and train_split == "train" and source.get("threads"):
@@ -115,6 +129,7 @@ def _retrain(args: argparse.Namespace) -> int:
         device=None if args.device in (None, "auto") else args.device, num_threads=threads,
         epochs_from_trial=not {"max_epochs", "stop_epoch"} & set(overrides),
         on_step=retrain_step_logger(config["model"], train_split), reference=args.reference,
+        mode=mode,
     )
     copy_config(args.config, out_dir)
     _print_report(result.report)
