@@ -98,9 +98,9 @@ def timed(method):
 TorchModel.fit, TorchModel.evaluate = timed(TorchModel.fit), timed(TorchModel.evaluate)
 marks = []
 stale = worker._fail_stale_trials
-def mark(study):  # the start of every turn of the trial loop
+def mark(*args, **kwargs):  # the start of every turn of the trial loop
     marks.append((time.process_time(), model_cpu[0], time.perf_counter()))
-    return stale(study)
+    return stale(*args, **kwargs)
 worker._fail_stale_trials = mark
 from hpo.cli import main
 code = main(sys.argv[2:])
