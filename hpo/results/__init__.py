@@ -17,7 +17,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_export": ["ExportError", "export_trial", "read_config", "reference_gain", "reference_gain_text",
         "write_config"],
     "_provenance": ["package_versions", "worker_id"],
-    "_retrain": ["DEFAULT_RETRAIN_MODE", "FOLD_AVERAGE", "METRICS_FILE", "MODEL_SUBDIRECTORY", "REFERENCE_SUBDIRECTORY",
+    "_retrain": ["FOLD_AVERAGE", "FOLD_AVERAGE_TASKS", "METRICS_FILE", "MODEL_SUBDIRECTORY", "REFERENCE_SUBDIRECTORY",
         "REPRODUCTION_TOLERANCE", "RETRAIN_MODES", "SCHEDULE", "RetrainResult", "TrainReport", "copy_config", "cross_validated_trial",
         "resolve_retrain_mode", "retrain", "retrain_params", "train_and_report"],
     "_trials": ["REFERENCE_ATTR", "TIE_BREAK_ATTR", "Counts", "all_trials", "best_trial", "failure_stop_message", "find_studies",

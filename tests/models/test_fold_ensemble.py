@@ -129,10 +129,14 @@ def test_hpo_train_fold_average_retrains_both_and_saves_a_loadable_ensemble(tmp_
     assert json.loads((tmp_path / "schedule" / "model" / "model.json").read_text())["name"] == "classifier"
 
 
-def test_the_default_retrain_of_a_cross_validated_trial_is_the_fold_average(tmp_path, tiny_data_config) -> None:
+def test_a_cross_validated_autoencoder_retrains_as_a_fold_average_a_classifier_as_one_model(
+    tmp_path, tiny_data_config
+) -> None:
+    """The default follows the small-cohort benchmark: the fold average helped the autoencoder on every split
+    and tied for the classifier, so a classifier keeps the simpler one-model schedule retrain."""
     from hpo.results import read_config, resolve_retrain_mode
 
-    path = retrain_config(tmp_path, tiny_data_config)
+    path = retrain_config(tmp_path, tiny_data_config, "autoencoder", n_layers=1)
     config = read_config(path)
     config["source"]["fold_scores"] = [0.5, 0.6, 0.7]  # what hpo export writes for a CV trial
     write_config(config, path)
@@ -140,9 +144,12 @@ def test_the_default_retrain_of_a_cross_validated_trial_is_the_fold_average(tmp_
     assert json.loads((tmp_path / "cv" / "model" / "model.json").read_text())["name"] == ENSEMBLE_NAME
     assert main(["train", "--config", path, "--out", str(tmp_path / "one"), "--threads", "1", "--no-reference",
                  "--retrain-mode", "schedule"]) == 0
-    assert json.loads((tmp_path / "one" / "model" / "model.json").read_text())["name"] == "classifier"
-    assert resolve_retrain_mode("svc", None, "train+val", cross_validated=True) == "schedule"
-    assert resolve_retrain_mode("classifier", None, "train", cross_validated=True) == "schedule"
+    assert json.loads((tmp_path / "one" / "model" / "model.json").read_text())["name"] == "autoencoder"
+    assert resolve_retrain_mode("autoencoder", None, "train+val", cross_validated=True) == "fold-average"
+    for model in ("classifier", "conv_classifier", "svc"):
+        assert resolve_retrain_mode(model, None, "train+val", cross_validated=True) == "schedule"
+    assert resolve_retrain_mode("autoencoder", None, "train", cross_validated=True) == "schedule"
+    assert resolve_retrain_mode("autoencoder", None, "train+val", cross_validated=False) == "schedule"
 
 
 @pytest.mark.parametrize(
