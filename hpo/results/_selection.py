@@ -65,6 +65,11 @@ MIN_RELATIVE_GAIN = 0.01
 across folds: on the small-cohort benchmark autoencoder gains of 0.1-0.4 % of the MSE beat 1 SE of the
 paired fold differences and then retrained worse on test (benchmarks/RESULTS.md, "Small cohorts")."""
 
+TIE_TOLERANCE = 1e-9
+"""Relative margin by which a gain must exceed the noise: a gain equal to it (one validation sample exactly, or
+a standard error equal to the gain, as floating-point rounding leaves them) keeps the defaults, rather than
+letting the last bit of a subtraction decide (it did in 2 small-cohort benchmark studies)."""
+
 
 def fold_noise(best: FrozenTrial, reference: FrozenTrial) -> float | None:
     """One standard error of the paired per-fold differences, when both trials have k >= 2 fold scores."""
@@ -119,7 +124,7 @@ def select(
                                     f"{signed(gain)} is under {MIN_RELATIVE_GAIN:.0%} of the defaults' value "
                                     f"({fmt(floor)}; {kind} noise: {size} {fmt(noise)})",
                          best, reference, gain, floor, kind)
-    if gain > noise:
+    if gain > noise + TIE_TOLERANCE * max(abs(noise), abs(reference.values[0]), 1e-12):
         return Selection(best, f"trial {best.number}: its gain {signed(gain)} over the defaults (trial "
                                f"{reference.number}) exceeds the {kind} noise ({size} {fmt(noise)})",
                          best, reference, gain, noise, kind)

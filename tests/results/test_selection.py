@@ -119,6 +119,24 @@ def test_on_the_validation_split_one_sample_is_the_noise(tmp_path):
     assert trial.number == 1 and "no noise estimate" in reason
 
 
+def test_a_gain_equal_to_the_noise_keeps_the_defaults_whatever_the_rounding(tmp_path):
+    # exactly one of 10 validation samples better: 0.8 - 0.7 is 0.10000000000000009 in floating point
+    assert 0.8 - 0.7 > 0.1
+    tied = _study(tmp_path, [_trial(value=0.7, reference=True), _trial(value=0.8)],
+                  metric="val_accuracy", attrs={"val_samples": 10})
+    trial, reason = selected_trial(tied)
+    assert trial.number == 0 and "within the validation noise" in reason
+    two_samples = _study(tmp_path / "b", [_trial(value=0.7, reference=True), _trial(value=0.9)],
+                         metric="val_accuracy", attrs={"val_samples": 10}, name="b")
+    assert selected_trial(two_samples)[0].number == 1
+    # paired folds whose standard error equals the gain: the defaults stay
+    reference, best = [0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.9]
+    differences = np.subtract(best, reference)
+    assert math.isclose(differences.mean(), differences.std(ddof=1) / math.sqrt(4))
+    folds = _study(tmp_path / "c", [_trial(reference, reference=True), _trial(best)], name="c")
+    assert selected_trial(folds)[0].number == 0
+
+
 def test_fold_noise_needs_paired_folds():
     assert fold_noise(_trial(NEAR), _trial(REFERENCE[:4])) is None
     assert fold_noise(_trial(value=0.7), _trial(REFERENCE)) is None
