@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.results._selection import Selection, study_selection
-from hpo.results._trials import REFERENCE_ATTR, best_trial
+from hpo.results._trials import REFERENCE_ATTR, best_trial, trials_with_user_attr
 from hpo.study import decode_trial_params
 
 FORMATS = ("toml", "json", "yaml")
@@ -125,8 +125,8 @@ def _model_params(trial: FrozenTrial, model: str, attrs: Mapping[str, Any]) -> d
 
 def _reference_table(study: optuna.Study, model: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ``[reference]`` table: the study's reference trial (the defaults), if it has one that ran."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    reference = next((t for t in trials if t.user_attrs.get(REFERENCE_ATTR) is True), None)
+    ran = (TrialState.COMPLETE, TrialState.PRUNED)  # found by a query: a 10,000-trial study is not read
+    reference = next((t for t in trials_with_user_attr(study, REFERENCE_ATTR, True) if t.state in ran), None)
     if reference is None:
         return None
     return {
