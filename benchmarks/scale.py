@@ -132,6 +132,11 @@ def run_worker(path: Path, url: str, name: str) -> tuple[dict[str, float], datet
 # -- prefill ---------------------------------------------------------------------------------------
 
 
+NOT_COPIED = {"reference", "fixed_params", "hpo:confusion"}
+"""Trial attributes the copies leave out: a study has one reference trial (user attribute ``reference``, enqueued:
+system ``fixed_params``), and only a new best trial uploads a confusion matrix."""
+
+
 def prefill(url: str, name: str, size: int, seed: int = 0) -> None:
     """Copy the study's first trials (made by a real worker) until it holds ``size`` trials."""
     import sqlalchemy
@@ -186,6 +191,8 @@ def prefill(url: str, name: str, size: int, seed: int = 0) -> None:
                         if child["trial_id"] != template["trial_id"]:
                             continue
                         if table is models.TrialValueModel.__table__ and pruned:
+                            continue
+                        if child.get("key") in NOT_COPIED:  # one reference trial; confusion matrices of new bests only
                             continue
                         row = {**child, "trial_id": trial_id}
                         if table is models.TrialParamModel.__table__:
