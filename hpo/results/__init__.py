@@ -4,7 +4,7 @@ from hpo import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, {
     "_artifacts": ["upload_confusion_matrix", "upload_learning_curves"],
-    "_dashboard_content": ["CONFUSION_KEY", "HISTORY_KEY", "confusion_matrix_figure", "curve_trials",
+    "_dashboard_content": ["CONFUSION_KEY", "HISTORY_KEY", "confusion_matrix_figure", "current_best", "curve_trials",
         "describe_study", "describes_itself", "has_study_figures", "learning_curves_figure", "name_objective",
         "record_confusion_matrix", "record_trial_history", "refresh_after_trial", "refresh_study_figures",
         "refresh_study_note", "run_again_command", "top_confusions"],

@@ -289,6 +289,16 @@ def _tracker(study: optuna.Study) -> StandingsTracker:
     return tracker
 
 
+def current_best(study: optuna.Study) -> FrozenTrial | None:
+    """The best complete trial of a single-objective study as this process's :class:`StandingsTracker` sees it
+    now (it reads only the trials that changed since its last look: a worker's per-trial check, flat in the
+    study's size), else ``None``."""
+    if len(study.directions) != 1:
+        return None
+    ranked = _tracker(study).update().ranked
+    return ranked[0] if ranked else None
+
+
 def refresh_after_trial(study: optuna.Study, trial: optuna.Trial, *, metric: str) -> None:
     """A worker's call once ``trial`` finished (complete or pruned): its note, the study note, the figures.
 

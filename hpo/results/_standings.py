@@ -10,6 +10,7 @@ study; the first look, once per worker, reads every trial.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ class Standings:
     complete_values: list[tuple[float, float, int]] = field(default_factory=list)
     """Every complete trial's ranking key (value, tie-break, number; :func:`hpo.results._trials.rank_key`
     unsigned), for the rank of one outside :attr:`ranked`."""
+    _sorted: dict[bool, tuple[list, list[tuple[float, float, int]]]] = field(default_factory=dict, repr=False, compare=False)
+    """The signed keys of :attr:`complete_values`, sorted, per direction: kept by insertion as the list grows,
+    so a rank is a binary search (a linear count took ~10 ms per trial at 10,000 trials)."""
 
     def rank_of(self, trial: FrozenTrial, maximize: bool) -> int | None:
         """1-based rank of a complete ``trial`` among all complete trials (:func:`ranked_trials`' order)."""
@@ -49,8 +53,13 @@ class Standings:
             if ranked.number == trial.number:
                 return index + 1
         sign = -1.0 if maximize else 1.0
-        mine = rank_key(sign * trial.values[0], tie_break_of(trial), trial.number)
-        return 1 + sum(1 for v, tie, number in self.complete_values if rank_key(sign * v, tie, number) < mine)
+        owner, keys = self._sorted.get(maximize, (None, []))
+        if owner is not self.complete_values or len(keys) > len(self.complete_values):  # replaced: sort again
+            keys = []
+            self._sorted[maximize] = (self.complete_values, keys)
+        for v, tie, number in self.complete_values[len(keys):]:  # appended since the last rank
+            bisect.insort(keys, rank_key(sign * v, tie, number))
+        return 1 + bisect.bisect_left(keys, rank_key(sign * trial.values[0], tie_break_of(trial), trial.number))
 
 
 def _key(trial: FrozenTrial) -> tuple[float, float, int]:

@@ -194,15 +194,19 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return top[0] if top else None
 
 
-def is_new_best(study: optuna.Study, value: float, tie_break: float | None = None) -> bool:
+_READ = object()
+
+
+def is_new_best(study: optuna.Study, value: float, tie_break: float | None = None, *, best: Any = _READ) -> bool:
     """Whether a trial still running, with ``value`` and ``tie_break`` (its ``tie_break_loss``), ranks above
     every complete trial of a single-objective study in :func:`ranked_trials`' order (True for the first).
 
-    It is newer than all of them, so an exact tie in both keeps the earlier trial first.
+    It is newer than all of them, so an exact tie in both keeps the earlier trial first. ``best``: the
+    study's best complete trial when the caller knows it (None: there is none), else it is queried.
     """
     if len(study.directions) != 1 or not math.isfinite(value):
         return False
-    best = best_trial(study)
+    best = best_trial(study) if best is _READ else best
     if best is None:
         return True
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 
-from hpo.results import TIE_BREAK_ATTR, is_new_best
+from hpo.results import TIE_BREAK_ATTR, current_best, is_new_best
 from hpo.storage import BufferedReports, StorageRetry, best_effort, is_storage_error, set_user_attrs
 from hpo.study import StudySpec
 
@@ -123,7 +123,7 @@ def build_objective(
             if tie_break is not None:
                 outcome[TIE_BREAK_ATTR] = tie_break
             outcome.update(_chance_flag(trial.number, spec.metric, float(value), data.n_classes))
-            if model_spec.task == "classification" and stored(is_new_best, trial.study, value, tie_break):
+            if model_spec.task == "classification" and stored(_beats_best, trial.study, value, tie_break):
                 stored(_upload_confusion_matrix, trial, model, data)
             return float(value)
         finally:
@@ -139,6 +139,11 @@ def build_objective(
                 stored(_upload_learning_curves, trial, model.history_ or progress.history)
 
     return objective
+
+
+def _beats_best(study: optuna.Study, value: float, tie_break: float | None) -> bool:
+    """:func:`is_new_best` against this worker's tracked best (no query that sorts the whole study)."""
+    return is_new_best(study, value, tie_break, best=current_best(study))
 
 
 PCA_BASELINE_ATTR = "pca_baseline"

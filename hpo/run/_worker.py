@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpo.results import Counts, best_trial, describes_itself, failure_stop_message, refresh_after_trial, worker_id
+from hpo.results import Counts, current_best, describes_itself, failure_stop_message, refresh_after_trial, worker_id
 from hpo.run._admission import AdmissionLock, Decision, TrialBudget
 from hpo.run._setup import open_study
 from hpo.samplers import sampler_seed, trials_in_study
@@ -390,7 +390,7 @@ def _log_trial(
     again = f" (retry of #{retried})" if retried is not None else ""
     head = f"{label}: trial {trial.number}{again}"
     if state is TrialState.COMPLETE:
-        best = getattr(best_trial(study), "number", None) == trial.number
+        best = getattr(current_best(study), "number", None) == trial.number  # flat per trial: the tracker
         line, level = f"{head} complete {value:.4f} in {seconds:.1f}s{', new best' if best else ''}", logging.INFO
     elif state is TrialState.PRUNED:
         line, level = f"{head} pruned in {seconds:.1f}s", logging.INFO
