@@ -12,9 +12,9 @@ attributes, the trial's dashboard note), then their rows are copied in bulk (SQL
 Optuna's tables) up to the size, with new parameter values and results (a tenth pruned). Then, per size:
 
 * **framework CPU per new trial**: a fresh worker process (``hpo worker``'s code; a wrapper notes its CPU
-  time at each turn of the trial loop and the CPU spent in the model's ``fit`` and ``evaluate``) runs 8 new
+  time at each turn of the trial loop and the CPU spent in the model's ``fit`` and ``evaluate``) runs 24 new
   trials (the same tiny classifier, random sampler, no pruner, 1 thread). Framework CPU per trial = the
-  turn's CPU minus the model's, averaged over trials 2-8; the first trial's extra (Optuna's cached storage
+  turn's CPU minus the model's, the median over trials 2-24 (a median: one GC pause is not the trend); the first trial's extra (Optuna's cached storage
   reads every trial of the study once per process) is reported apart. CPU time, not wall time, so other
   jobs on the machine disturb it less (not nothing: a loaded machine slows CPU-bound code too).
 * **start-up to the first trial**: from the worker's start to its first trial's start (the storage).
@@ -53,7 +53,7 @@ from typing import Any  # noqa: E402
 from benchmarks._perf import DEFAULT_POSTGRES_URL, ROOT, conditions, machine, postgres_reachable  # noqa: E402
 
 TEMPLATE_TRIALS = 4
-NEW_TRIALS = 8
+NEW_TRIALS = 24
 FIXED = {"max_epochs": 3, "batch_size": 32, "n_layers": 1, "hidden_dim": 32, "latent_dim": 16,
          "early_stopping_patience": 0}
 SPACE = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
@@ -124,7 +124,7 @@ def run_worker(path: Path, url: str, name: str) -> tuple[dict[str, float], datet
     ran = len(marks) - 1  # the last turn found the budget spent
     framework = [(b[0] - a[0]) - (b[1] - a[1]) for a, b in zip(marks, marks[1:])]
     model = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
-    steady = statistics.mean(framework[1:]) if ran > 1 else math.nan
+    steady = statistics.median(framework[1:]) if ran > 1 else math.nan  # a median: one GC pause or slow disk write is not the trend
     return {"ran": ran, "framework_cpu_ms": 1000 * steady, "first_extra_cpu_s": framework[0] - steady,
             "model_cpu_ms": 1000 * statistics.median(model), "loop_cpu_ms": 1000 * (steady + statistics.median(model))}, started_at
 
@@ -320,7 +320,7 @@ COLUMNS = (
 def table(results: dict[str, list[dict[str, float]]]) -> str:
     lines = [f"### Scale: cost per trial vs study size ({datetime.date.today()})", "",
              f"Machine: {machine()}. Tiny classifier trials (3 epochs, 1 thread, random sampler, no pruner); "
-             f"framework CPU = the worker's CPU per trial minus the model's fit and evaluate, trials 2-{NEW_TRIALS} "
+             f"framework CPU = the median over trials 2-{NEW_TRIALS} of a trial's worker CPU minus the model's fit and evaluate "
              f"of a fresh worker; the first trial's extra CPU (Optuna's cache reading every trial once) is in "
              f"'first trial extra'.", "",
              "| backend | trials | " + " | ".join(title for _, title, _ in COLUMNS) + " |",

@@ -14,16 +14,21 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.results._trials import NOT_FAILURES, REFERENCE_ATTR, Counts, rank_key, ranked_trials, tie_break_of
-from hpo.storage import study_id, study_storage
+from hpo.storage import rdb_queries_supported, study_id, study_storage, trial_numbers_from
+from hpo.storage import trial_id as id_of
 
 KEEP = 12
 """The best complete trials a tracker keeps ranked: the learning-curve figure's 10 and a margin."""
+ID_WINDOW = 1000
+"""How far below the largest trial id seen a tracker looks for new trials: ids are handed out in order but
+commit in any order among concurrent workers (PostgreSQL), so a late commit is found if within this window."""
 KEEP_PRUNED = 5
 """The pruned trials with the best last values it keeps (the figure's pruned curves)."""
 
@@ -100,27 +105,41 @@ class StandingsTracker:
         self._standings: Standings | None = None
         self._next = 0
         """Trial numbers below this were looked at (Optuna numbers a study's trials 0, 1, 2, ...)."""
-        self._unfinished: set[int] = set()
+        self._unfinished: dict[int, int] = {}
+        """Number -> trial id of the trials unfinished at the last look."""
+        self._last_id = -1
+        """The largest trial id looked at."""
         self._running = 0
+
+    def _new_trial_ids(self, storage: Any, sid: int) -> list[int]:
+        """Ids of the trials created since the last look: consecutive numbers from ``_next`` on, up to the first
+        that does not exist yet. On an RDB storage one query on a range of trial ids (from :data:`ID_WINDOW`
+        below the largest seen: another worker's insert may commit late); else a lookup per number."""
+        if rdb_queries_supported(storage):
+            ids = []
+            for number, trial_id_ in trial_numbers_from(storage, sid, self._last_id - ID_WINDOW):
+                if number == self._next + len(ids):
+                    ids.append(trial_id_)
+                elif number > self._next + len(ids):
+                    break
+            return ids
+        ids = []
+        while True:
+            try:
+                ids.append(storage.get_trial_id_from_study_id_trial_number(sid, self._next + len(ids)))
+            except KeyError:
+                return ids
 
     def update(self) -> Standings:
         """The standings now: the first call reads every trial, later ones only what may have changed."""
         if self._standings is None:
             return self._full_read()
         storage, sid = study_storage(self._study), study_id(self._study)
-        looked: list[FrozenTrial] = []
-        for number in sorted(self._unfinished):
-            looked.append(storage.get_trial(storage.get_trial_id_from_study_id_trial_number(sid, number)))
-        number = self._next
-        while True:  # trials created since: numbers until the first that does not exist
-            try:
-                trial_id = storage.get_trial_id_from_study_id_trial_number(sid, number)
-            except KeyError:
-                break
-            looked.append(storage.get_trial(trial_id))
-            number += 1
-        self._next = number
-        self._unfinished = {t.number for t in looked if not t.state.is_finished()}
+        ids = self._new_trial_ids(storage, sid)
+        looked = [storage.get_trial(i) for i in [*sorted(self._unfinished.values()), *ids]]
+        self._next += len(ids)
+        self._last_id = max([self._last_id, *ids])
+        self._unfinished = {t.number: id_of(t) for t in looked if not t.state.is_finished()}
         finished = [t for t in looked if t.state.is_finished()]
         self._fold_in(finished, running=sum(t.state == TrialState.RUNNING for t in looked))
         return self._standings
@@ -131,7 +150,8 @@ class StandingsTracker:
         self._standings.ranked = self._standings.ranked[:KEEP]
         self._standings.pruned = self._standings.pruned[:KEEP_PRUNED]
         self._next = max((t.number for t in trials), default=-1) + 1
-        self._unfinished = {t.number for t in trials if not t.state.is_finished()}
+        self._last_id = max((id_of(t) for t in trials), default=-1)
+        self._unfinished = {t.number: id_of(t) for t in trials if not t.state.is_finished()}
         return self._standings
 
     def _fold_in(self, finished: list[FrozenTrial], *, running: int) -> None:

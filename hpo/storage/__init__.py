@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
         "rdb_queries_supported", "read_only_view", "read_studies", "read_study_system_attrs", "read_trials",
         "storage_url_of", "study_attr_transaction",
         "study_id", "study_storage", "study_system_attrs_with_prefix", "trial_id", "trial_ids_with_user_attr",
+        "trial_numbers_from",
         "warm_study_cache", "warm_trial_cache", "with_system_attrs"],
     "_outage": ["DEFAULT_OUTAGE_WINDOW_S", "DISK_FULL_EXIT_CODE", "EXIT_CODE", "disk_full_reason", "OUTAGE_WINDOW_ENV",
         "StorageOutage", "StorageRetry",

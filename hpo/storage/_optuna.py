@@ -430,6 +430,22 @@ def trial_ids_with_user_attr(storage: BaseStorage, study_id_: int, key: str, val
     return [int(row[0]) for row in rows]
 
 
+def trial_numbers_from(storage: BaseStorage, study_id_: int, first_trial_id: int) -> list[tuple[int, int]]:
+    """``(number, trial id)`` of the study's trials whose id is at least ``first_trial_id``, by number: one
+    query on a range of the primary key (a lookup by number scans the study's rows: Optuna indexes no number).
+    Only on an RDB storage."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = _rdb_of(storage)
+    assert backend is not None, "trial_numbers_from needs an RDB storage"
+    trial = models.TrialModel
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (session.query(trial.number, trial.trial_id)
+                .filter(trial.trial_id >= first_trial_id, trial.study_id == study_id_).order_by(trial.number).all())
+    return [(int(number), int(trial_id_)) for number, trial_id_ in rows]
+
+
 class _TrialsView(InMemoryStorage):
     """A read-only in-memory storage of one study whose trials are the given frozen trials, kept as they are."""
 
