@@ -29,7 +29,7 @@ from data_pipeline.dataset import PreparedDataset
 from models.base import StepCallback, TissueModel
 from models.errors import NoEmbeddingError
 from models.fidelity import split_groups
-from models.metrics import classification_metrics
+from models.metrics import classification_metrics, tie_break_loss
 from models.persistence import read_metadata, write_metadata
 from models.registry import build_model, get_spec, load_model
 from models.torch_folds import best_epoch, fold_dataset, fold_features
@@ -37,7 +37,6 @@ from models.torch_folds import best_epoch, fold_dataset, fold_features
 ENSEMBLE_NAME = "fold_average"
 """``model.json``'s ``name`` of a saved ensemble (the fold models' own name is its ``model``)."""
 FEATURES_FILE = "fold_features.npz"
-PROBABILITY_FLOOR = 1e-12
 
 
 class FoldEnsemble:
@@ -199,8 +198,7 @@ class FoldEnsemble:
             probabilities = self.predict_proba(X)
             y = np.asarray(y, dtype=np.int64)
             metrics = classification_metrics(y, probabilities.argmax(axis=1).astype(np.int64), split)
-            picked = probabilities[np.arange(len(y)), y]
-            metrics[f"{split}_loss"] = float(-np.mean(np.log(np.maximum(picked, PROBABILITY_FLOOR))))
+            metrics[f"{split}_loss"] = tie_break_loss(y, proba=probabilities)  # the project's log-loss
             return metrics
         mse = float(np.mean((self.reconstruct(X).astype(np.float64) - np.asarray(X, dtype=np.float64)) ** 2))
         return {f"{split}_reconstruction_mse": mse, f"{split}_loss": mse}
