@@ -117,7 +117,7 @@ class StandingsTracker:
         below the largest seen: another worker's insert may commit late); else a lookup per number."""
         if rdb_queries_supported(storage):
             ids = []
-            for number, trial_id_ in trial_numbers_from(storage, sid, self._last_id - ID_WINDOW):
+            for number, trial_id_ in trial_numbers_from(storage, sid, self._last_id - ID_WINDOW, self._next):
                 if number == self._next + len(ids):
                     ids.append(trial_id_)
                 elif number > self._next + len(ids):

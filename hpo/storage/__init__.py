@@ -10,7 +10,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_exposure": ["exposure_warning"],
     "_liveness": ["HeartbeatStorage"],
     "_optuna": ["StudyAttrWriter", "StudyListing", "best_trial_ids", "cached_reader", "cached_trial",
-        "count_trials_by_state", "insert_study_system_attrs", "list_study_summaries", "mean_finished_seconds",
+        "count_trials_by_state", "insert_study_system_attrs", "running_trial_ids", "list_study_summaries", "mean_finished_seconds",
         "pruner_setting",
         "rdb_queries_supported", "read_only_view", "read_studies", "read_study_system_attrs", "read_trials",
         "storage_url_of", "study_attr_transaction",

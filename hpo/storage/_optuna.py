@@ -261,6 +261,22 @@ def stale_trial_ids(storage: BaseStorage, study_id_: int) -> list[int]:
     return list(storage._get_stale_trial_ids(study_id_))
 
 
+def running_trial_ids(storage: BaseStorage, study_id_: int) -> list[int] | None:
+    """Ids of the study's RUNNING trials, by one query on the (study_id, state) index (``None`` for storages
+    other than RDB): no walk over a cached copy of every trial."""
+    backend = _rdb_of(storage)
+    if backend is None:
+        return None
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    trial = models.TrialModel
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (session.query(trial.trial_id)
+                .filter(trial.study_id == study_id_, trial.state == optuna.trial.TrialState.RUNNING).all())
+    return sorted(int(row[0]) for row in rows)
+
+
 def beaten_trial_ids(storage: BaseStorage, trial_ids: Sequence[int]) -> set[int] | None:
     """Which of ``trial_ids`` have a heartbeat recorded in an RDB storage (``None`` for other storages)."""
     backend = _rdb_of(storage)
@@ -430,10 +446,12 @@ def trial_ids_with_user_attr(storage: BaseStorage, study_id_: int, key: str, val
     return [int(row[0]) for row in rows]
 
 
-def trial_numbers_from(storage: BaseStorage, study_id_: int, first_trial_id: int) -> list[tuple[int, int]]:
-    """``(number, trial id)`` of the study's trials whose id is at least ``first_trial_id``, by number: one
-    query on a range of the primary key (a lookup by number scans the study's rows: Optuna indexes no number).
-    Only on an RDB storage."""
+def trial_numbers_from(
+    storage: BaseStorage, study_id_: int, first_trial_id: int, first_number: int = 0
+) -> list[tuple[int, int]]:
+    """``(number, trial id)`` of the study's trials whose id is at least ``first_trial_id`` and whose number is at
+    least ``first_number``, by number: one query on a range of the primary key (a lookup by number scans the
+    study's rows: Optuna indexes no number). Only on an RDB storage."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
@@ -442,7 +460,8 @@ def trial_numbers_from(storage: BaseStorage, study_id_: int, first_trial_id: int
     trial = models.TrialModel
     with _create_scoped_session(backend.scoped_session) as session:
         rows = (session.query(trial.number, trial.trial_id)
-                .filter(trial.trial_id >= first_trial_id, trial.study_id == study_id_).order_by(trial.number).all())
+                .filter(trial.trial_id >= first_trial_id, trial.study_id == study_id_, trial.number >= first_number)
+                .order_by(trial.number).all())
     return [(int(number), int(trial_id_)) for number, trial_id_ in rows]
 
 

@@ -23,7 +23,9 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo.storage._liveness import HEARTBEAT_ATTR, HeartbeatStorage
-from hpo.storage._optuna import beaten_trial_ids, stale_trial_ids, study_id, study_storage, trial_id
+from hpo.storage._optuna import (
+    beaten_trial_ids, running_trial_ids, stale_trial_ids, study_id, study_storage, trial_id,
+)
 
 STALE = "stale"
 """``fail_reason`` of a trial whose heartbeat stopped for longer than the grace period."""
@@ -49,18 +51,15 @@ class SilentTrials:
 
     def silent_for(self, study: optuna.Study) -> dict[int, float]:
         """Seconds each RUNNING trial without a heartbeat has been seen so (by trial id); starts watching new ones."""
-        storage = study_storage(study)
-        running = storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.RUNNING,))
-        beaten = _beaten(storage, running)
+        watched = _running_and_beaten(study_storage(study), study_id(study))
         now, outages = self._clock(), self._outages()
         if outages != self._seen_outages:  # the storage was down meanwhile: their workers may not have been able to beat
             self._first_seen.clear()
             self._seen_outages = outages
-        if beaten is None:
+        if watched is None:
             return {}
-        self._first_seen = {
-            trial_id(t): self._first_seen.get(trial_id(t), now) for t in running if trial_id(t) not in beaten
-        }
+        running, beaten = watched
+        self._first_seen = {tid: self._first_seen.get(tid, now) for tid in running if tid not in beaten}
         return {tid: now - seen for tid, seen in self._first_seen.items()}
 
     def overdue(self, study: optuna.Study) -> list[int]:
@@ -68,10 +67,15 @@ class SilentTrials:
         return [tid for tid, seconds in self.silent_for(study).items() if seconds > self.grace_period]
 
 
-def _beaten(storage: optuna.storages.BaseStorage, running: list[optuna.trial.FrozenTrial]) -> set[int] | None:
+def _running_and_beaten(storage: optuna.storages.BaseStorage, sid: int) -> tuple[list[int], set[int]] | None:
+    """Ids of the RUNNING trials and of those among them with a heartbeat (``None``: no heartbeats to tell).
+    On an RDB storage two indexed queries, whatever the study's size."""
     if isinstance(storage, HeartbeatStorage):
-        return {trial_id(t) for t in running if HEARTBEAT_ATTR in t.system_attrs}
-    return beaten_trial_ids(storage, [trial_id(t) for t in running])
+        running = storage.get_all_trials(sid, deepcopy=False, states=(TrialState.RUNNING,))
+        return [trial_id(t) for t in running], {trial_id(t) for t in running if HEARTBEAT_ATTR in t.system_attrs}
+    ids = running_trial_ids(storage, sid)
+    beaten = beaten_trial_ids(storage, ids) if ids is not None else None
+    return None if ids is None or beaten is None else (ids, beaten)
 
 
 def heartbeats_enabled(storage: optuna.storages.BaseStorage) -> bool:
