@@ -24,7 +24,12 @@ from optuna.trial import TrialState
 
 from hpo.storage._liveness import HEARTBEAT_ATTR, HeartbeatStorage
 from hpo.storage._optuna import (
-    beaten_trial_ids, running_trial_ids, stale_trial_ids, study_id, study_storage, trial_id,
+    beaten_trial_ids,
+    running_trial_ids,
+    stale_trial_ids,
+    study_id,
+    study_storage,
+    trial_id,
 )
 
 STALE = "stale"
