@@ -4,7 +4,7 @@ Usage (repository root, venv active)::
 
     python benchmarks/scale.py                       # SQLite + PostgreSQL (if reachable), 100/1,000/10,000
     python benchmarks/scale.py --quick               # SQLite, 100 and 1,000 trials (a few minutes)
-    python benchmarks/scale.py --sizes 100 10000 --backends sqlite
+    python benchmarks/scale.py --sizes 100 10000 --backends sqlite --repeats 5
 
 Each study is prefilled fast: a real worker runs the study's first 4 trials (a tiny classifier, 3
 epochs, so every row a real trial writes is there: parameters, values, epoch reports, user and system
@@ -14,7 +14,9 @@ Optuna's tables) up to the size, with new parameter values and results (a tenth 
 * **framework CPU per new trial**: a fresh worker process (``hpo worker``'s code; a wrapper notes its CPU
   time at each turn of the trial loop and the CPU spent in the model's ``fit`` and ``evaluate``) runs 24 new
   trials (the same tiny classifier, random sampler, no pruner, 1 thread). Framework CPU per trial = the
-  turn's CPU minus the model's, the median over trials 2-24 (a median: one GC pause is not the trend); the first trial's extra (Optuna's cached storage
+  turn's CPU minus the model's, the median over trials 2-24 (a median: one GC pause is not the trend), then the
+  median over ``--repeats`` rounds (each on freshly prefilled studies, sizes in alternating order; the ratio of
+  10,000 to 100 is taken per round, so drifting load cancels); the first trial's extra (Optuna's cached storage
   reads every trial of the study once per process) is reported apart. CPU time, not wall time, so other
   jobs on the machine disturb it less (not nothing: a loaded machine slows CPU-bound code too).
 * **start-up to the first trial**: from the worker's start to its first trial's start (the storage).
@@ -266,10 +268,12 @@ def dashboard_api(url: str, study_id: int) -> tuple[float, float]:
         process.wait(timeout=30)
 
 
-def measure(backend: str, url: str, size: int, folder: Path, cache_dir: Path) -> dict[str, float]:
+def measure(backend: str, url: str, size: int, folder: Path, cache_dir: Path, round_: int = 0) -> dict[str, float]:
+    """One freshly prefilled study of ``size`` trials: framework CPU per new trial and start-up (every round), the
+    commands and the dashboard API (round 0 only: wall times of whole commands, measured once)."""
     import optuna
 
-    name = f"scale-{backend}-{size}-{os.getpid()}"
+    name = f"scale-{backend}-{size}-{os.getpid()}-{round_}"
     started = time.perf_counter()
     run_worker(study_file(folder, name, TEMPLATE_TRIALS, cache_dir), url, name)
     prefill(url, name, size)
@@ -281,17 +285,20 @@ def measure(backend: str, url: str, size: int, folder: Path, cache_dir: Path) ->
     out = folder / f"{name}-out"
     out.mkdir()
     figures = {
-        "size": size, "prefill_s": prefill_s,
+        "size": size, "round": round_, "prefill_s": prefill_s,
         "framework_cpu_ms": loop["framework_cpu_ms"], "model_cpu_ms": loop["model_cpu_ms"],
         "first_extra_cpu_s": loop["first_extra_cpu_s"],
         "startup_s": (first - started_at).total_seconds(),
-        "studies_s": timed(["studies", "--storage", url]),
-        "show_s": timed(["show", name, "--storage", url]),
-        "export_s": timed(["export", name, "--storage", url, "--out", str(out / "best.toml")]),
-        "report_s": timed(["report", name, "--storage", url, "--out", str(out / "report")]),
     }
-    figures["api_first_s"], figures["api_second_s"] = dashboard_api(url, study._study_id)
-    print(f"  {backend} {size}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items()), flush=True)
+    if round_ == 0:
+        figures |= {
+            "studies_s": timed(["studies", "--storage", url]),
+            "show_s": timed(["show", name, "--storage", url]),
+            "export_s": timed(["export", name, "--storage", url, "--out", str(out / "best.toml")]),
+            "report_s": timed(["report", name, "--storage", url, "--out", str(out / "report")]),
+        }
+        figures["api_first_s"], figures["api_second_s"] = dashboard_api(url, study._study_id)
+    print(f"  {backend} {size} round {round_}: " + ", ".join(f"{k} {v:.3g}" for k, v in figures.items()), flush=True)
     if backend == "postgresql":
         optuna.delete_study(study_name=name, storage=url)
     return figures
@@ -317,17 +324,46 @@ COLUMNS = (
 )
 
 
-def table(results: dict[str, list[dict[str, float]]]) -> str:
+PER_ROUND = ("framework_cpu_ms", "model_cpu_ms", "first_extra_cpu_s", "startup_s")
+"""Figures measured in every round: the table shows their median over rounds."""
+
+
+def summarise(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """One size's row: the median over rounds of the per-round figures, round 0's command timings."""
+    row = dict(next(r for r in rounds if r["round"] == 0))
+    for key in PER_ROUND:
+        row[key] = statistics.median(r[key] for r in rounds)
+    row["relative"] = statistics.median(r["framework_cpu_ms"] / r["model_cpu_ms"] for r in rounds)
+    return row
+
+
+def round_ratios(rounds: dict[int, list[dict[str, float]]], small: int, large: int, key: str) -> list[float]:
+    """Per round, the figure at ``large`` over the same round's figure at ``small`` (paired: run minutes apart)."""
+    by_round = {r["round"]: r for r in rounds[small]}
+    ratios = []
+    for r in rounds[large]:
+        if r["round"] in by_round:
+            a, b = by_round[r["round"]], r
+            if key == "relative":
+                ratios.append((b["framework_cpu_ms"] / b["model_cpu_ms"]) / (a["framework_cpu_ms"] / a["model_cpu_ms"]))
+            else:
+                ratios.append(b[key] / a[key])
+    return ratios
+
+
+def table(results: dict[str, dict[int, list[dict[str, float]]]], repeats: int) -> str:
     lines = [f"### Scale: cost per trial vs study size ({datetime.date.today()})", "",
              f"Machine: {machine()}. Tiny classifier trials (3 epochs, 1 thread, random sampler, no pruner); "
              f"framework CPU = the median over trials 2-{NEW_TRIALS} of a trial's worker CPU minus the model's fit and evaluate "
              f"of a fresh worker; the first trial's extra CPU (Optuna's cache reading every trial once) is in "
-             f"'first trial extra'.", "",
+             f"'first trial extra'. {repeats} round(s), each on freshly prefilled studies of every size, sizes in "
+             f"alternating order; per-trial figures are medians over rounds, commands and the dashboard API are "
+             f"round 0's. The ratio rows give the median of the per-round ratios and their range.", "",
              "| backend | trials | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
              "|---|---:|" + "---:|" * len(COLUMNS)]
-    for backend, rows in results.items():
-        for row in rows:  # the model's CPU is the same work at every size: dividing by it cancels a slower machine
-            row["relative"] = row["framework_cpu_ms"] / row["model_cpu_ms"]
+    for backend, by_size in results.items():
+        rows = [summarise(by_size[size]) for size in sorted(by_size)]
+        for row in rows:
             cells = []
             for key, _, fmt in COLUMNS:
                 if key == "api_first_s":
@@ -340,9 +376,11 @@ def table(results: dict[str, list[dict[str, float]]]) -> str:
             first, last = rows[0], rows[-1]
             cells = [exponent(first[key], last[key], first["size"], last["size"]) for key, _, _ in COLUMNS]
             lines.append(f"| {backend} | exponent {first['size']:,}→{last['size']:,} | " + " | ".join(cells) + " |")
-            ratio = last["framework_cpu_ms"] / first["framework_cpu_ms"] if first["framework_cpu_ms"] > 0 else math.nan
-            relative = last["relative"] / first["relative"] if first["relative"] > 0 else math.nan
-            cells = [f"{ratio:.2f}x", "", f"{relative:.2f}x"] + ["" for _ in COLUMNS[3:]]
+            cells = []
+            for key in ("framework_cpu_ms", "model_cpu_ms", "relative"):
+                ratios = round_ratios(by_size, first["size"], last["size"], key)
+                cells.append(f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})")
+            cells += ["" for _ in COLUMNS[3:]]
             lines.append(f"| {backend} | ratio {last['size']:,} / {first['size']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -353,6 +391,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=None)
     parser.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=None)
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of fresh studies per size (paired ratios; the 100-trial figure alone moves 2x)")
     args = parser.parse_args()
     sizes = sorted(args.sizes or ([100, 1000] if args.quick else [100, 1000, 10000]))
     backends = args.backends or (["sqlite"] if args.quick else ["sqlite", "postgresql"])
@@ -364,16 +404,19 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"machine: {machine()}\nbefore: {conditions()}", flush=True)
-    results: dict[str, list[dict[str, float]]] = {}
+    results: dict[str, dict[int, list[dict[str, float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="hpo-scale-") as tmp:
         folder = Path(tmp)
         cache_dir = folder / "cache"
         for backend in backends:
-            for size in sizes:
-                url = f"sqlite:///{folder / f'scale-{size}.db'}" if backend == "sqlite" else args.postgres_url
-                results.setdefault(backend, []).append(measure(backend, url, size, folder, cache_dir))
+            for round_ in range(args.repeats):
+                for size in sizes if round_ % 2 == 0 else sizes[::-1]:  # alternate: a drift in load hits both ends
+                    url = (f"sqlite:///{folder / f'scale-{size}-{round_}.db'}" if backend == "sqlite"
+                           else args.postgres_url)
+                    figures = measure(backend, url, size, folder, cache_dir, round_)
+                    results.setdefault(backend, {}).setdefault(size, []).append(figures)
     print(f"after: {conditions()}\n")
-    print(table(results))
+    print(table(results, args.repeats))
 
 
 if __name__ == "__main__":
