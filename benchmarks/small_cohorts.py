@@ -131,7 +131,7 @@ def run_study(model: str, overrides: dict[str, Any], folder: Path, trials: int, 
     import optuna
 
     from data_pipeline import prepare_dataset
-    from hpo.run import build_objective
+    from hpo.run import announce_folds, build_objective, with_fold_count
     from hpo.run._setup import open_study
     from hpo.study import load_study_file
 
@@ -139,7 +139,9 @@ def run_study(model: str, overrides: dict[str, Any], folder: Path, trials: int, 
     data = prepare_dataset(spec.data)
     folder.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    study_file_spec, spec = spec, with_fold_count(spec, data)  # as `hpo run`: the folds the smallest tissue allows
     study = open_study(spec, storage, data_fingerprint=data.fingerprint)
+    announce_folds(study, study_file_spec, data)
     if not any(t.user_attrs.get("reference") for t in study.get_trials(deepcopy=False)):
         study.enqueue_trial(reference_params(spec), user_attrs={"reference": True})
     left = trials - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
@@ -242,6 +244,7 @@ def one(cohort: str, seed: int, model: str, args: argparse.Namespace) -> dict[st
         "selected": selection.trial.number, "selection": selection.reason,
         "winner": best.number, "winner_is_reference": best.number == reference.number,
         "fidelity": "folds" if "fold_scores" in best.user_attrs else "validation split",
+        "folds": len(best.user_attrs.get("fold_scores") or []) or None,
         "complete": sum(t.state == TrialState.COMPLETE for t in trials),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "seconds": round(time.perf_counter() - started, 1),

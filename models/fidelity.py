@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,3 +112,29 @@ def stratified_folds(
             return list(grouped.split(np.zeros(len(y)), y, groups))
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=FOLD_SEED)
         return list(splitter.split(np.zeros(len(y)), y))
+
+
+def fold_count(
+    y_train: np.ndarray, requested: int, groups: np.ndarray | None = None, names: Sequence[str] | None = None,
+) -> tuple[int, str]:
+    """``(k, reason)``: the CV fold count on this training split, ``requested`` at most, reduced to what its
+    smallest tissue allows (its training rows, or its patients when ``groups`` are given: a patient sits in one
+    fold), so every held-out fold can hold every tissue; ``ValueError`` (one line) when even 2 folds cannot.
+    ``names``: the tissues' names by label (for the reason)."""
+    y = np.asarray(y_train)
+    labels, counts = np.unique(y, return_counts=True)
+    if groups is not None:
+        groups = np.asarray(groups)
+        counts = np.array([len(set(groups[y == label])) for label in labels])
+    unit = "patients" if groups is not None else "training rows"
+    smallest = int(counts.min()) if counts.size else 0
+    label = int(labels[int(np.argmin(counts))]) if counts.size else -1
+    tissue = names[label] if names is not None and 0 <= label < len(names) else label
+    if smallest < 2:
+        raise ValueError(f"fidelity='folds' needs at least 2 folds, but tissue {tissue} has {smallest} {unit} in the "
+                         f"training split; raise [data] min_samples_per_tissue or use fidelity = 'none'")
+    k = min(int(requested), smallest)
+    if k < int(requested):
+        return k, (f"{k} folds, not the {requested} asked: the smallest tissue ({tissue}) has {smallest} {unit} in "
+                   f"the training split, and every held-out fold should hold every tissue")
+    return k, f"{k} folds as asked: the smallest tissue ({tissue}) has {smallest} {unit} in the training split"

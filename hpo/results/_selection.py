@@ -5,8 +5,11 @@ The rule (a one-standard-error rule against the reference trial): take the best 
 ``reference``, the registry defaults) and the best trial's gain over it, in the study's direction, is not
 larger than the noise, select the reference instead. The noise is
 
-- cross-validated trials (both have ``fold_scores`` of the same length k >= 2): one standard error of
-  the paired per-fold differences, ``std(best - reference, ddof=1) / sqrt(k)``;
+- cross-validated trials (both have ``fold_scores`` of the same length k >= :data:`MIN_FOLDS_FOR_SE`, 3): one
+  standard error of the paired per-fold differences, ``std(best - reference, ddof=1) / sqrt(k)``;
+- cross-validated trials with k = 2 paired folds: the SE of two differences estimates nothing (two equal
+  differences give 0, and any gain passes), so the noise is the larger of that SE and one validation sample
+  (below); with no validation size (not an accuracy-type metric), the defaults are kept;
 - otherwise, for an accuracy-type metric (its name holds ``accuracy``) with the validation split's size
   known (study attribute ``val_samples``): one validation sample, ``1 / val_samples``;
 - otherwise none can be stated and the best trial is selected.
@@ -71,10 +74,25 @@ a standard error equal to the gain, as floating-point rounding leaves them) keep
 letting the last bit of a subtraction decide (it did in 2 small-cohort benchmark studies)."""
 
 
-def fold_noise(best: FrozenTrial, reference: FrozenTrial) -> float | None:
-    """One standard error of the paired per-fold differences, when both trials have k >= 2 fold scores."""
+MIN_FOLDS_FOR_SE = 3
+"""Fewest paired folds whose standard error is taken as the noise alone. With 2, the SE is half the gap between
+the two differences: on the small-cohort benchmark (8 tissues, 2-fold SVC) it was 2.8e-17 on one split, where
+both folds gained the same +0.229 balanced accuracy (benchmarks/RESULTS.md, 2026-12-03 and 2026-12-04)."""
+
+
+def paired_folds(best: FrozenTrial, reference: FrozenTrial) -> int:
+    """How many paired fold scores the two trials have (0 when they have none, or not as many)."""
     a, b = best.user_attrs.get("fold_scores"), reference.user_attrs.get("fold_scores")
-    if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)) or len(a) != len(b) or len(a) < 2:
+    if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)) or len(a) != len(b):
+        return 0
+    return len(a)
+
+
+def fold_noise(best: FrozenTrial, reference: FrozenTrial) -> float | None:
+    """One standard error of the paired per-fold differences, when both trials have k >= 2 fold scores
+    (:func:`select` takes it alone only from :data:`MIN_FOLDS_FOR_SE` folds)."""
+    a, b = best.user_attrs.get("fold_scores"), reference.user_attrs.get("fold_scores")
+    if paired_folds(best, reference) < 2:
         return None
     differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if not np.all(np.isfinite(differences)):
@@ -111,6 +129,16 @@ def select(
     difference = best.values[0] - reference.values[0]
     gain = difference if direction == StudyDirection.MAXIMIZE else -difference
     noise, kind = fold_noise(best, reference), "fold"
+    k = paired_folds(best, reference)
+    if noise is not None and k < MIN_FOLDS_FOR_SE:  # two folds: their SE is no estimate of the noise
+        one_sample = validation_noise(metric, val_samples)
+        if one_sample is None:
+            return Selection(reference, f"trial {reference.number} (the defaults): trial {best.number}'s gain "
+                                        f"{signed(gain)} is over only {k} CV folds (no noise estimate below "
+                                        f"{MIN_FOLDS_FOR_SE}) and {metric} has no per-sample noise",
+                             best, reference, gain, None, "fold")
+        if one_sample > noise:
+            noise, kind = one_sample, "validation"
     if noise is None:
         noise, kind = validation_noise(metric, val_samples), "validation"
     if noise is None:
@@ -118,6 +146,8 @@ def select(
                                f"{reference.number}; no noise estimate: no fold scores, no validation size)",
                          best, reference, gain)
     size = "1 SE" if kind == "fold" else f"one of {val_samples} validation samples"
+    if 0 < k < MIN_FOLDS_FOR_SE:
+        size += f"; only {k} CV folds, fewer than {MIN_FOLDS_FOR_SE} for an SE alone"
     floor = MIN_RELATIVE_GAIN * abs(reference.values[0])
     if noise < floor and gain <= floor:  # consistent across folds, but too small to matter
         return Selection(reference, f"trial {reference.number} (the defaults): trial {best.number}'s gain "

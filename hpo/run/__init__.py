@@ -6,7 +6,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
     "_abandon": ["abandon_trials"],
     "_admission": ["AdmissionLock", "TrialBudget"],
     "_demo": ["DemoObserver", "DemoResult", "run_demo"],
-    "_fidelity": ["announce_fidelity", "fidelity_choice"],
+    "_fidelity": ["announce_fidelity", "announce_folds", "fidelity_choice", "fold_choice", "with_fold_count"],
     "_finished": ["Finished", "finished_study"],
     "_launcher": ["LaunchResult", "Progress", "launch"],
     "_objective": ["build_objective"],

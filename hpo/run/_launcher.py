@@ -30,7 +30,7 @@ import optuna
 
 from hpo.results import Counts, failure_stop_message, mean_trial_seconds, top_trials
 from hpo.run._admission import TrialBudget
-from hpo.run._fidelity import announce_fidelity
+from hpo.run._fidelity import announce_fidelity, announce_folds, with_fold_count
 from hpo.run._parent import parent_environment
 from hpo.run._setup import open_study
 from hpo.samplers import trials_in_study
@@ -297,9 +297,11 @@ def _prepare(
     check_workers(workers, visible_gpus(spec.device))  # before the data is prepared and workers start
     storage = open_storage(url, heartbeat_interval=None)
     data = prepare_dataset(spec.data)
+    study_file_spec, spec = spec, with_fold_count(spec, data)  # CV: the folds the smallest tissue allows
     open_study(spec, storage, study_name=name, data_fingerprint=data.fingerprint)
     study = optuna.load_study(study_name=name, storage=storage)
     announce_fidelity(study, spec, data)  # fidelity = "auto": one line, and the study keeps the choice
+    announce_folds(study, study_file_spec, data)  # CV: the fold count, one line, kept on the study
     # counted once for all workers, before any starts: their sampler seeds do not depend on who opened first
     return _Prepared(spec, url, name, study, trials_in_study(storage, name))
 

@@ -47,11 +47,13 @@ def build_objective(
     ``device`` overrides the study file's device; ``num_threads`` caps torch's CPU threads. With
     ``retry``, the trial's storage writes wait out a storage outage (:mod:`hpo.outage`) while it trains.
     """
+    from hpo.run._fidelity import with_fold_count
     from hpo.study import small_cv_warning, small_val_split_warning
     from models.errors import DeviceOutOfMemory, TrainingDiverged
     from models.fidelity import AUTO, choose_fidelity, cross_validates
     from models.registry import build_model, get_spec
 
+    spec = with_fold_count(spec, data)  # CV: at most the folds the smallest tissue allows (callers did it already)
     model_spec = get_spec(spec.model)
     device = device or spec.device
     auto_fidelity = choose_fidelity(len(data.y_train), len(data.y_val), data.n_classes)[0]

@@ -95,6 +95,9 @@ def run_worker(
         max_retry=spec.heartbeat.max_retry,
     )
     data = prepare_dataset(spec.data)
+    from hpo.run._fidelity import with_fold_count
+
+    spec = with_fold_count(spec, data)  # as the launcher did: the fold count the smallest tissue allows
     if trials_before is None:
         trials_before = trials_in_study(storage, name)
     seed = sampler_seed(spec.sampler.seed, worker_index, trials_before)

@@ -381,9 +381,9 @@ MAX_FIDELITY_STEPS = 20
 
 
 def _fidelity_steps_problems(model_spec: Any, fixed: Mapping[str, Any], space: SearchSpace, data: Any) -> list[str]:
-    """``fidelity_steps`` at most :data:`MAX_FIDELITY_STEPS`; for k-fold CV, at most the training rows of the
-    smallest tissue the data keeps (``min_samples_per_tissue`` x the training fraction), so every fold can hold
-    every tissue."""
+    """``fidelity_steps`` at most :data:`MAX_FIDELITY_STEPS`, and for k-fold CV a fixed count of at least 2:
+    what can be known before the data is read. The fold count the data allows (at most the smallest tissue's
+    training rows) is chosen at run time: ``hpo run`` lowers a fixed count to it (hpo.run.with_fold_count)."""
     from optuna.distributions import CategoricalDistribution
 
     if "fidelity_steps" not in model_spec.defaults:
@@ -406,14 +406,8 @@ def _fidelity_steps_problems(model_spec: Any, fixed: Mapping[str, Any], space: S
         fidelities = (fixed.get("fidelity", model_spec.defaults.get("fidelity")),)
     if "folds" not in fidelities or data.n_folds:  # with [data] n_folds the data set's own folds are used
         return []
-    train_share = 1.0 - data.val_fraction - data.test_fraction
-    fewest = math.floor(data.min_samples_per_tissue * train_share + 1e-9)
-    if steps > fewest:
-        return [(
-            f"{where}: fidelity_steps={steps} folds, but the smallest kept tissue may have only {fewest} training rows "
-            f"([data] min_samples_per_tissue={data.min_samples_per_tissue} x training share {train_share:g}); "
-            f"use at most {fewest} folds or raise min_samples_per_tissue"
-        )]
+    if where == "fixed.fidelity_steps" and steps < 2:
+        return [f"{where}: fidelity_steps={steps}; k-fold CV (fidelity = 'folds') needs at least 2 folds"]
     return []
 
 

@@ -173,3 +173,27 @@ def test_export_and_headline_follow_the_selection(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("exported trial 1 of near") and "selected:" not in out
     assert "+0.0140 val_balanced_accuracy over the reference" in out
+
+
+def test_two_folds_are_no_noise_estimate_one_validation_sample_is(tmp_path):
+    """The 8-tissue 2-fold SVC of RESULTS.md: both folds gained about the same, so 1 SE ~ 0 let any gain pass."""
+    reference, small, large = [0.125, 0.125], [0.165, 0.165], [0.354, 0.354]
+    attrs = {"val_samples": 10}
+    study = _study(tmp_path / "a", [_trial(reference, reference=True), _trial(small, c=30.0)], attrs=attrs)
+    selection = study_selection(study)
+    assert fold_noise(selection.best, selection.reference) == pytest.approx(0.0, abs=1e-12)
+    assert selection.kept_reference and selection.noise == pytest.approx(0.1)  # +0.04 < one of 10 samples
+    assert "only 2 CV folds, fewer than 3 for an SE alone" in selection.reason
+    study = _study(tmp_path / "b", [_trial(reference, reference=True), _trial(large, c=30.0)], attrs=attrs)
+    assert study_selection(study).trial.number == 1  # +0.229 > 0.1: a real gain still wins
+
+
+def test_two_folds_without_a_per_sample_noise_keep_the_defaults(tmp_path):
+    study = _study(tmp_path, [_trial([1.0, 1.0], reference=True), _trial([0.5, 0.5], c=30.0)],
+                   direction="minimize", metric="val_reconstruction_mse")
+    selection = study_selection(study)
+    assert selection.kept_reference and "over only 2 CV folds" in selection.reason
+    # three folds: the SE is taken as it is
+    study = _study(tmp_path / "3", [_trial([1.0, 1.0, 1.0], reference=True), _trial([0.5, 0.5, 0.5], c=30.0)],
+                   direction="minimize", metric="val_reconstruction_mse", name="k3")
+    assert study_selection(study).trial.number == 1
