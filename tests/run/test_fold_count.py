@@ -1,6 +1,6 @@
-"""CV fold count chosen from the data: a shipped study's ``fidelity_steps = 5`` is an upper bound, lowered to what
-the smallest tissue's training rows (patients) allow, said in one line, kept on the study, and used by the
-trials, the export, the retrain and the selection rule."""
+"""CV fold count checked against the data: a shipped study's ``fidelity_steps = 5`` runs on a cohort whose smallest
+tissue has fewer training rows than folds (every fold still trains on it), said in one line, kept on the study,
+and used by the trials, the export, the retrain and the selection rule; a tissue with one row is a one-line error."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hpo.results import export_trial, retrain, study_selection
 from hpo.run import run_worker
 from hpo.run._launcher import _prepare
 from hpo.study import load_study_file
-from models.fidelity import fold_count
+from models.fidelity import fold_count, split_groups, stratified_folds
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
@@ -42,7 +42,7 @@ def overrides(cohort: Path, tmp_path: Path, split_seed: int) -> dict:
 
 @pytest.mark.parametrize("split_seed", [0, 1, 2])
 @pytest.mark.parametrize("model", ["svc", "logistic_regression"])
-def test_a_shipped_cv_study_runs_on_a_small_cohort_with_fewer_folds(cohort, tmp_path, monkeypatch, caplog, model,
+def test_a_shipped_cv_study_runs_on_a_small_cohort_and_says_what_its_folds_hold(cohort, tmp_path, monkeypatch, caplog, model,
                                                                     split_seed):
     monkeypatch.setenv("HPO_HOME", str(tmp_path / "home"))
     settings = overrides(cohort, tmp_path, split_seed)
@@ -54,10 +54,13 @@ def test_a_shipped_cv_study_runs_on_a_small_cohort_with_fewer_folds(cohort, tmp_
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     with caplog.at_level(logging.INFO, logger="hpo.run"):
         prepared = _prepare(STUDIES / f"{model}.toml", settings, url, None)
-    k = min(5, smallest)
-    assert 2 <= k < 5
+    k = 5
+    assert 2 <= smallest < k  # the case the study-file check used to refuse
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("folds:")]
-    assert len(lines) == 1 and lines[0].startswith(f"folds: {k}-fold CV on the training split ({k} folds, not the 5 asked")
+    assert len(lines) == 1 and lines[0].startswith(f"folds: {k}-fold CV on the training split ({k} folds as asked")
+    assert "lack it; every fold trains on it" in lines[0] or "lacks it; every fold trains on it" in lines[0]
+    for fit_rows, _ in stratified_folds(data.y_train, k, None, split_groups(data.sample_info, "train")):  # what the line claims
+        assert set(np.unique(data.y_train[fit_rows])) == set(np.unique(data.y_train))
     study = optuna.load_study(study_name=prepared.name, storage=url)
     assert study.user_attrs["fold_choice"]["fidelity_steps"] == k and study.user_attrs["fold_choice"]["requested"] == 5
     assert study.user_attrs["fixed_params"]["fidelity_steps"] == k  # what export and retrain read
@@ -78,11 +81,14 @@ def test_a_shipped_cv_study_runs_on_a_small_cohort_with_fewer_folds(cohort, tmp_
     assert result.report.n_steps == k
 
 
-def test_fold_count_is_the_smallest_tissues_rows_or_patients():
+def test_fold_count_keeps_the_folds_asked_and_needs_two_rows_or_patients_per_tissue():
     y = np.array([0] * 3 + [1] * 8)
-    assert fold_count(y, 5)[0] == 3 and "not the 5 asked" in fold_count(y, 5)[1]
+    k, reason = fold_count(y, 5)
+    assert k == 5 and "so 2 held-out folds lack it" in reason
+    assert "so 1 held-out fold lacks it" in fold_count(np.array([0] * 4 + [1] * 8), 5)[1]
     assert fold_count(y, 2) == (2, "2 folds as asked: the smallest tissue (0) has 3 training rows in the training split")
-    groups = np.array(["a", "a", "b"] + [f"p{i}" for i in range(8)])  # tissue 0: two patients
-    assert fold_count(y, 5, groups, ["lung", "skin"])[0] == 2
-    with pytest.raises(ValueError, match="tissue lung has 1 patients in the training split"):
+    assert fold_count(y, 20)[0] == 11  # at most one fold per training row
+    groups = np.array(["a", "a", "b"] + [f"p{i}" for i in range(4)] * 2)  # 6 patients in all
+    assert fold_count(y, 8, groups, ["lung", "skin"]) == (6, "6 folds, not the 8 asked: the training split has only 6 patients")
+    with pytest.raises(ValueError, match="needs at least 2 patients per tissue, but tissue lung has 1"):
         fold_count(y, 5, np.array(["a"] * 3 + [f"p{i}" for i in range(8)]), ["lung", "skin"])
