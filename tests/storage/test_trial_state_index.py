@@ -23,7 +23,7 @@ def _index_names(url: str) -> set[str]:
 def test_a_new_sqlite_storage_gets_the_index_and_the_state_queries_use_it(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     open_storage(url, heartbeat_interval=None)
-    assert TRIALS_BY_STATE_INDEX in _index_names(url)
+    assert {TRIALS_BY_STATE_INDEX, "ix_trials_study_id_number"} <= _index_names(url)
     with sqlite3.connect(tmp_path / "study.db") as connection:
         plan = connection.execute(
             "EXPLAIN QUERY PLAN SELECT state, count(trial_id) FROM trials WHERE study_id = 1 GROUP BY state"
@@ -54,6 +54,17 @@ def test_running_trial_ids_are_read_by_query(tmp_path):
     assert {t.state for t in study.trials} == {TrialState.RUNNING, TrialState.COMPLETE, TrialState.WAITING}
 
 
-def test_postgresql_gets_the_index(postgres_url):
+def test_postgresql_gets_the_indexes(postgres_url):
     open_storage(postgres_url, heartbeat_interval=None)
     assert TRIALS_BY_STATE_INDEX in _index_names(postgres_url)
+    engine = sqlalchemy.create_engine(postgres_url)
+    try:
+        prefix = {index["name"] for index in sqlalchemy.inspect(engine).get_indexes("study_system_attributes")}
+        assert "ix_study_system_attributes_key_prefix" in prefix
+        with engine.connect() as connection:  # the dashboard-note read by key prefix uses it
+            connection.execute(sqlalchemy.text("SET enable_seqscan = off"))
+            plan = "\n".join(row[0] for row in connection.execute(sqlalchemy.text(
+                "EXPLAIN SELECT key FROM study_system_attributes WHERE study_id = 1 AND key LIKE 'dashboard:note_str:%'")))
+        assert "ix_study_system_attributes_key_prefix" in plan, plan
+    finally:
+        engine.dispose()
