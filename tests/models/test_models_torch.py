@@ -44,7 +44,7 @@ def test_conv_classifier_learns_above_chance(tiny_dataset: PreparedDataset) -> N
 
 
 def test_autoencoder_validation_loss_falls_and_embeds_every_split(tiny_dataset: PreparedDataset) -> None:
-    deep = {"latent_dim": 32, "input_noise": 0.1, "n_layers": 1, "init": "random"}
+    deep = {"latent_dim": 32, "input_noise": 0.1, "n_layers": 1, "init": "random", "lr": 1e-3}
     random_start, random_steps = fit("autoencoder", tiny_dataset, deep)
     losses = [metrics["val_reconstruction_mse"] for _, metrics in random_steps]
     assert losses[-1] < 0.95 * losses[0]
