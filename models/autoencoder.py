@@ -46,6 +46,11 @@ class AutoencoderModel(TorchModel):
             dropout=params["dropout"],
         )
 
+    def _before_training(self, data: PreparedDataset, train_split: str, y_train: torch.Tensor) -> None:
+        """``init = "pca"``: start from the principal components of the rows it trains on (a CV fold's own rows)."""
+        if self.params.get("init", "random") == "pca":
+            pca_initialise(self._network(), np.asarray(data.split(train_split)[0]))
+
     def _batch_loss(self, X: torch.Tensor, y: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         clean = X[indices]
         noisy = clean + self.params["input_noise"] * torch.randn_like(clean) if self.params["input_noise"] else clean
@@ -70,6 +75,39 @@ class AutoencoderModel(TorchModel):
     def embed_split(self, data: PreparedDataset, split: str) -> np.ndarray:
         """Latent codes of every row of ``split`` (``train``, ``val``, ``test`` or ``train+val``)."""
         return self.embed(data.split(split)[0])
+
+
+def pca_initialise(network: AutoencoderNet, X_train: np.ndarray) -> int:
+    """Initialise ``network`` from the principal components of ``X_train`` (the rows it will train on).
+
+    The first encoder layer's first ``k`` units become the top ``k`` components (centred by the rows' mean),
+    ``k = min(units, rows - 1, genes)``. Without hidden layers (``n_layers = 0``) the decoder's output layer
+    becomes their transpose plus the mean, so the network reconstructs exactly as scikit-learn's PCA with
+    ``k`` components; latent units beyond ``k`` start (and stay) at zero. With hidden layers the output layer
+    starts at zero weights and the mean as bias: no random directions outside the training rows' span, which
+    gradient descent only ever shrinks and which add error on new rows. Returns ``k``.
+    """
+    from sklearn.decomposition import PCA
+
+    X = np.asarray(X_train, dtype=np.float64)
+    first = network.encoder.first_layer
+    output = network.decoder[-1]
+    k = max(0, min(first.out_features, X.shape[0] - 1, X.shape[1]))
+    mean = X.mean(axis=0)
+    components = PCA(n_components=k, svd_solver="full").fit(X).components_ if k else np.zeros((0, X.shape[1]))
+    linear = first is network.encoder.latent
+    as_tensor = lambda a, like: torch.as_tensor(a, dtype=like.dtype, device=like.device)
+    with torch.no_grad():
+        if linear:
+            first.weight.zero_()
+            first.bias.zero_()
+        first.weight[:k] = as_tensor(components, first.weight)
+        first.bias[:k] = as_tensor(-components @ mean, first.bias)
+        output.weight.zero_()
+        if linear:
+            output.weight[:, :k] = as_tensor(components.T, output.weight)
+        output.bias.copy_(as_tensor(mean, output.bias))
+    return k
 
 
 def pca_baseline(data: PreparedDataset, n_components: int) -> dict[str, float]:

@@ -84,7 +84,7 @@ class ClassifierModel(TorchModel):
         if self.params["encoder_from"]:
             return AutoencoderModel.load(self.params["encoder_from"], device="cpu")._network().encoder
         if self.params["pretrain_epochs"] > 0:
-            ae_params = {**AutoencoderModel.DEFAULTS, **{k: self.params[k] for k in ENCODER_KEYS}}
+            ae_params = {**AutoencoderModel.DEFAULTS, **{k: self.params[k] for k in ENCODER_KEYS}, "init": "random"}
             ae_params.update({k: self.params[k] for k in TRAINING_DEFAULTS}, max_epochs=self.params["pretrain_epochs"],
                              stop_epoch=0)
             autoencoder = AutoencoderModel(ae_params, device=self.device_, seed=self.seed)

@@ -161,9 +161,11 @@ def test_memory_estimate_scales_with_batch_size_and_precision() -> None:
 
 
 def test_memory_estimate_at_full_size_needs_no_memory_and_is_plausible() -> None:
-    estimate = estimate_memory("autoencoder", None, n_features=18_000, n_classes=39)
+    estimate = estimate_memory("autoencoder", {"n_layers": 1}, n_features=18_000, n_classes=39)
     first_layer = 18_000 * 1024 + 1024
     assert estimate.parameters > 2 * first_layer  # encoder and mirrored decoder
+    linear = estimate_memory("autoencoder", None, n_features=18_000, n_classes=39)  # the default: no hidden layer
+    assert linear.parameters == 2 * 18_000 * 512 + 512 + 18_000
     assert 0.1e9 < estimate.total_bytes < 2e9
     assert torch.empty(0).device.type == "cpu"  # the meta device did not leak into the default
     embeddings = estimate_memory("svc_on_embeddings", {"ae_latent_dim": 64}, 500, 5)

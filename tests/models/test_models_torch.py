@@ -44,9 +44,16 @@ def test_conv_classifier_learns_above_chance(tiny_dataset: PreparedDataset) -> N
 
 
 def test_autoencoder_validation_loss_falls_and_embeds_every_split(tiny_dataset: PreparedDataset) -> None:
-    model, steps = fit("autoencoder", tiny_dataset, {"latent_dim": 32, "input_noise": 0.1})
-    losses = [metrics["val_reconstruction_mse"] for _, metrics in steps]
+    deep = {"latent_dim": 32, "input_noise": 0.1, "n_layers": 1, "init": "random", "lr": 1e-3}
+    random_start, random_steps = fit("autoencoder", tiny_dataset, deep)
+    losses = [metrics["val_reconstruction_mse"] for _, metrics in random_steps]
     assert losses[-1] < 0.95 * losses[0]
+    # the defaults (linear, PCA start) begin and end below what the random deep network reaches
+    model, steps = fit("autoencoder", tiny_dataset, {"latent_dim": 32, "input_noise": 0.1})
+    assert model.params["n_layers"] == 0 and model.params["init"] == "pca"
+    assert steps[0][1]["val_reconstruction_mse"] < min(losses)
+    assert model.evaluate(tiny_dataset, "val")["val_reconstruction_mse"] < random_start.evaluate(
+        tiny_dataset, "val")["val_reconstruction_mse"]
     metrics = model.evaluate(tiny_dataset, "test")
     assert set(metrics) == {"test_reconstruction_mse", "test_loss"}
     assert model.predict(tiny_dataset.X_val).shape == tiny_dataset.X_val.shape
