@@ -12,6 +12,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.storage import (
+    TrialStateCounter,
     best_trial_ids,
     count_trials_by_state,
     list_study_summaries,
@@ -44,12 +45,13 @@ class Counts:
         return self.complete + self.pruned
 
     @classmethod
-    def of(cls, study: optuna.Study) -> Counts:
-        """Counted in the database on an RDB storage (no trial is loaded), else from the study's trials."""
+    def of(cls, study: optuna.Study, counter: TrialStateCounter | None = None) -> Counts:
+        """Counted in the database on an RDB storage (no trial is loaded), else from the study's trials.
+        ``counter`` (:meth:`counter_for`): a caller that counts again and again reads only what may have changed."""
         storage = study_storage(study)
         if not rdb_queries_supported(storage):
             return cls.of_trials(study.get_trials(deepcopy=False))
-        n = count_trials_by_state(storage, study_id(study), NOT_FAILURES)
+        n = counter.counts() if counter is not None else count_trials_by_state(storage, study_id(study), NOT_FAILURES)
         return cls(
             complete=n.get("COMPLETE", 0),
             pruned=n.get("PRUNED", 0),
@@ -57,6 +59,12 @@ class Counts:
             running=n.get("RUNNING", 0),
             waiting=n.get("WAITING", 0),
         )
+
+    @staticmethod
+    def counter_for(study: optuna.Study) -> TrialStateCounter | None:
+        """A :class:`~hpo.storage.TrialStateCounter` for :meth:`of` on an RDB storage (else None)."""
+        storage = study_storage(study)
+        return TrialStateCounter(storage, study_id(study), NOT_FAILURES) if rdb_queries_supported(storage) else None
 
     @classmethod
     def of_trials(cls, trials: Sequence[FrozenTrial]) -> Counts:

@@ -34,6 +34,7 @@ from hpo.storage import (
     SilentTrials,
     StorageOutage,
     StorageRetry,
+    TrialStateCounter,
     cached_trial,
     fail_stale_trials,
     is_storage_error,
@@ -158,9 +159,10 @@ def trial_loop(
     last_wait_log = -math.inf
     grace = _grace_period(storage)
     silent = SilentTrials(grace, outages=lambda: retry.outages) if grace is not None else None
+    counter = Counts.counter_for(study)  # admission counts read only the study's recent trials per turn
     while True:
         retry.call(_fail_stale_trials, study, silent, label)
-        decision, why, trial, counts = retry.call(_admit, study, budget, lock)  # nothing is created unless ask returned
+        decision, why, trial, counts = retry.call(_admit, study, budget, lock, counter)  # nothing is created unless ask returned
         if trial is not None and _heartbeat_interval(storage):
             try:
                 retry.call(storage.record_heartbeat, trial_id(trial))  # stale detection covers it from now on
@@ -203,11 +205,11 @@ def _refresh_figures(study: optuna.Study, trial: optuna.Trial, metric: str) -> N
     refresh_after_trial(study, trial, metric=metric)
 
 def _admit(
-    study: optuna.Study, budget: TrialBudget, lock: AdmissionLock
+    study: optuna.Study, budget: TrialBudget, lock: AdmissionLock, counter: TrialStateCounter | None = None,
 ) -> tuple[Decision, str, optuna.Trial | None, Counts]:
     """Under the study's lock: count, decide and (if the budget allows) ask for a trial."""
     with lock.hold():
-        counts = Counts.of(study)
+        counts = Counts.of(study, counter)
         decision, why = budget.decide(counts)
         return decision, why, _ask(study) if decision is Decision.RUN else None, counts
 

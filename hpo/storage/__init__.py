@@ -13,7 +13,7 @@ __getattr__, __dir__, __all__ = attach(__name__, {
         "count_trials_by_state", "insert_study_system_attrs", "running_trial_ids", "list_study_summaries", "mean_finished_seconds",
         "pruner_setting",
         "rdb_queries_supported", "read_only_view", "read_studies", "read_study_system_attrs", "read_trials",
-        "storage_url_of", "study_attr_transaction",
+        "storage_url_of", "study_attr_transaction", "TrialStateCounter",
         "study_id", "study_storage", "study_system_attrs_with_prefix", "trial_id", "trial_ids_with_user_attr",
         "trial_numbers_from",
         "warm_study_cache", "warm_trial_cache", "with_system_attrs"],

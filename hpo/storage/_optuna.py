@@ -332,6 +332,64 @@ def count_trials_by_state(storage: BaseStorage, study_id_: int, excused_fail_rea
     return counts
 
 
+SETTLE_WINDOW = 1000
+"""Trial ids this far below the largest seen are settled by :class:`TrialStateCounter` (once finished): a trial
+insert that commits late (PostgreSQL hands out ids before commit) is not that late."""
+
+
+class TrialStateCounter:
+    """:func:`count_trials_by_state` for one worker at a cost that stops growing with the study.
+
+    Finished trials never change (Optuna refuses updates to them; ``fail_reason`` is written before FAIL), so
+    the counts of the trials below a settled trial id are kept and only the rows from there on are read per
+    call (an indexed range of trial ids). A trial id is settled once it and every id below it are finished
+    and it lies :data:`SETTLE_WINDOW` ids below the largest seen. Only on an RDB storage.
+    """
+
+    def __init__(self, storage: BaseStorage, study_id_: int, excused_fail_reasons: Collection[str]) -> None:
+        backend = _rdb_of(storage)
+        assert backend is not None, "TrialStateCounter needs an RDB storage"
+        self._backend = backend
+        self._study_id = study_id_
+        self._excused = [json.dumps(r) for r in excused_fail_reasons]
+        self._settled: dict[str, int] = {"FAIL_EXCUSED": 0}
+        self._below = 0
+        """Trials with smaller ids are counted in ``_settled``."""
+
+    def counts(self) -> dict[str, int]:
+        """Trials per state name, plus ``"FAIL_EXCUSED"``, as :func:`count_trials_by_state` returns them."""
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        trial, attr = models.TrialModel, models.TrialUserAttributeModel
+        with _create_scoped_session(self._backend.scoped_session) as session:
+            rows = (session.query(trial.trial_id, trial.state)
+                    .filter(trial.study_id == self._study_id, trial.trial_id >= self._below).all())
+            failed = [int(i) for i, state in rows if state == optuna.trial.TrialState.FAIL]
+            excused = set()
+            if failed and self._excused:
+                excused = {int(i) for (i,) in session.query(attr.trial_id).filter(
+                    attr.trial_id.in_(failed), attr.key == "fail_reason", attr.value_json.in_(self._excused))}
+        counts = dict(self._settled)
+        for _, state in rows:
+            counts[state.name] = counts.get(state.name, 0) + 1
+        counts["FAIL_EXCUSED"] += len(excused)
+        self._settle(rows, excused)
+        return counts
+
+    def _settle(self, rows: list[Any], excused: set[int]) -> None:
+        if not rows:
+            return
+        cutoff = max(int(i) for i, _ in rows) - SETTLE_WINDOW
+        unfinished = [int(i) for i, state in rows if not state.is_finished()]
+        cutoff = min([cutoff, *unfinished])
+        for trial_id_, state in rows:
+            if int(trial_id_) < cutoff:
+                self._settled[state.name] = self._settled.get(state.name, 0) + 1
+                self._settled["FAIL_EXCUSED"] += int(trial_id_) in excused
+        self._below = max(self._below, cutoff)
+
+
 def best_trial_ids(storage: BaseStorage, study_id_: int, *, maximize: bool, limit: int) -> list[int]:
     """Ids of the ``limit`` complete trials with the best finite first value, best first (ties: the
     smaller number), and of every other trial tied with the last of them, so that a caller can order ties
